@@ -1,0 +1,191 @@
+// Package config reads Joinery's configuration from environment variables.
+//
+// Every variable is declared once in Vars with its default and meaning; the
+// README's table and the docker-compose check are tested against that list,
+// so documentation and deployment cannot drift from the code.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole of Joinery's runtime configuration.
+type Config struct {
+	TemporalAddress   string
+	TemporalNamespace string
+	TaskQueue         string
+	TemporalUIURL     string
+
+	LDAPURL                string
+	LDAPBindDN             string
+	LDAPBindPassword       string
+	LDAPBaseDN             string
+	LDAPStartTLS           bool
+	LDAPCAFile             string
+	LDAPInsecureSkipVerify bool
+	LDAPProfile            string
+	LDAPTimeout            time.Duration
+
+	VaultAddr           string
+	VaultToken          string
+	VaultTokenFile      string
+	VaultRoleID         string
+	VaultSecretID       string
+	VaultSecretIDFile   string
+	VaultKVMount        string
+	VaultPasswordPolicy string
+
+	HRISURL           string
+	HRISCompany       string
+	HRISAPIKey        string
+	HRISWebhookSecret string
+
+	PolicyFile  string
+	HandoverDir string
+
+	IntakeAddr  string
+	IntakeToken string
+	LogLevel    string
+}
+
+// Var documents one environment variable.
+type Var struct {
+	Name    string
+	Default string
+	Doc     string
+	// Secret marks values that must never be printed.
+	Secret bool
+	set    func(c *Config, v string) error
+}
+
+func str(p func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+func boolean(p func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		*p(c) = b
+		return nil
+	}
+}
+
+func duration(p func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("want a positive duration such as 10s, got %q", v)
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
+// Vars lists every variable Joinery reads, in documentation order. Defaults
+// point at the loopback dev stack (`make stack`).
+func Vars() []Var {
+	return []Var{
+		{Name: "JOINERY_TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Doc: "Temporal frontend host:port", set: str(func(c *Config) *string { return &c.TemporalAddress })},
+		{Name: "JOINERY_TEMPORAL_NAMESPACE", Default: "default", Doc: "Temporal namespace joiners run in", set: str(func(c *Config) *string { return &c.TemporalNamespace })},
+		{Name: "JOINERY_TASK_QUEUE", Default: "joinery-joiners", Doc: "Task queue the worker polls and the starter targets", set: str(func(c *Config) *string { return &c.TaskQueue })},
+		{Name: "JOINERY_TEMPORAL_UI_URL", Default: "http://127.0.0.1:8233", Doc: "Temporal Web UI base URL, for links printed to operators", set: str(func(c *Config) *string { return &c.TemporalUIURL })},
+
+		{Name: "JOINERY_LDAP_URL", Default: "ldap://127.0.0.1:3389", Doc: "Directory URL (ldap:// or ldaps://)", set: str(func(c *Config) *string { return &c.LDAPURL })},
+		{Name: "JOINERY_LDAP_BIND_DN", Default: "cn=admin,dc=joinery,dc=test", Doc: "DN the worker binds as", set: str(func(c *Config) *string { return &c.LDAPBindDN })},
+		{Name: "JOINERY_LDAP_BIND_PASSWORD", Default: "dev-ldap-admin", Doc: "Password for the bind DN (dev stack default)", Secret: true, set: str(func(c *Config) *string { return &c.LDAPBindPassword })},
+		{Name: "JOINERY_LDAP_BASE_DN", Default: "dc=joinery,dc=test", Doc: "Directory suffix; people, groups and service accounts are OUs below it", set: str(func(c *Config) *string { return &c.LDAPBaseDN })},
+		{Name: "JOINERY_LDAP_STARTTLS", Default: "false", Doc: "Upgrade ldap:// connections with StartTLS", set: boolean(func(c *Config) *bool { return &c.LDAPStartTLS })},
+		{Name: "JOINERY_LDAP_CA_FILE", Default: "", Doc: "PEM CA bundle for ldaps:// and StartTLS", set: str(func(c *Config) *string { return &c.LDAPCAFile })},
+		{Name: "JOINERY_LDAP_INSECURE_SKIP_VERIFY", Default: "false", Doc: "Skip TLS verification (tests only)", set: boolean(func(c *Config) *bool { return &c.LDAPInsecureSkipVerify })},
+		{Name: "JOINERY_LDAP_PROFILE", Default: "openldap", Doc: "Attribute profile: openldap, openldap-posix or ad", set: str(func(c *Config) *string { return &c.LDAPProfile })},
+		{Name: "JOINERY_LDAP_TIMEOUT", Default: "10s", Doc: "Timeout for each directory call", set: duration(func(c *Config) *time.Duration { return &c.LDAPTimeout })},
+
+		{Name: "JOINERY_VAULT_ADDR", Default: "http://127.0.0.1:8200", Doc: "Vault API address", set: str(func(c *Config) *string { return &c.VaultAddr })},
+		{Name: "JOINERY_VAULT_TOKEN", Default: "", Doc: "Vault token (dev); prefer AppRole in production", Secret: true, set: str(func(c *Config) *string { return &c.VaultToken })},
+		{Name: "JOINERY_VAULT_TOKEN_FILE", Default: ".state/vault/root-token", Doc: "File holding the Vault token when JOINERY_VAULT_TOKEN and AppRole are unset (the dev stack writes it)", set: str(func(c *Config) *string { return &c.VaultTokenFile })},
+		{Name: "JOINERY_VAULT_ROLE_ID", Default: "", Doc: "AppRole RoleID; when set the worker logs in with AppRole", set: str(func(c *Config) *string { return &c.VaultRoleID })},
+		{Name: "JOINERY_VAULT_SECRET_ID", Default: "", Doc: "AppRole SecretID", Secret: true, set: str(func(c *Config) *string { return &c.VaultSecretID })},
+		{Name: "JOINERY_VAULT_SECRET_ID_FILE", Default: "", Doc: "File holding the AppRole SecretID (preferred over the variable)", set: str(func(c *Config) *string { return &c.VaultSecretIDFile })},
+		{Name: "JOINERY_VAULT_KV_MOUNT", Default: "secret", Doc: "KV v2 mount for joiner credentials", set: str(func(c *Config) *string { return &c.VaultKVMount })},
+		{Name: "JOINERY_VAULT_PASSWORD_POLICY", Default: "joinery-initial", Doc: "Vault password policy that generates initial credentials", set: str(func(c *Config) *string { return &c.VaultPasswordPolicy })},
+
+		{Name: "JOINERY_HRIS_URL", Default: "http://127.0.0.1:8090", Doc: "BambooHR-compatible API base URL (the reference HRIS in dev)", set: str(func(c *Config) *string { return &c.HRISURL })},
+		{Name: "JOINERY_HRIS_COMPANY", Default: "joinery", Doc: "BambooHR company domain in API paths", set: str(func(c *Config) *string { return &c.HRISCompany })},
+		{Name: "JOINERY_HRIS_API_KEY", Default: "dev-hris-key", Doc: "HRIS API key", Secret: true, set: str(func(c *Config) *string { return &c.HRISAPIKey })},
+		{Name: "JOINERY_HRIS_WEBHOOK_SECRET", Default: "dev-webhook-secret", Doc: "HMAC key that signs HRIS webhooks", Secret: true, set: str(func(c *Config) *string { return &c.HRISWebhookSecret })},
+
+		{Name: "JOINERY_POLICY_FILE", Default: "testdata/policy/default.yaml", Doc: "Joiner policy (YAML with CEL conditions)", set: str(func(c *Config) *string { return &c.PolicyFile })},
+		{Name: "JOINERY_HANDOVER_DIR", Default: ".state/handover", Doc: "Where the dev handover channel drops wrapped credential tokens for managers (mode 0600)", set: str(func(c *Config) *string { return &c.HandoverDir })},
+		{Name: "JOINERY_INTAKE_ADDR", Default: "127.0.0.1:8091", Doc: "Listen address of `starter serve` (HR webhooks and API)", set: str(func(c *Config) *string { return &c.IntakeAddr })},
+		{Name: "JOINERY_INTAKE_TOKEN", Default: "dev-intake-token", Doc: "Bearer token for the intake API", Secret: true, set: str(func(c *Config) *string { return &c.IntakeToken })},
+		{Name: "JOINERY_LOG_LEVEL", Default: "info", Doc: "debug, info, warn or error", set: str(func(c *Config) *string { return &c.LogLevel })},
+	}
+}
+
+// Load reads the environment through getenv (os.Getenv when nil). Every bad
+// value is reported, naming its variable.
+func Load(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var c Config
+	var problems []string
+	for _, v := range Vars() {
+		val := getenv(v.Name)
+		if val == "" {
+			val = v.Default
+		}
+		if val == "" {
+			continue
+		}
+		if err := v.set(&c, val); err != nil {
+			problems = append(problems, v.Name+": "+err.Error())
+		}
+	}
+	switch c.LDAPProfile {
+	case "openldap", "openldap-posix", "ad":
+	default:
+		problems = append(problems, fmt.Sprintf("JOINERY_LDAP_PROFILE: want openldap, openldap-posix or ad, got %q", c.LDAPProfile))
+	}
+	if len(problems) > 0 {
+		return Config{}, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
+	}
+	return c, nil
+}
+
+// VaultCredentials resolves the Vault token or AppRole SecretID from files
+// when the variables themselves are empty.
+func (c Config) VaultCredentials() (token, secretID string, err error) {
+	token, secretID = c.VaultToken, c.VaultSecretID
+	if c.VaultRoleID != "" {
+		if secretID == "" && c.VaultSecretIDFile != "" {
+			b, err := os.ReadFile(c.VaultSecretIDFile)
+			if err != nil {
+				return "", "", fmt.Errorf("JOINERY_VAULT_SECRET_ID_FILE: %w", err)
+			}
+			secretID = strings.TrimSpace(string(b))
+		}
+		if secretID == "" {
+			return "", "", fmt.Errorf("JOINERY_VAULT_ROLE_ID is set but no SecretID was given")
+		}
+		return "", secretID, nil
+	}
+	if token == "" && c.VaultTokenFile != "" {
+		b, err := os.ReadFile(c.VaultTokenFile)
+		if err != nil {
+			return "", "", fmt.Errorf("no Vault token: JOINERY_VAULT_TOKEN is empty and JOINERY_VAULT_TOKEN_FILE: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return "", "", fmt.Errorf("no Vault credentials: set JOINERY_VAULT_TOKEN, JOINERY_VAULT_TOKEN_FILE or AppRole")
+	}
+	return token, "", nil
+}

@@ -1,0 +1,41 @@
+package stack
+
+// Endpoints says where each server of a running dev stack answers and how to
+// authenticate to it. Every value is for the loopback dev stack only.
+type Endpoints struct {
+	// TemporalAddress is the frontend gRPC host:port, e.g. 127.0.0.1:7233.
+	TemporalAddress string
+	// TemporalNamespace is the namespace joiners run in.
+	TemporalNamespace string
+	// TemporalUIURL is the Web UI base URL, e.g. http://127.0.0.1:8233.
+	TemporalUIURL string
+
+	// VaultAddr is Vault's API address, e.g. http://127.0.0.1:8200.
+	VaultAddr string
+	// VaultToken is the dev stack's root token (never used outside loopback).
+	VaultToken string
+
+	// LDAPURL is slapd's URL, e.g. ldap://127.0.0.1:3389.
+	LDAPURL string
+	// LDAPBaseDN is the suffix, dc=joinery,dc=test.
+	LDAPBaseDN string
+	// LDAPBindDN and LDAPBindPassword are the rootdn credentials.
+	LDAPBindDN       string
+	LDAPBindPassword string
+
+	// HRISURL is the reference HRIS base URL, e.g. http://127.0.0.1:8090.
+	HRISURL string
+	// HRISCompany is the BambooHR company domain segment of API paths.
+	HRISCompany string
+	// HRISAPIKey is the API key (HTTP basic user, password "x").
+	HRISAPIKey string
+	// HRISWebhookSecret signs webhook deliveries (HMAC-SHA256).
+	HRISWebhookSecret string
+	// HRISAdminToken authorises the reference HRIS's test-only admin API.
+	HRISAdminToken string
+
+	// BinDir holds the stack's binaries (temporal, vault, refhris).
+	BinDir string
+	// StateDir holds databases, PID files and logs.
+	StateDir string
+}

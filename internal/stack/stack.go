@@ -1,0 +1,304 @@
+// Package stack owns Joinery's loopback dev stack: the Temporal dev server
+// (with its Web UI), a Vault server, OpenLDAP slapd and the reference HRIS.
+//
+// One package starts it for `make run`, `make stack`, the integration tests
+// and benchmarks, so that they all agree on ports, credentials and seed data.
+// Up reuses servers that already answer, starts the rest, waits until each
+// answers and leaves them running as detached processes with PID files in the
+// state directory; Down stops exactly those PIDs.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Config locates the stack's binaries and state and fixes its ports.
+// Defaults come from DefaultConfig; every field has an environment variable.
+type Config struct {
+	// RepoDir is the checkout root (testdata, go build of refhris).
+	RepoDir string
+	// BinDir holds temporal, vault and refhris (JOINERY_BIN_DIR, default REPO/bin).
+	BinDir string
+	// StateDir holds databases, PID files and logs (JOINERY_STATE_DIR, default REPO/.state).
+	StateDir string
+
+	// TemporalPort is the frontend gRPC port (JOINERY_STACK_TEMPORAL_PORT, 7233).
+	TemporalPort int
+	// TemporalUIPort is the Web UI port (JOINERY_STACK_TEMPORAL_UI_PORT, 8233).
+	TemporalUIPort int
+	// VaultPort is Vault's API port (JOINERY_STACK_VAULT_PORT, 8200).
+	VaultPort int
+	// LDAPPort is slapd's port (JOINERY_STACK_LDAP_PORT, 3389).
+	LDAPPort int
+	// HRISPort is the reference HRIS port (JOINERY_STACK_HRIS_PORT, 8090).
+	HRISPort int
+
+	// StartTimeout bounds the wait for each server to answer.
+	StartTimeout time.Duration
+	// Logger receives progress lines; nil means silent.
+	Logger *slog.Logger
+}
+
+// Dev-stack constants. They are credentials for loopback servers that hold
+// only test data; production configuration comes from the environment.
+const (
+	LDAPBaseDN        = "dc=joinery,dc=test"
+	LDAPBindDN        = "cn=admin,dc=joinery,dc=test"
+	LDAPBindPassword  = "dev-ldap-admin"
+	HRISCompany       = "joinery"
+	HRISAPIKey        = "dev-hris-key"
+	HRISWebhookSecret = "dev-webhook-secret"
+	HRISAdminToken    = "dev-hris-admin"
+	TemporalNamespace = "default"
+)
+
+// SearchAttributes are the typed (Keyword) search attributes Joinery upserts;
+// the dev server registers them at start so the Web UI can filter on them.
+var SearchAttributes = []string{"JoinerStage", "JoinerKind", "JoinerManager", "JoinerDepartment", "HRISID"}
+
+// DefaultConfig returns the configuration for a checkout rooted at repoDir,
+// overridden by the environment.
+func DefaultConfig(repoDir string) Config {
+	c := Config{
+		RepoDir:        repoDir,
+		BinDir:         envOr("JOINERY_BIN_DIR", filepath.Join(repoDir, "bin")),
+		StateDir:       envOr("JOINERY_STATE_DIR", filepath.Join(repoDir, ".state")),
+		TemporalPort:   envInt("JOINERY_STACK_TEMPORAL_PORT", 7233),
+		TemporalUIPort: envInt("JOINERY_STACK_TEMPORAL_UI_PORT", 8233),
+		VaultPort:      envInt("JOINERY_STACK_VAULT_PORT", 8200),
+		LDAPPort:       envInt("JOINERY_STACK_LDAP_PORT", 3389),
+		HRISPort:       envInt("JOINERY_STACK_HRIS_PORT", 8090),
+		StartTimeout:   90 * time.Second,
+	}
+	return c
+}
+
+// FindRepoDir walks up from the working directory to the directory holding
+// go.mod, so tests in any package find the same stack.
+func FindRepoDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("stack: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Endpoints returns where the stack configured by c answers. It does not
+// check that anything is running.
+func (c Config) Endpoints() Endpoints {
+	token, _ := os.ReadFile(c.vaultTokenFile())
+	return Endpoints{
+		TemporalAddress:   fmt.Sprintf("127.0.0.1:%d", c.TemporalPort),
+		TemporalNamespace: TemporalNamespace,
+		TemporalUIURL:     fmt.Sprintf("http://127.0.0.1:%d", c.TemporalUIPort),
+		VaultAddr:         fmt.Sprintf("http://127.0.0.1:%d", c.VaultPort),
+		VaultToken:        string(token),
+		LDAPURL:           fmt.Sprintf("ldap://127.0.0.1:%d", c.LDAPPort),
+		LDAPBaseDN:        LDAPBaseDN,
+		LDAPBindDN:        LDAPBindDN,
+		LDAPBindPassword:  LDAPBindPassword,
+		HRISURL:           fmt.Sprintf("http://127.0.0.1:%d", c.HRISPort),
+		HRISCompany:       HRISCompany,
+		HRISAPIKey:        HRISAPIKey,
+		HRISWebhookSecret: HRISWebhookSecret,
+		HRISAdminToken:    HRISAdminToken,
+		BinDir:            c.BinDir,
+		StateDir:          c.StateDir,
+	}
+}
+
+// server is one managed process of the stack.
+type server struct {
+	name string
+	// prepare writes config and seeds state before the first start.
+	prepare func(ctx context.Context) error
+	// command returns the binary and arguments to run.
+	command func() (string, []string, []string, error)
+	// ready reports nil once the server answers.
+	ready func(ctx context.Context) error
+	// bootstrap runs after ready (idempotent), e.g. Vault unseal and mounts.
+	bootstrap func(ctx context.Context) error
+}
+
+func (c Config) servers() []server {
+	return []server{c.slapdServer(), c.vaultServer(), c.temporalServer(), c.hrisServer()}
+}
+
+// Up starts every server that does not already answer, waits for all of them
+// and returns their endpoints. Concurrent callers (parallel test packages)
+// serialise on a lock file, so the stack is started once.
+func Up(ctx context.Context, c Config) (Endpoints, error) {
+	if err := os.MkdirAll(c.logDir(), 0o755); err != nil {
+		return Endpoints{}, err
+	}
+	unlock, err := lockFile(ctx, filepath.Join(c.StateDir, "stack.lock"))
+	if err != nil {
+		return Endpoints{}, err
+	}
+	defer unlock()
+	for _, s := range c.servers() {
+		if err := c.ensure(ctx, s); err != nil {
+			return Endpoints{}, fmt.Errorf("stack: %s: %w (log: %s)", s.name, err, c.logFile(s.name))
+		}
+	}
+	return c.Endpoints(), nil
+}
+
+// Status reports, per server, nil when it answers or the reason it does not.
+func Status(ctx context.Context, c Config) map[string]error {
+	out := map[string]error{}
+	for _, s := range c.servers() {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		out[s.name] = s.ready(cctx)
+		cancel()
+	}
+	return out
+}
+
+// Down stops the servers this stack started (by the PIDs it recorded), the
+// reverse of the start order. Servers that are not running are skipped.
+func Down(ctx context.Context, c Config) error {
+	var errs []error
+	srv := c.servers()
+	for i := len(srv) - 1; i >= 0; i-- {
+		if err := c.stop(ctx, srv[i].name); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", srv[i].name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) ensure(ctx context.Context, s server) error {
+	if err := quick(ctx, s.ready); err == nil {
+		c.logf("%s: already up", s.name)
+		if s.bootstrap != nil {
+			return s.bootstrap(ctx)
+		}
+		return nil
+	}
+	if pid, ok := c.runningPID(s.name); ok {
+		// Our process is alive but not answering yet (still starting, or
+		// another test package started it a moment ago): wait for it.
+		c.logf("%s: pid %d running, waiting", s.name, pid)
+	} else {
+		if s.prepare != nil {
+			if err := s.prepare(ctx); err != nil {
+				return fmt.Errorf("prepare: %w", err)
+			}
+		}
+		bin, args, env, err := s.command()
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(bin); err != nil {
+			return fmt.Errorf("binary %s missing (run `make tools`): %w", bin, err)
+		}
+		pid, err := c.spawn(s.name, bin, args, env)
+		if err != nil {
+			return err
+		}
+		c.logf("%s: started pid %d", s.name, pid)
+	}
+	if err := c.waitReady(ctx, s); err != nil {
+		return err
+	}
+	if s.bootstrap != nil {
+		return s.bootstrap(ctx)
+	}
+	return nil
+}
+
+func (c Config) waitReady(ctx context.Context, s server) error {
+	deadline := time.Now().Add(c.StartTimeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if last = quick(ctx, s.ready); last == nil {
+			return nil
+		}
+		if _, ok := c.runningPID(s.name); !ok {
+			return fmt.Errorf("exited during start: %v; last lines of its log:\n%s", last, tail(c.logFile(s.name), 15))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("did not answer within %s: %v; last lines of its log:\n%s", c.StartTimeout, last, tail(c.logFile(s.name), 15))
+}
+
+func quick(ctx context.Context, f func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return f(cctx)
+}
+
+func (c Config) logf(format string, args ...any) {
+	if c.Logger != nil {
+		c.Logger.Info(fmt.Sprintf(format, args...))
+	}
+}
+
+func (c Config) logDir() string             { return filepath.Join(c.StateDir, "logs") }
+func (c Config) logFile(name string) string { return filepath.Join(c.logDir(), name+".log") }
+func (c Config) pidFile(name string) string { return filepath.Join(c.StateDir, "pids", name+".pid") }
+func (c Config) dataDir(name string) string { return filepath.Join(c.StateDir, name) }
+func (c Config) vaultTokenFile() string     { return filepath.Join(c.dataDir("vault"), "root-token") }
+func (c Config) vaultInitFile() string      { return filepath.Join(c.dataDir("vault"), "init.json") }
+func (c Config) bin(name string) string     { return filepath.Join(c.BinDir, name) }
+func (c Config) testdata(rel string) string { return filepath.Join(c.RepoDir, "testdata", rel) }
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(k string, def int) int {
+	if v := os.Getenv(k); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+// lockFile takes an exclusive flock, waiting while another process holds it.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for stack lock %s: %w", path, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

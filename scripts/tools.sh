@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs Joinery's pinned development servers into ./bin (git-ignored).
+# Idempotent: every step checks for its result first, so a second run takes
+# seconds. Called by `make tools`; safe to run by hand.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="$ROOT/bin"
+TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-v1.5.1}"
+VAULT_VERSION="${VAULT_VERSION:-v1.21.0}"
+mkdir -p "$BIN"
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+install_temporal() {
+  local stamp="$BIN/.temporal-$TEMPORAL_CLI_VERSION"
+  if [[ -x "$BIN/temporal" && -f "$stamp" ]]; then
+    log "temporal $TEMPORAL_CLI_VERSION present"
+    return
+  fi
+  log "building temporal CLI $TEMPORAL_CLI_VERSION (about 3 minutes)"
+  GOBIN="$BIN" GOFLAGS= go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+  touch "$stamp"
+}
+
+install_vault() {
+  local stamp="$BIN/.vault-$VAULT_VERSION"
+  if [[ -x "$BIN/vault" && -f "$stamp" ]]; then
+    log "vault $VAULT_VERSION present"
+    return
+  fi
+  # Vault is not packaged by Debian and no prebuilt binary can be fetched here,
+  # so build the server from its Go module. The module zip lacks the nested
+  # ./api and ./sdk modules its go.mod replaces onto, so the replace lines go
+  # and the published versions are used instead.
+  log "building vault $VAULT_VERSION from its Go module (long; cached afterwards)"
+  local dir src work
+  dir="$(cd /tmp && GOFLAGS= go mod download -json "github.com/hashicorp/vault@$VAULT_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "$dir" ]] || { log "vault module not found in module cache"; exit 1; }
+  work="$ROOT/.cache/vault-src"
+  rm -rf "$work"; mkdir -p "$(dirname "$work")"
+  cp -r "$dir" "$work"
+  chmod -R u+w "$work"
+  sed -i -E '/^replace[[:space:]]+github\.com\/hashicorp\/vault\/(api|sdk)([^[:space:]]*)?[[:space:]]+=>[[:space:]]+\.\//d' "$work/go.mod"
+  # Multi-line replace blocks: drop entries pointing at ./api or ./sdk.
+  sed -i -E '/^[[:space:]]+github\.com\/hashicorp\/vault\/(api|sdk)[^[:space:]]*[[:space:]]+=>[[:space:]]+\.\//d' "$work/go.mod"
+  (cd "$work" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$BIN/vault" .)
+  rm -rf "$work"
+  touch "$stamp"
+}
+
+install_slapd() {
+  if command -v slapd >/dev/null 2>&1 || [[ -x /usr/sbin/slapd ]]; then
+    if command -v ldapsearch >/dev/null 2>&1; then
+      log "slapd and ldap-utils present"
+      return
+    fi
+  fi
+  log "installing slapd and ldap-utils from Debian"
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq slapd ldap-utils >/dev/null
+  # The package starts a system slapd on :389; Joinery runs its own on a
+  # loopback port, so the system one is not needed (and is left alone if it
+  # was there before).
+}
+
+case "${1:-all}" in
+  temporal) install_temporal ;;
+  vault) install_vault ;;
+  slapd) install_slapd ;;
+  all) install_slapd; install_temporal; install_vault ;;
+  *) echo "usage: $0 [all|temporal|vault|slapd]" >&2; exit 2 ;;
+esac
