@@ -45,7 +45,7 @@ type Config struct {
 	HRISWebhookSecret string
 
 	PolicyFile  string
-	HandoverDir string
+	InboxDir    string
 
 	IntakeAddr  string
 	IntakeToken string
@@ -122,7 +122,7 @@ func Vars() []Var {
 		{Name: "JOINERY_HRIS_WEBHOOK_SECRET", Default: "dev-webhook-secret", Doc: "HMAC key that signs HRIS webhooks", Secret: true, set: str(func(c *Config) *string { return &c.HRISWebhookSecret })},
 
 		{Name: "JOINERY_POLICY_FILE", Default: "testdata/policy/default.yaml", Doc: "Joiner policy (YAML with CEL conditions)", set: str(func(c *Config) *string { return &c.PolicyFile })},
-		{Name: "JOINERY_HANDOVER_DIR", Default: ".state/handover", Doc: "Where the dev handover channel drops wrapped credential tokens for managers (mode 0600)", set: str(func(c *Config) *string { return &c.HandoverDir })},
+		{Name: "JOINERY_INBOX_DIR", Default: ".state/mail", Doc: "Dev delivery channel: wrapped credential tokens land in handover/<user>/<joiner>.token (0600), notifications in inbox/<user>.jsonl", set: str(func(c *Config) *string { return &c.InboxDir })},
 		{Name: "JOINERY_INTAKE_ADDR", Default: "127.0.0.1:8091", Doc: "Listen address of `starter serve` (HR webhooks and API)", set: str(func(c *Config) *string { return &c.IntakeAddr })},
 		{Name: "JOINERY_INTAKE_TOKEN", Default: "dev-intake-token", Doc: "Bearer token for the intake API", Secret: true, set: str(func(c *Config) *string { return &c.IntakeToken })},
 		{Name: "JOINERY_LOG_LEVEL", Default: "info", Doc: "debug, info, warn or error", set: str(func(c *Config) *string { return &c.LogLevel })},

@@ -19,6 +19,6 @@ func Env(ep Endpoints) []string {
 		"JOINERY_HRIS_COMPANY=" + ep.HRISCompany,
 		"JOINERY_HRIS_API_KEY=" + ep.HRISAPIKey,
 		"JOINERY_HRIS_WEBHOOK_SECRET=" + ep.HRISWebhookSecret,
-		"JOINERY_HANDOVER_DIR=" + filepath.Join(ep.StateDir, "handover"),
+		"JOINERY_INBOX_DIR=" + filepath.Join(ep.StateDir, "mail"),
 	}
 }

@@ -224,7 +224,11 @@ func (c Config) bootstrapVault(ctx context.Context, addr string) error {
 			return fmt.Errorf("enable approle: %w", err)
 		}
 	}
-	if _, err := cli.Logical().WriteWithContext(ctx, "sys/policies/password/"+VaultPasswordPolicy, map[string]any{"policy": passwordPolicyHCL}); err != nil {
+	hcl, err := os.ReadFile(c.testdata("vault/password-policy.hcl"))
+	if err != nil {
+		return err
+	}
+	if _, err := cli.Logical().WriteWithContext(ctx, "sys/policies/password/"+VaultPasswordPolicy, map[string]any{"policy": string(hcl)}); err != nil {
 		return fmt.Errorf("password policy: %w", err)
 	}
 	// A fresh KV v2 mount upgrades itself in the background; wait until it

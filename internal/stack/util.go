@@ -20,24 +20,3 @@ func dialer(ctx context.Context) *net.Dialer {
 	}
 	return d
 }
-
-// passwordPolicyHCL is the dev stack's Vault password policy for initial
-// credentials: 20 characters with every class represented.
-const passwordPolicyHCL = `length = 20
-rule "charset" {
-  charset   = "abcdefghijklmnopqrstuvwxyz"
-  min-chars = 1
-}
-rule "charset" {
-  charset   = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-  min-chars = 1
-}
-rule "charset" {
-  charset   = "0123456789"
-  min-chars = 1
-}
-rule "charset" {
-  charset   = "!@#$%^&*-_=+"
-  min-chars = 1
-}
-`
