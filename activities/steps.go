@@ -1,0 +1,321 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/joinery/joinery/connectors/directory"
+	"github.com/joinery/joinery/connectors/hris"
+	"github.com/joinery/joinery/internal/policy"
+)
+
+// Step names, used by fault injection and in logs.
+const (
+	StepFetch      = "fetch"
+	StepClaim      = "claim"
+	StepGrant      = "grant"
+	StepCredential = "credential"
+	StepWriteBack  = "writeback"
+)
+
+// FetchInput names the joiner to read from the HRIS.
+type FetchInput struct {
+	HRISID string `json:"hrisId"`
+	Kind   string `json:"kind,omitempty"`
+}
+
+// FetchJoiner reads the joiner's HR record and the manager chain the approval
+// route needs, and normalises them into the policy's Worker.
+func (a *Activities) FetchJoiner(ctx context.Context, in FetchInput) (policy.Worker, error) {
+	w, err := a.HRIS.GetWorker(ctx, in.HRISID)
+	if err != nil {
+		return policy.Worker{}, classify(err)
+	}
+	kind := in.Kind
+	if kind == "" {
+		kind = kindFromHR(w)
+	}
+	out := policy.Worker{
+		HRISID: w.ID, EmployeeNumber: w.EmployeeNumber, FirstName: w.FirstName, LastName: w.LastName,
+		PreferredName: w.PreferredName, Department: w.Department, JobTitle: w.JobTitle, Location: w.Location,
+		ManagerID: w.SupervisorID, HireDate: w.HireDate, EndDate: w.TerminationDate, Kind: kind,
+		EmploymentStatus: w.EmploymentStatus, Email: w.WorkEmail,
+	}
+	if w.SupervisorID != "" {
+		m, err := a.HRIS.GetWorker(ctx, w.SupervisorID)
+		if err != nil {
+			return policy.Worker{}, classify(err)
+		}
+		out.ManagerUsername, out.ManagerEmail = m.Username, m.WorkEmail
+		if m.SupervisorID != "" {
+			mm, err := a.HRIS.GetWorker(ctx, m.SupervisorID)
+			if err != nil {
+				return policy.Worker{}, classify(err)
+			}
+			out.ManagersManagerUsername = mm.Username
+		}
+	}
+	return out, nil
+}
+
+func kindFromHR(w hris.Worker) string {
+	if strings.EqualFold(w.EmploymentStatus, "Contractor") {
+		return policy.KindContractor
+	}
+	return policy.KindEmployee
+}
+
+// PlanJoiner evaluates the worker's policy for this joiner. Its result is
+// recorded in history, which is how a running joiner keeps the policy version
+// it started under when the file changes.
+func (a *Activities) PlanJoiner(ctx context.Context, w policy.Worker) (policy.Plan, error) {
+	p, err := a.Policy.Plan(w)
+	if err != nil {
+		return policy.Plan{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidJoiner, nil)
+	}
+	return p, nil
+}
+
+// SnapshotInput names the HR fields whose current values the write-back will
+// compare against.
+type SnapshotInput struct {
+	HRISID string   `json:"hrisId"`
+	Fields []string `json:"fields"`
+}
+
+// SnapshotHRIS reads the owned fields' values as they are when the joiner
+// starts, so the write-back can tell an HR edit from its own earlier write.
+func (a *Activities) SnapshotHRIS(ctx context.Context, in SnapshotInput) (map[string]string, error) {
+	if len(in.Fields) == 0 {
+		return map[string]string{}, nil
+	}
+	v, err := a.HRIS.GetFields(ctx, in.HRISID, in.Fields)
+	return v, classify(err)
+}
+
+// ClaimInput asks for the first free username among the candidates.
+type ClaimInput struct {
+	HRISID     string            `json:"hrisId"`
+	Candidates []string          `json:"candidates"`
+	NonHuman   bool              `json:"nonHuman,omitempty"`
+	Worker     policy.Worker     `json:"worker"`
+	Attributes map[string]string `json:"attributes,omitempty"` // may contain {username}
+	ManagerDN  string            `json:"managerDn,omitempty"`
+}
+
+// ClaimResult is the claimed username and the entry created for it.
+type ClaimResult struct {
+	Username string `json:"username"`
+	DN       string `json:"dn"`
+	Existing bool   `json:"existing"`
+}
+
+// ClaimAccount claims a username and creates the directory entry in one LDAP
+// add per candidate: the directory's own uniqueness decides, so two joiners
+// racing for one name can never both get it. A retry after a lost response
+// finds the entry by employee number and returns it.
+func (a *Activities) ClaimAccount(ctx context.Context, in ClaimInput) (ClaimResult, error) {
+	if err := a.fault(StepClaim, in.HRISID); err != nil {
+		return ClaimResult{}, err
+	}
+	person := func(username string) directory.Person {
+		attrs := map[string]string{}
+		for k, v := range in.Attributes {
+			attrs[k] = strings.ReplaceAll(v, "{username}", username)
+		}
+		p := directory.Person{
+			EmployeeID:  in.HRISID,
+			GivenName:   in.Worker.FirstName,
+			Surname:     in.Worker.LastName,
+			DisplayName: strings.TrimSpace(in.Worker.FirstName + " " + in.Worker.LastName),
+			Title:       in.Worker.JobTitle,
+			Department:  in.Worker.Department,
+			ManagerDN:   in.ManagerDN,
+			NonHuman:    in.NonHuman,
+			Extra:       map[string][]string{},
+		}
+		for k, v := range attrs {
+			switch strings.ToLower(k) {
+			case "mail":
+				p.Mail = v
+			case "displayname":
+				p.DisplayName = v
+			case "title":
+				p.Title = v
+			case "departmentnumber", "department":
+				p.Department = v
+			default:
+				p.Extra[k] = []string{v}
+			}
+		}
+		return p
+	}
+	acct, err := a.Directory.ClaimFirst(ctx, in.Candidates, person)
+	if err != nil {
+		return ClaimResult{}, classify(err)
+	}
+	a.log().Info("username claimed", "hrisId", in.HRISID, "username", acct.Username, "dn", acct.DN, "existing", acct.Existing)
+	return ClaimResult{Username: acct.Username, DN: acct.DN, Existing: acct.Existing}, nil
+}
+
+// AccountRef names a joiner's directory entry.
+type AccountRef struct {
+	HRISID   string `json:"hrisId"`
+	DN       string `json:"dn"`
+	NonHuman bool   `json:"nonHuman,omitempty"`
+}
+
+// DeleteAccount removes the joiner's entry. It deletes only the entry whose
+// employee number is this joiner's, so a compensation can never remove a
+// namesake; nothing there means nothing to undo.
+func (a *Activities) DeleteAccount(ctx context.Context, in AccountRef) error {
+	e, err := a.Directory.FindByEmployeeID(ctx, in.HRISID, in.NonHuman)
+	if err != nil {
+		return classify(err)
+	}
+	if e == nil {
+		return nil
+	}
+	if in.DN != "" && !strings.EqualFold(e.DN, in.DN) {
+		a.log().Warn("joiner's entry is not at the recorded DN; deleting the one that carries its employee number",
+			"hrisId", in.HRISID, "recorded", in.DN, "found", e.DN)
+	}
+	return classify(a.Directory.Delete(ctx, e.DN))
+}
+
+// GroupInput names one membership.
+type GroupInput struct {
+	HRISID   string `json:"hrisId"`
+	Group    string `json:"group"` // cn under the groups OU
+	MemberDN string `json:"memberDn"`
+}
+
+// GrantGroup adds the member; already a member counts as success.
+func (a *Activities) GrantGroup(ctx context.Context, in GroupInput) error {
+	if err := a.fault(StepGrant+":"+in.Group, in.HRISID); err != nil {
+		return err
+	}
+	if err := a.fault(StepGrant, in.HRISID); err != nil {
+		return err
+	}
+	return classify(a.Directory.AddMember(ctx, a.Directory.GroupDN(in.Group), in.MemberDN))
+}
+
+// RevokeGroup removes the member; not a member counts as success.
+func (a *Activities) RevokeGroup(ctx context.Context, in GroupInput) error {
+	return classify(a.Directory.RemoveMember(ctx, a.Directory.GroupDN(in.Group), in.MemberDN))
+}
+
+// CredentialInput asks for a joiner's initial credential.
+type CredentialInput struct {
+	HRISID    string        `json:"hrisId"`
+	Username  string        `json:"username"`
+	DN        string        `json:"dn"`
+	Recipient string        `json:"recipient"` // who receives the wrapped token (the manager)
+	WrapTTL   time.Duration `json:"wrapTtl"`
+}
+
+// CredentialResult references the stored credential; never the value.
+type CredentialResult struct {
+	Path         string    `json:"path"`
+	Version      int       `json:"version"`
+	WrapAccessor string    `json:"wrapAccessor"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+	DeliveredTo  string    `json:"deliveredTo"`
+}
+
+// IssueCredential generates the initial password with Vault's password
+// policy, sets it on the directory account, stores it in KV v2 under the
+// joiner and hands a single-use wrapping token to the recipient — all inside
+// this one activity, so the value never reaches workflow history.
+func (a *Activities) IssueCredential(ctx context.Context, in CredentialInput) (CredentialResult, error) {
+	if err := a.fault(StepCredential, in.HRISID); err != nil {
+		return CredentialResult{}, err
+	}
+	if in.Recipient == "" {
+		return CredentialResult{}, temporal.NewNonRetryableApplicationError("no recipient for the initial credential", ErrTypeInvalidJoiner, nil)
+	}
+	meta := map[string]string{"joiner": in.HRISID, "username": in.Username, "dn": in.DN, "recipient": in.Recipient}
+	if info := activity.GetInfo(ctx); info.WorkflowExecution.ID != "" {
+		meta["workflow"] = info.WorkflowExecution.ID
+	}
+	h, err := a.Secrets.IssueInitialCredential(ctx, in.HRISID, meta, in.WrapTTL,
+		func(ctx context.Context, pw string) error { return a.Directory.SetPassword(ctx, in.DN, pw) },
+		func(ctx context.Context, token string) error {
+			return a.Handover.Deliver(ctx, in.Recipient, in.HRISID, token)
+		})
+	if err != nil {
+		return CredentialResult{}, classify(err)
+	}
+	return CredentialResult{Path: h.Path, Version: h.Version, WrapAccessor: h.WrapAccessor, ExpiresAt: h.ExpiresAt, DeliveredTo: in.Recipient}, nil
+}
+
+// RevokeInput names a stored credential and its wrapping token.
+type RevokeInput struct {
+	HRISID   string `json:"hrisId"`
+	Path     string `json:"path"`
+	Accessor string `json:"accessor,omitempty"`
+}
+
+// RevokeCredential revokes the wrapping token and destroys every version.
+func (a *Activities) RevokeCredential(ctx context.Context, in RevokeInput) error {
+	return classify(a.Secrets.RevokeInitialCredential(ctx, in.Path, in.Accessor))
+}
+
+// WriteBackInput is the owned HR fields to write and the values seen at start.
+type WriteBackInput struct {
+	HRISID   string            `json:"hrisId"`
+	Want     map[string]string `json:"want"`
+	Expected map[string]string `json:"expected"`
+}
+
+// WriteBackOutput mirrors hris.WriteBackResult for history.
+type WriteBackOutput struct {
+	Written    []string             `json:"written,omitempty"`
+	AlreadySet []string             `json:"alreadySet,omitempty"`
+	Conflicts  []hris.FieldConflict `json:"conflicts,omitempty"`
+}
+
+// WriteBack writes the finalised attributes Joinery owns, read-compare-write:
+// a value HR changed since the joiner started is reported, never overwritten.
+func (a *Activities) WriteBack(ctx context.Context, in WriteBackInput) (WriteBackOutput, error) {
+	if err := a.fault(StepWriteBack, in.HRISID); err != nil {
+		return WriteBackOutput{}, err
+	}
+	r, err := a.HRIS.WriteBack(ctx, in.HRISID, in.Want, in.Expected)
+	if err != nil {
+		return WriteBackOutput{}, classify(err)
+	}
+	return WriteBackOutput{Written: r.Written, AlreadySet: r.AlreadySet, Conflicts: r.Conflicts}, nil
+}
+
+// UndoWriteBack restores the values seen at start for fields Joinery wrote,
+// but only where the HRIS still holds Joinery's value: an HR edit made since
+// is theirs and stays.
+func (a *Activities) UndoWriteBack(ctx context.Context, in WriteBackInput) error {
+	// Want = the original values, Expected = what Joinery wrote.
+	r, err := a.HRIS.WriteBack(ctx, in.HRISID, in.Want, in.Expected)
+	if err != nil {
+		return classify(err)
+	}
+	for _, c := range r.Conflicts {
+		a.log().Warn("write-back undo left an HR-side change in place", "hrisId", in.HRISID, "field", c.Field)
+	}
+	return nil
+}
+
+// Notify sends a notification to a person (approver, sponsor).
+func (a *Activities) Notify(ctx context.Context, n Notification) error {
+	if a.Notifier == nil {
+		return nil
+	}
+	if err := a.Notifier.Notify(ctx, n); err != nil {
+		return fmt.Errorf("notify %s: %w", n.To, err)
+	}
+	return nil
+}

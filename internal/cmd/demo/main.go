@@ -1,0 +1,278 @@
+// Command demo is `make run`: it brings up the dev stack, starts a worker,
+// creates a sample new hire in the reference HRIS and follows the joiner end
+// to end — plan, approval by the manager (the same signal an operator sends
+// from the Web UI or the CLI), username fallback, account, groups, credential,
+// write-back — then checks each server directly and keeps everything running
+// until Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/joinery/joinery/activities"
+	"github.com/joinery/joinery/connectors/directory"
+	"github.com/joinery/joinery/connectors/hris"
+	"github.com/joinery/joinery/connectors/secrets"
+	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/e2e"
+	"github.com/joinery/joinery/internal/run"
+	"github.com/joinery/joinery/internal/stack"
+	"github.com/joinery/joinery/workflows"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := demo(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "\ndemo failed: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func demo(ctx context.Context) error {
+	repo, err := stack.FindRepoDir()
+	if err != nil {
+		return err
+	}
+	scfg := stack.DefaultConfig(repo)
+	wasUp := true
+	for _, e := range stack.Status(ctx, scfg) {
+		if e != nil {
+			wasUp = false
+		}
+	}
+	say("starting the dev stack (Temporal + UI, Vault, slapd, reference HRIS)...")
+	scfg.Logger = slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey || a.Key == slog.LevelKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	ep, err := stack.Up(ctx, scfg)
+	if err != nil {
+		return err
+	}
+	say("stack up; server logs in %s", filepath.Join(ep.StateDir, "logs"))
+
+	env := stack.Env(ep)
+	cfg, err := e2e.Config(ep, repo)
+	if err != nil {
+		return err
+	}
+
+	worker, err := startWorker(ep, repo, env)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		say("stopping the worker (pid %d)", worker.Process.Pid)
+		_ = worker.Process.Signal(syscall.SIGTERM)
+		_, _ = worker.Process.Wait()
+		if !wasUp {
+			say("stopping the dev stack it started")
+			_ = stack.Down(context.Background(), scfg)
+		} else {
+			say("the dev stack was already up before `make run`; leaving it running (make stack-down stops it)")
+		}
+	}()
+
+	c, err := run.Dial(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	// The HR side: a new hire is entered in the HRIS.
+	hire := time.Now().AddDate(0, 0, 3).Format(time.DateOnly)
+	id, err := e2e.AddEmployee(ctx, ep, map[string]string{
+		"firstName": "John", "lastName": "Smith", "department": "Engineering", "jobTitle": "Platform Engineer",
+		"location": "DE-Berlin", "supervisorEId": "100", "hireDate": hire, "employmentHistoryStatus": "Full-Time",
+		"status": "Active",
+	})
+	if err != nil {
+		return fmt.Errorf("create the sample hire in the reference HRIS: %w", err)
+	}
+	say("HR entered a new hire: John Smith, Platform Engineer, Engineering, DE-Berlin, starts %s — HRIS employee %s", hire, id)
+	say("(john.smith and jsmith already exist in the directory, so the username must fall back)")
+
+	res, err := run.StartJoiner(ctx, c, cfg, workflows.JoinerInput{HRISID: id, Source: "make-run", RequestedBy: "demo"})
+	if err != nil {
+		return err
+	}
+	say("joiner %s %s", res.WorkflowID, res.Outcome)
+	say("Temporal UI: %s", res.UIURL)
+
+	final, err := follow(ctx, c, cfg, id)
+	if err != nil {
+		return err
+	}
+	if err := verify(ctx, cfg, ep, id, final); err != nil {
+		return err
+	}
+
+	fmt.Printf(`
+Everything is still running:
+  Temporal UI   %s  (filter: JoinerStage = "AwaitingApproval")
+  Vault         %s  (root token in %s)
+  LDAP          %s  (bind %s)
+  HRIS          %s
+Start another joiner from another terminal:
+  eval "$(bin/devstack env)"
+  bin/starter start 200                     # José Ñúñez, seeded pending hire (manager ada.lovelace)
+  bin/starter status 200
+  bin/starter approve 200 --as ada.lovelace --comment "welcome"
+Ctrl-C stops the worker%s.
+`, ep.TemporalUIURL, ep.VaultAddr, filepath.Join(ep.StateDir, "vault", "root-token"), ep.LDAPURL, ep.LDAPBindDN, ep.HRISURL,
+		map[bool]string{true: "", false: " and the stack"}[wasUp])
+	<-ctx.Done()
+	fmt.Println()
+	return nil
+}
+
+func startWorker(ep stack.Endpoints, repo string, env []string) (*exec.Cmd, error) {
+	logPath := filepath.Join(ep.StateDir, "logs", "worker.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(ep.BinDir, "worker"))
+	cmd.Dir = repo
+	cmd.Env = append(append(os.Environ(), env...), "JOINERY_POLICY_FILE="+filepath.Join(repo, "testdata/policy/default.yaml"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group: Ctrl-C reaches the demo, which then stops the
+	// worker gracefully itself.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	say("worker started (pid %d), log %s", cmd.Process.Pid, logPath)
+	return cmd, nil
+}
+
+// follow prints each stage as it happens, approves as the manager when the
+// joiner asks, and returns the final result.
+func follow(ctx context.Context, c client.Client, cfg config.Config, id string) (*workflows.JoinerResult, error) {
+	var last workflows.Stage
+	approved := false
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		st, res, _, err := run.Status(ctx, c, id)
+		if err == nil || res != nil {
+			if st.Stage != last {
+				say("stage: %s", st.Stage)
+				if last == "" || (last == workflows.StageValidating && st.Plan != nil) {
+					printPlan(st)
+				}
+				last = st.Stage
+			}
+			if st.Stage == workflows.StageAwaitingApproval && !approved {
+				approver := st.Plan.Approval.Approver
+				say("the joiner waits for %s (policy route %q); approving as %s with the %q signal —", approver, st.Plan.Approval.Rule, approver, workflows.SignalApprove)
+				say("  the same signal as Web UI → Send a Signal, or: bin/starter approve %s --as %s", id, approver)
+				if err := run.Signal(ctx, c, id, workflows.SignalApprove, workflows.ApprovalSignal{Approver: approver, Comment: "welcome aboard (make run)"}); err != nil {
+					return nil, err
+				}
+				approved = true
+			}
+			if res != nil {
+				say("stage: %s — outcome %s", res.Stage, res.Outcome)
+				if res.Outcome != workflows.OutcomeCompleted {
+					return res, fmt.Errorf("joiner ended %s: %s", res.Outcome, res.Error)
+				}
+				return res, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil, errors.New("the joiner did not finish within 3 minutes; see .state/logs/worker.log")
+}
+
+func printPlan(st workflows.Status) {
+	if st.Plan == nil {
+		return
+	}
+	p := st.Plan
+	say("plan (policy %s):", p.PolicyVersion)
+	for _, r := range p.UsernameRules {
+		say("    username candidate %-16s from %s", r.Candidate, r.Pattern)
+	}
+	for _, g := range p.Groups {
+		say("    group %-12s by rule %s (%s)", g.Group, g.Rule, g.Condition)
+	}
+	say("    approver %s, escalation to %s after %s, timeout %s", p.Approval.Approver, p.Approval.EscalateTo, p.Approval.EscalateAfter, p.Approval.Timeout)
+	say("    write-back (fields Joinery owns): %s", strings.Join(p.WriteBack, ", "))
+}
+
+// verify reads each server directly to show the joiner's effects.
+func verify(ctx context.Context, cfg config.Config, ep stack.Endpoints, id string, res *workflows.JoinerResult) error {
+	fmt.Println()
+	say("result: username %s (rule %s), DN %s", res.Username, res.UsernameRule, res.DN)
+	say("        groups %s", strings.Join(res.Groups, ", "))
+	if res.Credential != nil {
+		say("        credential at vault %s/data/%s v%d, wrapped for %s (accessor %s)", cfg.VaultKVMount, res.Credential.Path,
+			res.Credential.Version, res.Credential.DeliveredTo, res.Credential.WrapAccessor)
+	}
+	say("        policy %s", res.PolicyVersion)
+
+	dir, err := directory.New(run.DirectoryConfig(cfg))
+	if err != nil {
+		return err
+	}
+	e, err := dir.FindByEmployeeID(ctx, id, false)
+	if err != nil || e == nil {
+		return fmt.Errorf("LDAP check: entry for employee %s not found (%v)", id, err)
+	}
+	say("LDAP   %s  uid=%s mail=%s", e.DN, e.Username, strings.Join(e.Attributes["mail"], ","))
+	say("       ldapsearch -x -H %s -D '%s' -w %s -b %s '(employeeNumber=%s)'", ep.LDAPURL, ep.LDAPBindDN, ep.LDAPBindPassword, ep.LDAPBaseDN, id)
+
+	token, _, err := cfg.VaultCredentials()
+	if err != nil {
+		return err
+	}
+	sec, err := secrets.New(ctx, secrets.Config{Addr: cfg.VaultAddr, Token: token, KVMount: cfg.VaultKVMount, PasswordPolicy: cfg.VaultPasswordPolicy})
+	if err != nil {
+		return err
+	}
+	if res.Credential != nil {
+		md, ok, err := sec.Metadata(ctx, res.Credential.Path)
+		if err != nil || !ok {
+			return fmt.Errorf("vault check: metadata for %s not found (%v)", res.Credential.Path, err)
+		}
+		say("Vault  %s: current version %d, metadata %v (the value stays in Vault)", res.Credential.Path, md.CurrentVersion, md.CustomMetadata)
+		inbox := activities.FileInbox{Dir: cfg.InboxDir}
+		say("       the manager's single-use wrapped token: %s", inbox.HandoverPath(res.Credential.DeliveredTo, id))
+		say("       VAULT_ADDR=%s bin/vault unwrap $(cat %s)", ep.VaultAddr, inbox.HandoverPath(res.Credential.DeliveredTo, id))
+	}
+
+	hr, err := hris.New(hris.Config{BaseURL: cfg.HRISURL, Company: cfg.HRISCompany, APIKey: cfg.HRISAPIKey})
+	if err != nil {
+		return err
+	}
+	w, err := hr.GetWorker(ctx, id)
+	if err != nil {
+		return err
+	}
+	say("HRIS   employee %s now has workEmail=%s customUsername=%s", id, w.WorkEmail, w.Username)
+	say("Temporal: bin/temporal workflow show --workflow-id %s   (no secret value in the history)", workflows.JoinerWorkflowID(id))
+	return nil
+}

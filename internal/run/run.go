@@ -1,0 +1,127 @@
+// Package run wires configuration into connectors, the Temporal client and
+// the worker. The worker and starter binaries, the demo and the integration
+// tests all build Joinery through it, so they cannot wire it differently.
+package run
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/joinery/joinery/activities"
+	"github.com/joinery/joinery/connectors/directory"
+	"github.com/joinery/joinery/connectors/hris"
+	"github.com/joinery/joinery/connectors/secrets"
+	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/policy"
+	"github.com/joinery/joinery/workflows"
+)
+
+// NewLogger returns a JSON logger at the named level.
+func NewLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// Dial connects to Temporal.
+func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(logger),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
+	}
+	return c, nil
+}
+
+// Activities builds the connectors from configuration.
+func Activities(ctx context.Context, cfg config.Config, logger *slog.Logger) (*activities.Activities, error) {
+	pol, err := policy.Load(cfg.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", cfg.PolicyFile, err)
+	}
+	dir, err := directory.New(DirectoryConfig(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	token, secretID, err := cfg.VaultCredentials()
+	if err != nil {
+		return nil, err
+	}
+	sec, err := secrets.New(ctx, secrets.Config{
+		Addr: cfg.VaultAddr, Token: token, RoleID: cfg.VaultRoleID, SecretID: secretID,
+		KVMount: cfg.VaultKVMount, PasswordPolicy: cfg.VaultPasswordPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	hr, err := hris.New(hris.Config{BaseURL: cfg.HRISURL, Company: cfg.HRISCompany, APIKey: cfg.HRISAPIKey})
+	if err != nil {
+		return nil, fmt.Errorf("hris: %w", err)
+	}
+	inbox := activities.FileInbox{Dir: cfg.InboxDir}
+	logger.Info("policy loaded", "file", cfg.PolicyFile, "version", pol.Version)
+	return &activities.Activities{
+		Directory: dir, Secrets: sec, HRIS: hr, Policy: pol,
+		Handover: inbox, Notifier: inbox, Logger: logger,
+	}, nil
+}
+
+// DirectoryConfig maps configuration onto the LDAP connector's.
+func DirectoryConfig(cfg config.Config) directory.Config {
+	dc := directory.Config{
+		URL: cfg.LDAPURL, BindDN: cfg.LDAPBindDN, BindPassword: cfg.LDAPBindPassword, BaseDN: cfg.LDAPBaseDN,
+		StartTLS: cfg.LDAPStartTLS, CACertFile: cfg.LDAPCAFile, InsecureSkipVerify: cfg.LDAPInsecureSkipVerify,
+		Timeout: cfg.LDAPTimeout,
+	}
+	switch cfg.LDAPProfile {
+	case "openldap-posix":
+		dc.Profile = directory.OpenLDAPProfile{Posix: true}
+	case "ad":
+		dc.Profile = directory.ADProfile{}
+	default:
+		dc.Profile = directory.OpenLDAPProfile{}
+	}
+	return dc
+}
+
+// Register puts the joiner workflow and activities on a worker.
+func Register(w worker.Registry, acts *activities.Activities) {
+	w.RegisterWorkflow(workflows.Joiner)
+	w.RegisterActivity(acts)
+}
+
+// Worker runs the worker until ctx ends.
+func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	acts, err := Activities(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	c, err := Dial(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w := worker.New(c, cfg.TaskQueue, worker.Options{})
+	Register(w, acts)
+	logger.Info("worker polling", "taskQueue", cfg.TaskQueue, "temporal", cfg.TemporalAddress)
+	if err := w.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}

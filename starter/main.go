@@ -1,0 +1,107 @@
+// Command starter is Joinery's operator CLI and (later) HR intake server.
+//
+//	starter start HRIS_ID [--kind K] [--as OPERATOR]        start a joiner (or report the existing one)
+//	starter approve ID --as USER [--comment C] [--wait]     approve (signal; --wait uses the validated update)
+//	starter reject ID --as USER [--comment C] [--wait]      reject
+//	starter rescind ID --as USER [--reason R]               withdraw the offer: stop and roll back
+//	starter move-start ID YYYY-MM-DD [--as USER]            move the hire date (and the provisioning timer)
+//	starter status ID [--json]                              stage, plan, approvals, resources, result
+//	starter policy check FILE | policy plan FILE RECORD.json
+//
+// ID is an HRIS employee ID or a workflow ID (joiner-<HRIS ID>).
+//
+// Exit codes: 0 done; 1 failed (the message says why); 2 usage error;
+// 3 the joiner already exists (start) or refused the request (approve --wait).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/joinery/joinery/internal/config"
+)
+
+// Exit codes a shell script can rely on.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitRefused = 3
+)
+
+const usage = `usage: starter COMMAND [ARGS]
+
+commands:
+  start HRIS_ID [--kind K] [--as OPERATOR]      start a joiner for an HR record
+  approve ID --as USER [--comment C] [--wait]   approve as USER (the approver policy names)
+  reject ID --as USER [--comment C] [--wait]    reject as USER
+  rescind ID --as USER [--reason R]             withdraw the offer; the joiner rolls back
+  move-start ID YYYY-MM-DD [--as USER]          move the hire date
+  status ID [--json]                            show stage, plan, approvals, resources, result
+  policy check FILE                             validate a policy file
+  policy plan FILE RECORD.json [--json]         show what a joiner would get, touching nothing
+
+ID is an HRIS employee ID or a workflow ID (joiner-<HRIS ID>).
+Configuration comes from JOINERY_* environment variables (see README).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runCLI(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	if args[0] == "policy" {
+		return policyCommand(args[1:], stdout, stderr)
+	}
+	cfg, err := config.Load(nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "starter: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return cmd(ctx, cfg, args[1:], stdout, stderr)
+}
+
+type command func(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int
+
+// errUsage marks argument problems (exit 2).
+var errUsage = errors.New("usage")
+
+// parseInterleaved lets flags follow positional arguments
+// (`approve 200 --as ada`), which Go's flag package alone does not.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

@@ -1,0 +1,614 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/joinery/joinery/activities"
+	"github.com/joinery/joinery/internal/policy"
+)
+
+// a is only used for method references; the worker registers the real one.
+var a *activities.Activities
+
+var validHRISID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Error types a joiner fails with.
+const (
+	ErrTypeInvalidInput       = "InvalidJoinerInput"
+	ErrTypeJoinerFailed       = "JoinerFailed"
+	ErrTypeCompensationFailed = "CompensationFailed"
+)
+
+// errRescinded stops provisioning when the offer is withdrawn mid-flight.
+var errRescinded = errors.New("offer rescinded")
+
+// Joiner provisions one joiner: validate against policy, wait until the
+// provisioning date, get the approver's decision, then claim a username,
+// create the account, grant birthright groups, issue the initial credential
+// and write the finalised attributes back to the HRIS. Any failure after the
+// first side effect, a rejection or a rescind undoes what was created.
+func Joiner(ctx workflow.Context, in JoinerInput) (JoinerResult, error) {
+	j := &joiner{in: in}
+	if err := j.setup(ctx); err != nil {
+		return JoinerResult{}, err
+	}
+	return j.run(ctx)
+}
+
+type compensation struct {
+	name     string
+	resource int // index into status.Resources, -1 if none
+	run      func(ctx workflow.Context) error
+}
+
+type joiner struct {
+	in      JoinerInput
+	status  Status
+	plan    policy.Plan
+	planned bool
+	worker  policy.Worker
+
+	// inbox holds approval attempts in arrival order; approve() consumes it.
+	inbox    []ApprovalSignal
+	seen     int
+	decided  *Decision
+	rescind  *RescindSignal
+	hireDate string
+	moves    int
+
+	comps  []compensation
+	result JoinerResult
+}
+
+func (j *joiner) setup(ctx workflow.Context) error {
+	if !validHRISID.MatchString(j.in.HRISID) {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("hrisId %q: want 1-64 characters of letters, digits, '.', '_' or '-'", j.in.HRISID),
+			ErrTypeInvalidInput, nil)
+	}
+	if j.in.Kind != "" && !policy.IsKnownKind(j.in.Kind) {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("kind %q: want one of %s", j.in.Kind, strings.Join(policy.Kinds(), ", ")),
+			ErrTypeInvalidInput, nil)
+	}
+	j.status = Status{HRISID: j.in.HRISID, Stage: StageValidating}
+	j.result = JoinerResult{HRISID: j.in.HRISID}
+
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return j.snapshot(), nil }); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide, j.decideUpdate,
+		workflow.UpdateHandlerOptions{Validator: j.validateDecide}); err != nil {
+		return err
+	}
+	approveCh := workflow.GetSignalChannel(ctx, SignalApprove)
+	rejectCh := workflow.GetSignalChannel(ctx, SignalReject)
+	rescindCh := workflow.GetSignalChannel(ctx, SignalRescind)
+	moveCh := workflow.GetSignalChannel(ctx, SignalStartDateChange)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(approveCh, func(c workflow.ReceiveChannel, _ bool) {
+				var s ApprovalSignal
+				c.Receive(ctx, &s)
+				s.Approve = true
+				j.inbox = append(j.inbox, s)
+			})
+			sel.AddReceive(rejectCh, func(c workflow.ReceiveChannel, _ bool) {
+				var s ApprovalSignal
+				c.Receive(ctx, &s)
+				s.Approve = false
+				j.inbox = append(j.inbox, s)
+			})
+			sel.AddReceive(rescindCh, func(c workflow.ReceiveChannel, _ bool) {
+				var s RescindSignal
+				c.Receive(ctx, &s)
+				if j.rescind == nil {
+					j.rescind = &s
+					j.event(ctx, fmt.Sprintf("offer rescinded by %s: %s", orUnknown(s.By), s.Reason))
+				}
+			})
+			sel.AddReceive(moveCh, func(c workflow.ReceiveChannel, _ bool) {
+				var s StartDateSignal
+				c.Receive(ctx, &s)
+				if _, err := time.Parse(time.DateOnly, s.HireDate); err != nil {
+					j.event(ctx, fmt.Sprintf("ignored start-date change %q from %s: want YYYY-MM-DD", s.HireDate, orUnknown(s.By)))
+					return
+				}
+				j.event(ctx, fmt.Sprintf("start date moved from %s to %s by %s", j.hireDate, s.HireDate, orUnknown(s.By)))
+				j.hireDate = s.HireDate
+				j.moves++
+			})
+			sel.Select(ctx)
+		}
+	})
+	return nil
+}
+
+func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
+	logger := workflow.GetLogger(ctx)
+
+	// 1. Validate: read the HR record and plan against policy. Nothing is
+	// created until the plan is valid, so bad input changes nothing.
+	var w policy.Worker
+	if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.FetchJoiner,
+		activities.FetchInput{HRISID: j.in.HRISID, Kind: j.in.Kind}).Get(ctx, &w); err != nil {
+		return j.fail(ctx, "read the HR record", err)
+	}
+	j.worker = w
+	j.hireDate = w.HireDate
+	var plan policy.Plan
+	if err := workflow.ExecuteActivity(withOptions(ctx, optsPlan), a.PlanJoiner, w).Get(ctx, &plan); err != nil {
+		return j.fail(ctx, "plan against policy", err)
+	}
+	j.plan, j.planned = plan, true
+	j.status.Plan = &j.plan
+	j.status.PolicyVersion = plan.PolicyVersion
+	j.result.PolicyVersion = plan.PolicyVersion
+	j.status.Approvers = j.allowedApprovers()
+	_ = workflow.UpsertTypedSearchAttributes(ctx,
+		SAHRISID.ValueSet(j.in.HRISID),
+		SAKind.ValueSet(plan.Kind),
+		SAManager.ValueSet(plan.Approval.Approver),
+		SADepartment.ValueSet(w.Department))
+	logger.Info("joiner planned", "hrisId", j.in.HRISID, "policy", plan.PolicyVersion, "candidates", len(plan.Candidates))
+
+	var snapshot map[string]string
+	if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.SnapshotHRIS,
+		activities.SnapshotInput{HRISID: j.in.HRISID, Fields: plan.WriteBack}).Get(ctx, &snapshot); err != nil {
+		return j.fail(ctx, "read the HR fields Joinery owns", err)
+	}
+
+	// 2. Wait for the provisioning date; a start-date change moves the timer.
+	if done, res, err := j.waitForProvisioningDate(ctx); done {
+		return res, err
+	}
+
+	// 3. Approval by the approver the policy names.
+	if done, res, err := j.approve(ctx); done {
+		return res, err
+	}
+
+	// 4. Provision under a saga: each step registers its (idempotent)
+	// compensation before it runs, so a step that half-happened is undone too.
+	if err := j.provision(ctx, snapshot); err != nil {
+		if errors.Is(err, errRescinded) {
+			return j.rollback(ctx, StageRescinded, OutcomeRescinded, "rescinded during provisioning")
+		}
+		return j.rollback(ctx, StageFailed, OutcomeFailed, err.Error())
+	}
+
+	j.setStage(ctx, StageCompleted)
+	j.result.Outcome = OutcomeCompleted
+	j.result.Stage = StageCompleted
+	j.finish()
+	j.notify(ctx, j.plan.Approval.Approver, "outcome",
+		fmt.Sprintf("%s %s is provisioned as %s; the initial credential's wrapped token is in your handover inbox",
+			j.worker.FirstName, j.worker.LastName, j.result.Username))
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return j.result, nil
+}
+
+func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResult, error) {
+	for {
+		hire, err := time.Parse(time.DateOnly, j.hireDate)
+		if err != nil {
+			// The plan validated the hire date; a bad one here came from a
+			// signal that was already refused, so provision now.
+			return false, JoinerResult{}, nil
+		}
+		at := hire.AddDate(0, 0, -j.plan.ProvisionLeadDays)
+		j.status.ProvisionAt = &at
+		wait := at.Sub(workflow.Now(ctx))
+		if wait <= 0 {
+			return false, JoinerResult{}, nil
+		}
+		j.setStage(ctx, StageWaitingStartDate)
+		moves := j.moves
+		fired, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return j.rescind != nil || j.moves != moves })
+		if err != nil {
+			return true, JoinerResult{}, err
+		}
+		if j.rescind != nil {
+			res, err := j.rollback(ctx, StageRescinded, OutcomeRescinded, "rescinded before the provisioning date")
+			return true, res, err
+		}
+		if !fired {
+			return false, JoinerResult{}, nil
+		}
+	}
+}
+
+// approve waits for an allowed approver's decision, reminding and then
+// escalating to the manager's manager; silence until the timeout rejects.
+func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
+	j.setStage(ctx, StageAwaitingApproval)
+	ap := j.plan.Approval
+	j.notify(ctx, ap.Approver, "approval-request",
+		fmt.Sprintf("please approve joiner %s (%s %s, %s): signal %q on workflow %s",
+			j.in.HRISID, j.worker.FirstName, j.worker.LastName, j.worker.JobTitle, SignalApprove, JoinerWorkflowID(j.in.HRISID)))
+	start := workflow.Now(ctx)
+	type deadline struct {
+		at   time.Time
+		kind string
+	}
+	var pending []deadline
+	if ap.ReminderAfter > 0 {
+		pending = append(pending, deadline{start.Add(ap.ReminderAfter), "reminder"})
+	}
+	if ap.EscalateAfter > 0 && ap.EscalateTo != "" {
+		pending = append(pending, deadline{start.Add(ap.EscalateAfter), "escalation"})
+	}
+	timeout := ap.Timeout
+	if timeout <= 0 {
+		timeout = 7 * 24 * time.Hour
+	}
+	pending = append(pending, deadline{start.Add(timeout), "timeout"})
+
+	for j.decided == nil {
+		j.drainInbox(ctx)
+		if j.decided != nil {
+			break
+		}
+		if j.rescind != nil {
+			res, err := j.rollback(ctx, StageRescinded, OutcomeRescinded, "rescinded while awaiting approval")
+			return true, res, err
+		}
+		next := pending[0]
+		for _, d := range pending[1:] {
+			if d.at.Before(next.at) {
+				next = d
+			}
+		}
+		seen := len(j.inbox)
+		got, err := workflow.AwaitWithTimeout(ctx, next.at.Sub(workflow.Now(ctx)), func() bool {
+			return len(j.inbox) > seen || j.rescind != nil
+		})
+		if err != nil {
+			return true, JoinerResult{}, err
+		}
+		if got {
+			continue
+		}
+		// A deadline passed.
+		rest := pending[:0]
+		for _, d := range pending {
+			if d != next {
+				rest = append(rest, d)
+			}
+		}
+		pending = rest
+		switch next.kind {
+		case "reminder":
+			j.event(ctx, "reminder sent to "+ap.Approver)
+			j.notify(ctx, ap.Approver, "reminder", fmt.Sprintf("joiner %s still awaits your approval", j.in.HRISID))
+		case "escalation":
+			j.event(ctx, fmt.Sprintf("escalated from %s to %s", ap.Approver, ap.EscalateTo))
+			j.status.Approvers = appendUnique(j.status.Approvers, ap.EscalateTo)
+			j.notify(ctx, ap.EscalateTo, "escalation",
+				fmt.Sprintf("joiner %s has waited %s for %s's approval; you may approve or reject it", j.in.HRISID, ap.EscalateAfter, ap.Approver))
+		case "timeout":
+			j.decided = &Decision{Approver: "policy:" + ap.Rule, Approved: false, At: workflow.Now(ctx), Via: "timeout",
+				Comment: fmt.Sprintf("no decision within %s", timeout)}
+			j.status.Approvals = append(j.status.Approvals, *j.decided)
+		}
+	}
+	if !j.decided.Approved {
+		res, err := j.rollback(ctx, StageRejected, OutcomeRejected,
+			fmt.Sprintf("rejected by %s (%s)", j.decided.Approver, j.decided.Via))
+		return true, res, err
+	}
+	return false, JoinerResult{}, nil
+}
+
+// drainInbox applies queued approval signals in arrival order: the first
+// one from an allowed approver decides; others are recorded as refused.
+func (j *joiner) drainInbox(ctx workflow.Context) {
+	for ; j.seen < len(j.inbox) && j.decided == nil; j.seen++ {
+		s := j.inbox[j.seen]
+		d := Decision{Approver: s.Approver, Approved: s.Approve, Comment: s.Comment, At: workflow.Now(ctx), Via: "signal"}
+		if reason := j.refusal(s.Approver); reason != "" {
+			d.Refused = reason
+			j.status.Approvals = append(j.status.Approvals, d)
+			j.event(ctx, fmt.Sprintf("refused a decision from %q: %s", s.Approver, reason))
+			continue
+		}
+		j.decided = &d
+		j.status.Approvals = append(j.status.Approvals, d)
+	}
+}
+
+func (j *joiner) refusal(approver string) string {
+	if approver == "" {
+		return "no approver identity given"
+	}
+	for _, ok := range j.status.Approvers {
+		if strings.EqualFold(ok, approver) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("not an approver for this joiner (policy route %q allows %s)", j.plan.Approval.Rule, strings.Join(j.status.Approvers, ", "))
+}
+
+func (j *joiner) validateDecide(ctx workflow.Context, s ApprovalSignal) error {
+	if strings.TrimSpace(s.Approver) == "" {
+		return errors.New("approver is required")
+	}
+	if j.decided != nil {
+		return fmt.Errorf("already decided by %s", j.decided.Approver)
+	}
+	switch j.status.Stage {
+	case StageValidating, StageWaitingStartDate, StageAwaitingApproval:
+		return nil
+	}
+	return fmt.Errorf("joiner is %s: no decision is pending", j.status.Stage)
+}
+
+// decideUpdate is the synchronous approval: the caller learns at once
+// whether the decision counted. A refused sender is recorded in history.
+func (j *joiner) decideUpdate(ctx workflow.Context, s ApprovalSignal) (string, error) {
+	if err := workflow.Await(ctx, func() bool { return j.planned || j.decided != nil }); err != nil {
+		return "", err
+	}
+	if j.decided != nil {
+		return "", fmt.Errorf("already decided by %s", j.decided.Approver)
+	}
+	d := Decision{Approver: s.Approver, Approved: s.Approve, Comment: s.Comment, At: workflow.Now(ctx), Via: "update"}
+	if reason := j.refusal(s.Approver); reason != "" {
+		d.Refused = reason
+		j.status.Approvals = append(j.status.Approvals, d)
+		return "", temporal.NewApplicationError("refused: "+reason, "NotAnApprover")
+	}
+	j.decided = &d
+	j.status.Approvals = append(j.status.Approvals, d)
+	if d.Approved {
+		return "approved", nil
+	}
+	return "rejected", nil
+}
+
+func (j *joiner) allowedApprovers() []string {
+	var out []string
+	ap := j.plan.Approval
+	if ap.Approver != "" {
+		out = append(out, ap.Approver)
+	}
+	for _, d := range ap.Delegates {
+		out = appendUnique(out, d)
+	}
+	return out
+}
+
+// provision runs the side effects. It returns errRescinded if the offer is
+// withdrawn between steps.
+func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) error {
+	check := func() error {
+		if j.rescind != nil {
+			return errRescinded
+		}
+		return nil
+	}
+	plan := j.plan
+	nonHuman := !policy.IsHumanKind(plan.Kind)
+
+	// Claim the username and create the entry (one LDAP add per candidate).
+	j.setStage(ctx, StageClaimingUsername)
+	j.register(ctx, "delete directory entry", "ldap-entry", "employeeNumber="+j.in.HRISID, func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, a.DeleteAccount, activities.AccountRef{HRISID: j.in.HRISID, DN: j.result.DN, NonHuman: nonHuman}).Get(ctx, nil)
+	})
+	var claim activities.ClaimResult
+	if err := workflow.ExecuteActivity(withOptions(ctx, optsDirectory), a.ClaimAccount, activities.ClaimInput{
+		HRISID: j.in.HRISID, Candidates: plan.Candidates, NonHuman: nonHuman, Worker: j.worker, Attributes: plan.Attributes,
+	}).Get(ctx, &claim); err != nil {
+		return fmt.Errorf("claim a username: %w", err)
+	}
+	j.result.Username, j.result.DN = claim.Username, claim.DN
+	j.status.Username, j.status.DN = claim.Username, claim.DN
+	j.result.UsernameRule = plan.RuleFor(claim.Username)
+	j.status.Resources[len(j.status.Resources)-1].ID = claim.DN
+	j.event(ctx, fmt.Sprintf("username %s claimed (%s)", claim.Username, j.result.UsernameRule))
+	if err := check(); err != nil {
+		return err
+	}
+
+	// Birthright groups.
+	j.setStage(ctx, StageGrantingGroups)
+	for _, g := range plan.Groups {
+		in := activities.GroupInput{HRISID: j.in.HRISID, Group: g.Group, MemberDN: claim.DN}
+		j.register(ctx, "remove from "+g.Group, "group-membership", g.Group, func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(ctx, a.RevokeGroup, in).Get(ctx, nil)
+		})
+		if err := workflow.ExecuteActivity(withOptions(ctx, optsDirectory), a.GrantGroup, in).Get(ctx, nil); err != nil {
+			return fmt.Errorf("grant %s: %w", g.Group, err)
+		}
+		j.result.Groups = append(j.result.Groups, g.Group)
+		if err := check(); err != nil {
+			return err
+		}
+	}
+
+	// Initial credential: generated, set, stored and wrapped inside one
+	// activity; history only ever sees the path and the accessor.
+	j.setStage(ctx, StageIssuingSecret)
+	var cred activities.CredentialResult
+	j.register(ctx, "destroy initial credential", "vault-secret", "initial-credential", func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(ctx, a.RevokeCredential, activities.RevokeInput{
+			HRISID: j.in.HRISID, Path: cred.Path, Accessor: cred.WrapAccessor}).Get(ctx, nil)
+	})
+	recipient := plan.Approval.Approver
+	if err := workflow.ExecuteActivity(withOptions(ctx, optsCredential), a.IssueCredential, activities.CredentialInput{
+		HRISID: j.in.HRISID, Username: claim.Username, DN: claim.DN, Recipient: recipient, WrapTTL: plan.CredentialTTL,
+	}).Get(ctx, &cred); err != nil {
+		return fmt.Errorf("issue the initial credential: %w", err)
+	}
+	j.status.Resources[len(j.status.Resources)-1].ID = fmt.Sprintf("%s (v%d)", cred.Path, cred.Version)
+	j.result.Credential = &CredentialRef{Path: cred.Path, Version: cred.Version, WrapAccessor: cred.WrapAccessor,
+		ExpiresAt: cred.ExpiresAt, DeliveredTo: cred.DeliveredTo}
+	if err := check(); err != nil {
+		return err
+	}
+
+	// Write back only the fields Joinery owns, never over an HR edit.
+	want := plan.WriteBackFor(claim.Username)
+	if len(want) > 0 {
+		j.setStage(ctx, StageWritingBack)
+		j.register(ctx, "restore HR fields", "hris-field", strings.Join(sortedKeys(want), ","), func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(ctx, a.UndoWriteBack, activities.WriteBackInput{
+				HRISID: j.in.HRISID, Want: pick(snapshot, want), Expected: want}).Get(ctx, nil)
+		})
+		var wb activities.WriteBackOutput
+		if err := workflow.ExecuteActivity(withOptions(ctx, optsHRISWrite), a.WriteBack, activities.WriteBackInput{
+			HRISID: j.in.HRISID, Want: want, Expected: pick(snapshot, want),
+		}).Get(ctx, &wb); err != nil {
+			return fmt.Errorf("write back to the HRIS: %w", err)
+		}
+		st := &WriteBackState{Written: wb.Written, AlreadySet: wb.AlreadySet}
+		for _, c := range wb.Conflicts {
+			st.Conflicts = append(st.Conflicts, FieldConflict{Field: c.Field, Expected: c.Expected, Current: c.Current, Wanted: c.Wanted})
+			j.event(ctx, fmt.Sprintf("write-back conflict on %s: HR changed it since the joiner started; left as is", c.Field))
+		}
+		j.result.WriteBack = st
+	}
+	return check()
+}
+
+// register records a resource and its compensation before the step runs.
+func (j *joiner) register(ctx workflow.Context, name, kind, id string, run func(ctx workflow.Context) error) {
+	j.status.Resources = append(j.status.Resources, Resource{Kind: kind, ID: id, CreatedAt: workflow.Now(ctx)})
+	j.comps = append(j.comps, compensation{name: name, resource: len(j.status.Resources) - 1, run: run})
+}
+
+// rollback runs the compensations in reverse on a disconnected context (so a
+// cancelled joiner still cleans up), each retried; one that keeps failing
+// becomes the final state rather than being swallowed.
+func (j *joiner) rollback(ctx workflow.Context, stage Stage, outcome, why string) (JoinerResult, error) {
+	var errs []error
+	if len(j.comps) > 0 {
+		j.setStage(ctx, StageRollingBack)
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		dctx = withOptions(dctx, optsCompensation)
+		for i := len(j.comps) - 1; i >= 0; i-- {
+			c := j.comps[i]
+			err := c.run(dctx)
+			now := workflow.Now(ctx)
+			r := &j.status.Resources[c.resource]
+			if err != nil {
+				r.UndoError = err.Error()
+				errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+				continue
+			}
+			r.UndoneAt = &now
+			j.result.Undone = append(j.result.Undone, c.name)
+		}
+		j.comps = nil
+	}
+	j.result.Outcome = outcome
+	j.result.Error = why
+	if len(errs) > 0 {
+		j.setStage(ctx, StageCompensationFailed)
+		j.result.Outcome = OutcomeCompensationFailed
+		j.result.Stage = StageCompensationFailed
+		j.finish()
+		return j.result, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("joiner %s: %s, and rollback left something behind: %v", j.in.HRISID, why, errors.Join(errs...)),
+			ErrTypeCompensationFailed, nil, j.result)
+	}
+	j.setStage(ctx, stage)
+	j.result.Stage = stage
+	j.finish()
+	if outcome == OutcomeFailed {
+		return j.result, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("joiner %s failed: %s; rolled back: %s", j.in.HRISID, why, strings.Join(j.result.Undone, ", ")),
+			ErrTypeJoinerFailed, nil, j.result)
+	}
+	return j.result, nil
+}
+
+// fail ends a joiner that failed before any side effect.
+func (j *joiner) fail(ctx workflow.Context, what string, err error) (JoinerResult, error) {
+	return j.rollback(ctx, StageFailed, OutcomeFailed, fmt.Sprintf("could not %s: %v", what, rootMessage(err)))
+}
+
+func (j *joiner) finish() {
+	j.result.Approvals = j.status.Approvals
+	j.result.Resources = j.status.Resources
+}
+
+func (j *joiner) setStage(ctx workflow.Context, s Stage) {
+	j.status.Stage = s
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SAStage.ValueSet(string(s))); err != nil {
+		workflow.GetLogger(ctx).Warn("search attribute upsert failed", "error", err)
+	}
+	workflow.SetCurrentDetails(ctx, j.details())
+}
+
+// details is the Web UI's "current details": which joiner, what it waits
+// for; no secrets and minimal personal data (no names, only the HR ID).
+func (j *joiner) details() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Joiner %s** — stage **%s**\n\n", j.in.HRISID, j.status.Stage)
+	if j.planned {
+		fmt.Fprintf(&b, "- kind: %s\n- policy: %s\n- approver: %s\n", j.plan.Kind, j.plan.PolicyVersion, strings.Join(j.status.Approvers, ", "))
+	}
+	if j.status.Stage == StageAwaitingApproval {
+		fmt.Fprintf(&b, "- waiting for: signal `%s` with {\"approver\": \"%s\"}\n", SignalApprove, j.plan.Approval.Approver)
+	}
+	if j.status.Username != "" {
+		fmt.Fprintf(&b, "- username: %s\n", j.status.Username)
+	}
+	return b.String()
+}
+
+func (j *joiner) event(ctx workflow.Context, what string) {
+	j.status.Events = append(j.status.Events, Event{At: workflow.Now(ctx), What: what})
+}
+
+// notify tells a person something; a failed notification is recorded, not
+// fatal, because the decision path (signals, timeouts) does not depend on it.
+func (j *joiner) notify(ctx workflow.Context, to, kind, msg string) {
+	if to == "" {
+		return
+	}
+	err := workflow.ExecuteActivity(withOptions(ctx, optsNotify), a.Notify,
+		activities.Notification{To: to, HRISID: j.in.HRISID, Kind: kind, Message: msg}).Get(ctx, nil)
+	if err != nil {
+		j.event(ctx, fmt.Sprintf("could not notify %s (%s): %v", to, kind, rootMessage(err)))
+	}
+}
+
+func (j *joiner) snapshot() Status {
+	s := j.status
+	return s
+}
+
+func rootMessage(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Error()
+	}
+	return err.Error()
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
+func appendUnique(list []string, v string) []string {
+	for _, x := range list {
+		if strings.EqualFold(x, v) {
+			return list
+		}
+	}
+	return append(list, v)
+}

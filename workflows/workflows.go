@@ -1,0 +1,192 @@
+// Package workflows holds Joinery's Temporal workflows and the types they
+// share with the starter and the activities. Workflow code is deterministic:
+// no I/O, no clocks, no randomness — those live in activities.
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/joinery/joinery/internal/policy"
+)
+
+// JoinerWorkflowID derives the workflow ID from the HR record ID, so repeated
+// or concurrent deliveries of one hire collapse onto one joiner.
+func JoinerWorkflowID(hrisID string) string { return "joiner-" + hrisID }
+
+// Signal, query and update names. Operators use the same names from the
+// Temporal Web UI ("Send a Signal") and the starter CLI.
+const (
+	SignalApprove         = "approve"
+	SignalReject          = "reject"
+	SignalRescind         = "rescind"
+	SignalStartDateChange = "start-date"
+	UpdateDecide          = "decide"
+	QueryStatus           = "status"
+)
+
+// Stage is where a joiner is; it is also the JoinerStage search attribute.
+type Stage string
+
+// Stages in the order a joiner passes them.
+const (
+	StageValidating       Stage = "Validating"
+	StageWaitingStartDate Stage = "WaitingForStartDate"
+	StageAwaitingApproval Stage = "AwaitingApproval"
+	StageClaimingUsername Stage = "ClaimingUsername"
+	StageGrantingGroups   Stage = "GrantingGroups"
+	StageIssuingSecret    Stage = "IssuingCredential"
+	StageWritingBack      Stage = "WritingBack"
+	StageCompleted        Stage = "Completed"
+	StageRollingBack      Stage = "RollingBack"
+	StageRejected         Stage = "Rejected"
+	StageRescinded        Stage = "Rescinded"
+	StageFailed           Stage = "Failed"
+	// StageCompensationFailed means a rollback step kept failing: something
+	// may be left behind and an operator must look (the result says what).
+	StageCompensationFailed Stage = "CompensationFailed"
+)
+
+// Search attributes, declared once. Registered by the dev stack; see README
+// for a cluster.
+var (
+	SAStage      = temporal.NewSearchAttributeKeyKeyword("JoinerStage")
+	SAKind       = temporal.NewSearchAttributeKeyKeyword("JoinerKind")
+	SAManager    = temporal.NewSearchAttributeKeyKeyword("JoinerManager")
+	SADepartment = temporal.NewSearchAttributeKeyKeyword("JoinerDepartment")
+	SAHRISID     = temporal.NewSearchAttributeKeyKeyword("HRISID")
+)
+
+// JoinerInput starts a joiner. It carries references, not personal data: the
+// workflow fetches the HR record itself so history shows what it saw.
+type JoinerInput struct {
+	// HRISID is the HR system's employee ID.
+	HRISID string `json:"hrisId"`
+	// Kind is employee (default), contractor, service-account, pipeline or ai-agent.
+	Kind string `json:"kind,omitempty"`
+	// Source says how the joiner was started: cli, webhook, bulk, api.
+	Source string `json:"source,omitempty"`
+	// RequestedBy is the operator or system that started it.
+	RequestedBy string `json:"requestedBy,omitempty"`
+	// EventID is the HR event's delivery ID, for the audit record.
+	EventID string `json:"eventId,omitempty"`
+}
+
+// Decision is an approval, a rejection or a refused attempt.
+type Decision struct {
+	Approver string    `json:"approver"`
+	Approved bool      `json:"approved"`
+	Comment  string    `json:"comment,omitempty"`
+	At       time.Time `json:"at"`
+	Via      string    `json:"via"` // signal, update, timeout
+	// Refused is set when the sender was not an allowed approver; the
+	// attempt is recorded and has no effect.
+	Refused string `json:"refused,omitempty"`
+}
+
+// ApprovalSignal is the payload of the approve and reject signals and of the
+// decide update. In the Web UI: {"approver":"ada.lovelace","comment":"ok"}.
+type ApprovalSignal struct {
+	Approver string `json:"approver"`
+	Comment  string `json:"comment,omitempty"`
+	// Approve is used by the decide update only (signals imply it).
+	Approve bool `json:"approve,omitempty"`
+}
+
+// RescindSignal withdraws the offer: the joiner stops and rolls back.
+type RescindSignal struct {
+	By     string `json:"by"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// StartDateSignal moves the hire date (and so the provisioning timer).
+type StartDateSignal struct {
+	HireDate string `json:"hireDate"` // YYYY-MM-DD
+	By       string `json:"by,omitempty"`
+}
+
+// Resource is one thing a joiner created, with its undo state.
+type Resource struct {
+	Kind      string     `json:"kind"` // ldap-entry, group-membership, vault-secret, hris-field
+	ID        string     `json:"id"`
+	Detail    string     `json:"detail,omitempty"`
+	CreatedAt time.Time  `json:"createdAt"`
+	UndoneAt  *time.Time `json:"undoneAt,omitempty"`
+	UndoError string     `json:"undoError,omitempty"`
+}
+
+// Event is one line of the joiner's own narrative (reminders, escalations,
+// start-date moves), kept for the status query and the audit record.
+type Event struct {
+	At   time.Time `json:"at"`
+	What string    `json:"what"`
+}
+
+// Status is what the status query returns.
+type Status struct {
+	HRISID        string       `json:"hrisId"`
+	Stage         Stage        `json:"stage"`
+	PolicyVersion string       `json:"policyVersion,omitempty"`
+	Plan          *policy.Plan `json:"plan,omitempty"`
+	Approvers     []string     `json:"approvers,omitempty"`
+	Approvals     []Decision   `json:"approvals,omitempty"`
+	Resources     []Resource   `json:"resources,omitempty"`
+	Events        []Event      `json:"events,omitempty"`
+	Username      string       `json:"username,omitempty"`
+	DN            string       `json:"dn,omitempty"`
+	ProvisionAt   *time.Time   `json:"provisionAt,omitempty"`
+}
+
+// Outcomes of a joiner.
+const (
+	OutcomeCompleted          = "completed"
+	OutcomeRejected           = "rejected"
+	OutcomeRescinded          = "rescinded"
+	OutcomeFailed             = "failed"
+	OutcomeCompensationFailed = "compensation-failed"
+)
+
+// JoinerResult is the joiner's final state. It names the policy version it
+// ran under and every resource created or undone; it never holds a secret.
+type JoinerResult struct {
+	HRISID        string          `json:"hrisId"`
+	Outcome       string          `json:"outcome"`
+	Stage         Stage           `json:"stage"`
+	PolicyVersion string          `json:"policyVersion,omitempty"`
+	Username      string          `json:"username,omitempty"`
+	DN            string          `json:"dn,omitempty"`
+	UsernameRule  string          `json:"usernameRule,omitempty"`
+	Groups        []string        `json:"groups,omitempty"`
+	Credential    *CredentialRef  `json:"credential,omitempty"`
+	WriteBack     *WriteBackState `json:"writeBack,omitempty"`
+	Approvals     []Decision      `json:"approvals,omitempty"`
+	Resources     []Resource      `json:"resources,omitempty"`
+	Undone        []string        `json:"undone,omitempty"`
+	Error         string          `json:"error,omitempty"`
+}
+
+// CredentialRef points at the initial credential: a Vault path, version and
+// the wrapping token's accessor. The value and the token are never here.
+type CredentialRef struct {
+	Path         string    `json:"path"`
+	Version      int       `json:"version"`
+	WrapAccessor string    `json:"wrapAccessor"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+	DeliveredTo  string    `json:"deliveredTo"`
+}
+
+// WriteBackState is what the HRIS write-back did.
+type WriteBackState struct {
+	Written    []string        `json:"written,omitempty"`
+	AlreadySet []string        `json:"alreadySet,omitempty"`
+	Conflicts  []FieldConflict `json:"conflicts,omitempty"`
+}
+
+// FieldConflict is an HR-side change that Joinery refused to overwrite.
+type FieldConflict struct {
+	Field    string `json:"field"`
+	Expected string `json:"expected"`
+	Current  string `json:"current"`
+	Wanted   string `json:"wanted"`
+}
