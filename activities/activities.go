@@ -25,7 +25,7 @@ import (
 
 // Directory is what the joiner needs from LDAP / Active Directory.
 type Directory interface {
-	ClaimFirst(ctx context.Context, candidates []string, person func(username string) directory.Person) (directory.Account, error)
+	ClaimFirstWith(ctx context.Context, candidates []string, person func(username string) directory.Person) (directory.Account, error)
 	FindByEmployeeID(ctx context.Context, employeeID string, nonHuman bool) (*directory.Entry, error)
 	SetPassword(ctx context.Context, dn, password string) error
 	AddMember(ctx context.Context, groupDN, memberDN string) error

@@ -155,7 +155,7 @@ func (a *Activities) ClaimAccount(ctx context.Context, in ClaimInput) (ClaimResu
 		}
 		return p
 	}
-	acct, err := a.Directory.ClaimFirst(ctx, in.Candidates, person)
+	acct, err := a.Directory.ClaimFirstWith(ctx, in.Candidates, person)
 	if err != nil {
 		return ClaimResult{}, classify(err)
 	}

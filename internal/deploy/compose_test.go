@@ -16,6 +16,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/config"
 	"github.com/joinery/joinery/internal/stack"
 )
@@ -123,4 +124,20 @@ func TestReadmeDocumentsEveryVariable(t *testing.T) {
 	for _, v := range config.Vars() {
 		require.Contains(t, string(readme), "`"+v.Name+"`", "README's configuration table lacks %s", v.Name)
 	}
+}
+
+// The compose bootstrap loads the password policy from a file; it must be the
+// one the code and the dev stack use.
+func TestComposePasswordPolicyIsTheCodes(t *testing.T) {
+	repo, err := stack.FindRepoDir()
+	require.NoError(t, err)
+	data, err := os.ReadFile(filepath.Join(repo, "testdata", "vault", "password-policy.hcl"))
+	require.NoError(t, err)
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			lines = append(lines, l)
+		}
+	}
+	require.Equal(t, secrets.InitialPasswordPolicyHCL, strings.Join(lines, "\n"))
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/joinery/joinery/connectors/secrets"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 )
@@ -224,11 +226,11 @@ func (c Config) bootstrapVault(ctx context.Context, addr string) error {
 			return fmt.Errorf("enable approle: %w", err)
 		}
 	}
-	hcl, err := os.ReadFile(c.testdata("vault/password-policy.hcl"))
+	sec, err := secrets.New(ctx, secrets.Config{Addr: addr, Token: keys.RootToken})
 	if err != nil {
 		return err
 	}
-	if _, err := cli.Logical().WriteWithContext(ctx, "sys/policies/password/"+VaultPasswordPolicy, map[string]any{"policy": string(hcl)}); err != nil {
+	if err := sec.EnsurePasswordPolicy(ctx, VaultPasswordPolicy, secrets.InitialPasswordPolicyHCL); err != nil {
 		return fmt.Errorf("password policy: %w", err)
 	}
 	// A fresh KV v2 mount upgrades itself in the background; wait until it

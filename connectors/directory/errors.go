@@ -1,0 +1,175 @@
+package directory
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/joinery/joinery/connectors"
+)
+
+// Error types (connectors.Error.Type) this package returns. They are stable:
+// activities and workflows match on them.
+const (
+	// TypeUnavailable: busy, unavailable, network failure or timeout. Retryable.
+	TypeUnavailable = "DirectoryUnavailable"
+	// TypeInvalidCredentials: the bind was refused (49).
+	TypeInvalidCredentials = "DirectoryInvalidCredentials"
+	// TypeAccessDenied: the bind DN lacks the right (50).
+	TypeAccessDenied = "DirectoryAccessDenied"
+	// TypeSchemaViolation: the entry does not fit the schema (65, 17, 21).
+	TypeSchemaViolation = "DirectorySchemaViolation"
+	// TypeNoSuchEntry: the entry or its parent does not exist (32).
+	TypeNoSuchEntry = "DirectoryNoSuchEntry"
+	// TypeEntryExists: an entry already exists where one was to be added (68)
+	// outside a claim.
+	TypeEntryExists = "DirectoryEntryExists"
+	// TypeConstraintViolation: a server constraint refused the change (19),
+	// e.g. an AD password policy.
+	TypeConstraintViolation = "DirectoryConstraintViolation"
+	// TypeTLS: the server certificate could not be verified.
+	TypeTLS = "DirectoryTLSError"
+	// TypeInsecureTransport: the operation needs ldaps:// or StartTLS.
+	TypeInsecureTransport = "DirectoryInsecureTransport"
+	// TypeInvalidInput: the request is malformed (missing employee id,
+	// protected attribute in Extra, non-numeric id with POSIX, ...).
+	TypeInvalidInput = "DirectoryInvalidInput"
+	// TypeInvalidUsername: the profile cannot store the username.
+	TypeInvalidUsername = "DirectoryInvalidUsername"
+	// TypeDuplicateEmployeeID: more than one entry holds the employee id.
+	TypeDuplicateEmployeeID = "DirectoryDuplicateEmployeeID"
+	// TypeUsernameTaken: another joiner holds the username; try the next
+	// candidate. Wraps ErrUsernameTaken.
+	TypeUsernameTaken = "UsernameTaken"
+	// TypeUsernameExhausted: every candidate is taken. Wraps ErrNoCandidate.
+	TypeUsernameExhausted = "UsernameExhausted"
+	// TypeDirectoryError: any other LDAP result; the message carries the
+	// result code and the server's diagnostic.
+	TypeDirectoryError = "DirectoryError"
+)
+
+// transientCodes are LDAP results worth retrying: the server is overloaded,
+// shutting down or unreachable, or the request ran out of time.
+var transientCodes = []uint16{
+	ldap.LDAPResultTimeLimitExceeded,
+	ldap.LDAPResultBusy,
+	ldap.LDAPResultUnavailable,
+	ldap.LDAPResultServerDown,
+	ldap.LDAPResultTimeout,
+	ldap.LDAPResultConnectError,
+	ldap.ErrorNetwork,
+}
+
+// classifyCtx classifies err, first attributing failures to ctx when its
+// deadline passed or it was cancelled: the connector closes the connection
+// then, and the LDAP error that results only says "connection closed".
+func classifyCtx(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *connectors.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return connectors.Transient(System, op, TypeUnavailable,
+			fmt.Sprintf("directory did not answer in time (%v)", ctxErr), err)
+	}
+	return classify(op, err)
+}
+
+// classify maps an error from go-ldap to a *connectors.Error.
+func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *connectors.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return connectors.Transient(System, op, TypeUnavailable, "directory did not answer in time", err)
+	}
+	if isCertificateError(err) {
+		// Retrying cannot fix a certificate the client does not trust.
+		return connectors.Permanent(System, op, TypeTLS, "server certificate not trusted", err)
+	}
+	var le *ldap.Error
+	if !errors.As(err, &le) {
+		// Not an LDAP result: go-ldap reports some I/O failures as plain
+		// errors. Treat them as the network faults they are.
+		return connectors.Transient(System, op, TypeUnavailable, "directory unreachable", err)
+	}
+	code := le.ResultCode
+	switch {
+	case ldap.IsErrorAnyOf(err, transientCodes...):
+		return connectors.Transient(System, op, TypeUnavailable, "directory unavailable", err)
+	case code == ldap.LDAPResultInvalidCredentials:
+		return connectors.Permanent(System, op, TypeInvalidCredentials, "invalid credentials", err)
+	case code == ldap.LDAPResultInsufficientAccessRights:
+		return connectors.Permanent(System, op, TypeAccessDenied, "access denied", err)
+	case code == ldap.LDAPResultObjectClassViolation, code == ldap.LDAPResultUndefinedAttributeType,
+		code == ldap.LDAPResultInvalidAttributeSyntax:
+		return connectors.Permanent(System, op, TypeSchemaViolation, "schema violation", err)
+	case code == ldap.LDAPResultNoSuchObject:
+		return connectors.Permanent(System, op, TypeNoSuchEntry, "no such entry", err)
+	case code == ldap.LDAPResultEntryAlreadyExists:
+		return connectors.Permanent(System, op, TypeEntryExists, "entry already exists", err)
+	case code == ldap.LDAPResultConstraintViolation:
+		return connectors.Permanent(System, op, TypeConstraintViolation, "constraint violation", err)
+	default:
+		return connectors.Permanent(System, op, TypeDirectoryError, resultText(le), err)
+	}
+}
+
+// resultText renders an LDAP result as "result 53 (Unwilling To Perform):
+// diagnostic" for results no Type describes; the typed cases keep a short
+// message because the wrapped *ldap.Error already prints code and
+// diagnostic. Diagnostics come from the server and never echo a password.
+func resultText(le *ldap.Error) string {
+	name := ldap.LDAPResultCodeMap[le.ResultCode]
+	if name == "" {
+		name = "unknown"
+	}
+	s := fmt.Sprintf("result %d (%s)", le.ResultCode, name)
+	if le.Err != nil {
+		if diag := strings.TrimSpace(le.Err.Error()); diag != "" {
+			s += ": " + diag
+		}
+	}
+	return s
+}
+
+func isCertificateError(err error) bool {
+	var (
+		verr *tls.CertificateVerificationError
+		uerr x509.UnknownAuthorityError
+		herr x509.HostnameError
+		cerr x509.CertificateInvalidError
+	)
+	return errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr)
+}
+
+// invalidInput reports a request the connector refuses before sending
+// anything, choosing the type from the sentinel the profile wrapped.
+func invalidInput(op string, err error) error {
+	switch {
+	case errors.Is(err, ErrInvalidUsername):
+		return connectors.Permanent(System, op, TypeInvalidUsername, "refused before sending", err)
+	case errors.Is(err, ErrInsecureTransport):
+		return connectors.Permanent(System, op, TypeInsecureTransport, "refused before sending", err)
+	default:
+		return connectors.Permanent(System, op, TypeInvalidInput, "refused before sending", err)
+	}
+}
+
+// usernameTaken is the error of a claim lost to another joiner.
+func usernameTaken(username, holderDN string) error {
+	return connectors.Permanent(System, "claim", TypeUsernameTaken,
+		fmt.Sprintf("username %q is held by %s", username, holderDN), ErrUsernameTaken)
+}
