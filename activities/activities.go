@@ -39,6 +39,7 @@ type Secrets interface {
 	IssueInitialCredential(ctx context.Context, joinerKey string, meta map[string]string, ttl time.Duration,
 		setPassword func(context.Context, string) error, deliver func(context.Context, string) error) (secrets.Handover, error)
 	RevokeInitialCredential(ctx context.Context, path, accessor string) error
+	JoinerPath(joinerKey, name string) string
 }
 
 // HRIS is what the joiner needs from the HR system.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/joinery/joinery/connectors/directory"
 	"github.com/joinery/joinery/connectors/hris"
+	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/policy"
 )
 
@@ -263,8 +264,14 @@ type RevokeInput struct {
 }
 
 // RevokeCredential revokes the wrapping token and destroys every version.
+// Without a path (the issue step failed before answering) it destroys the
+// joiner's own path: the step may have stored a version before it failed.
 func (a *Activities) RevokeCredential(ctx context.Context, in RevokeInput) error {
-	return classify(a.Secrets.RevokeInitialCredential(ctx, in.Path, in.Accessor))
+	path := in.Path
+	if path == "" {
+		path = a.Secrets.JoinerPath(in.HRISID, secrets.InitialCredentialName)
+	}
+	return classify(a.Secrets.RevokeInitialCredential(ctx, path, in.Accessor))
 }
 
 // WriteBackInput is the owned HR fields to write and the values seen at start.
