@@ -117,11 +117,17 @@ var (
 	hrisFldRE  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
 )
 
-// Directory attributes the policy must not set: the directory connector
-// owns the account's identity and structure, and credentials only ever come
-// from Vault.
-var forbiddenAttributes = []string{"uid", "objectclass", "userpassword", "memberof", "entrydn", "employeenumber",
-	"samaccountname", "userprincipalname", "useraccountcontrol", "unicodepwd", "uidnumber"}
+// Directory attributes the policy must not set (lowercase): the directory
+// connector owns the entry's identity (uid, employeeNumber keyed on the HR
+// id, ...) and structure, group membership comes from grants, and
+// credentials only ever come from Vault. Mirrors the protected lists in
+// connectors/directory/profile.go, so the mistake surfaces when the policy
+// loads rather than when the first joiner is created.
+var forbiddenAttributes = []string{
+	"objectclass", "uid", "employeenumber", "employeeid", "uidnumber", "gidnumber",
+	"userpassword", "unicodepwd", "memberof", "entrydn", "distinguishedname",
+	"samaccountname", "userprincipalname", "useraccountcontrol", "objectsid",
+}
 
 // Load reads and parses a policy file.
 func Load(path string) (*Policy, error) {
