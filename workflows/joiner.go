@@ -56,12 +56,15 @@ type joiner struct {
 	worker  policy.Worker
 
 	// inbox holds approval attempts in arrival order; approve() consumes it.
-	inbox    []ApprovalSignal
-	seen     int
-	decided  *Decision
-	rescind  *RescindSignal
-	hireDate string
-	moves    int
+	inbox   []ApprovalSignal
+	seen    int
+	decided *Decision
+	// first and second hold the approvals so far when the policy asks for
+	// two people (a second approver); decided is set once both agree.
+	first, second *Decision
+	rescind       *RescindSignal
+	hireDate      string
+	moves         int
 
 	comps  []compensation
 	result JoinerResult
@@ -153,6 +156,7 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 	j.status.PolicyVersion = plan.PolicyVersion
 	j.result.PolicyVersion = plan.PolicyVersion
 	j.status.Approvers = j.allowedApprovers()
+	j.status.SecondApprover = plan.Approval.SecondApprover
 	_ = workflow.UpsertTypedSearchAttributes(ctx,
 		SAHRISID.ValueSet(j.in.HRISID),
 		SAKind.ValueSet(plan.Kind),
@@ -197,6 +201,10 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 }
 
 func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResult, error) {
+	// Version 1 acts on decisions while waiting (an early rejection ends the
+	// joiner). Joiners already waiting under version 0 keep waking only for
+	// rescinds and date moves, which is what their histories recorded.
+	early := workflow.GetVersion(ctx, "decisions-while-waiting", workflow.DefaultVersion, 1) >= 1
 	for {
 		hire, err := time.Parse(time.DateOnly, j.hireDate)
 		if err != nil {
@@ -210,14 +218,29 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 		if wait <= 0 {
 			return false, JoinerResult{}, nil
 		}
-		j.setStage(ctx, StageWaitingStartDate)
-		moves := j.moves
-		fired, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return j.rescind != nil || j.moves != moves })
+		if j.status.Stage != StageWaitingStartDate {
+			j.setStage(ctx, StageWaitingStartDate)
+		}
+		moves, seen := j.moves, len(j.inbox)
+		fired, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
+			return j.rescind != nil || j.moves != moves ||
+				(early && (len(j.inbox) != seen || (j.decided != nil && !j.decided.Approved)))
+		})
 		if err != nil {
 			return true, JoinerResult{}, err
 		}
 		if j.rescind != nil {
 			res, err := j.rollback(ctx, StageRescinded, OutcomeRescinded, "rescinded before the provisioning date")
+			return true, res, err
+		}
+		// Decisions may come early: a rejection ends the joiner now, an
+		// approval is kept for when the date comes.
+		if early {
+			j.drainInbox(ctx)
+		}
+		if j.decided != nil && !j.decided.Approved {
+			res, err := j.rollback(ctx, StageRejected, OutcomeRejected,
+				fmt.Sprintf("rejected by %s (%s) before the provisioning date", j.decided.Approver, j.decided.Via))
 			return true, res, err
 		}
 		if !fired {
@@ -234,6 +257,12 @@ func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
 	j.notify(ctx, ap.Approver, "approval-request",
 		fmt.Sprintf("please approve joiner %s (%s %s, %s): signal %q on workflow %s",
 			j.in.HRISID, j.worker.FirstName, j.worker.LastName, j.worker.JobTitle, SignalApprove, JoinerWorkflowID(j.in.HRISID)))
+	// Joiners started before the second approver was notified must replay
+	// without this activity, hence the version marker.
+	if v := workflow.GetVersion(ctx, "notify-second-approver", workflow.DefaultVersion, 1); v >= 1 && ap.SecondApprover != "" {
+		j.notify(ctx, ap.SecondApprover, "approval-request",
+			fmt.Sprintf("joiner %s needs your approval as second approver (route %q) besides %s's", j.in.HRISID, ap.Rule, ap.Approver))
+	}
 	start := workflow.Now(ctx)
 	type deadline struct {
 		at   time.Time
@@ -308,33 +337,79 @@ func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
 	return false, JoinerResult{}, nil
 }
 
-// drainInbox applies queued approval signals in arrival order: the first
-// one from an allowed approver decides; others are recorded as refused.
+// drainInbox applies queued approval signals in arrival order.
 func (j *joiner) drainInbox(ctx workflow.Context) {
 	for ; j.seen < len(j.inbox) && j.decided == nil; j.seen++ {
 		s := j.inbox[j.seen]
-		d := Decision{Approver: s.Approver, Approved: s.Approve, Comment: s.Comment, At: workflow.Now(ctx), Via: "signal"}
-		if reason := j.refusal(s.Approver); reason != "" {
-			d.Refused = reason
-			j.status.Approvals = append(j.status.Approvals, d)
-			j.event(ctx, fmt.Sprintf("refused a decision from %q: %s", s.Approver, reason))
-			continue
+		if _, err := j.apply(ctx, s, "signal"); err != nil {
+			j.event(ctx, fmt.Sprintf("refused a decision from %q: %v", s.Approver, err))
 		}
-		j.decided = &d
-		j.status.Approvals = append(j.status.Approvals, d)
 	}
 }
 
-func (j *joiner) refusal(approver string) string {
+// apply records one decision. The approver (or a delegate, or after
+// escalation the manager's manager) decides; where the policy names a second
+// approver, both must approve and either may reject. Anyone else is refused,
+// and the refusal is recorded too.
+func (j *joiner) apply(ctx workflow.Context, s ApprovalSignal, via string) (string, error) {
+	d := Decision{Approver: s.Approver, Approved: s.Approve, Comment: s.Comment, At: workflow.Now(ctx), Via: via}
+	role, reason := j.role(s.Approver)
+	if reason != "" {
+		d.Refused = reason
+		j.status.Approvals = append(j.status.Approvals, d)
+		return "", errors.New(reason)
+	}
+	j.status.Approvals = append(j.status.Approvals, d)
+	if !d.Approved {
+		j.decided = &d
+		return "rejected", nil
+	}
+	if role == "second" {
+		j.second = &d
+	} else {
+		j.first = &d
+	}
+	second := j.plan.Approval.SecondApprover
+	if j.first != nil && (second == "" || j.second != nil) {
+		j.decided = &d
+		return "approved", nil
+	}
+	waiting := second
+	if j.first == nil {
+		waiting = strings.Join(j.status.Approvers, " or ")
+	}
+	j.event(ctx, fmt.Sprintf("approval by %s recorded; waiting for %s", s.Approver, waiting))
+	return "recorded; waiting for " + waiting, nil
+}
+
+// role says in which capacity someone may decide, or why they may not.
+func (j *joiner) role(approver string) (string, string) {
 	if approver == "" {
-		return "no approver identity given"
+		return "", "no approver identity given"
+	}
+	second := j.plan.Approval.SecondApprover
+	if second != "" && strings.EqualFold(approver, second) {
+		if j.second != nil {
+			return "", "already approved as second approver"
+		}
+		return "second", ""
 	}
 	for _, ok := range j.status.Approvers {
 		if strings.EqualFold(ok, approver) {
-			return ""
+			if j.first != nil {
+				return "", fmt.Sprintf("the approver's decision was already given by %s", j.first.Approver)
+			}
+			return "first", ""
 		}
 	}
-	return fmt.Sprintf("not an approver for this joiner (policy route %q allows %s)", j.plan.Approval.Rule, strings.Join(j.status.Approvers, ", "))
+	allowed := strings.Join(j.status.Approvers, ", ")
+	if second != "" {
+		allowed += " (and " + second + " as second approver)"
+	}
+	if allowed == "" {
+		return "", "no approver is known yet"
+	}
+	return "", fmt.Sprintf("not an approver for this joiner (policy route %q allows %s)", j.plan.Approval.Rule, allowed)
 }
 
 func (j *joiner) validateDecide(ctx workflow.Context, s ApprovalSignal) error {
@@ -360,18 +435,11 @@ func (j *joiner) decideUpdate(ctx workflow.Context, s ApprovalSignal) (string, e
 	if j.decided != nil {
 		return "", fmt.Errorf("already decided by %s", j.decided.Approver)
 	}
-	d := Decision{Approver: s.Approver, Approved: s.Approve, Comment: s.Comment, At: workflow.Now(ctx), Via: "update"}
-	if reason := j.refusal(s.Approver); reason != "" {
-		d.Refused = reason
-		j.status.Approvals = append(j.status.Approvals, d)
-		return "", temporal.NewApplicationError("refused: "+reason, "NotAnApprover")
+	out, err := j.apply(ctx, s, "update")
+	if err != nil {
+		return "", temporal.NewApplicationError("refused: "+err.Error(), "NotAnApprover")
 	}
-	j.decided = &d
-	j.status.Approvals = append(j.status.Approvals, d)
-	if d.Approved {
-		return "approved", nil
-	}
-	return "rejected", nil
+	return out, nil
 }
 
 func (j *joiner) allowedApprovers() []string {

@@ -43,16 +43,16 @@ func newFixture(t *testing.T) *fixture {
 		HireDate: testHire, Kind: policy.KindEmployee}
 	f.plan = policy.Plan{
 		PolicyVersion: "test@sha256:abc", Kind: policy.KindEmployee,
-		Candidates:    []string{"jose.nunez", "jnunez", "jose.nunez2"},
+		Candidates: []string{"jose.nunez", "jnunez", "jose.nunez2"},
 		UsernameRules: []policy.CandidateRule{{Candidate: "jose.nunez", Pattern: "{first}.{last}", Rule: "naming.patterns[0]"},
 			{Candidate: "jnunez", Pattern: "{f}{last}", Rule: "naming.patterns[1]"}, {Candidate: "jose.nunez2", Pattern: "{first}.{last}{n}", Rule: "naming.counter", N: 2}},
-		Groups:        []policy.Grant{{Group: "all-staff", Rule: "everyone"}, {Group: "engineering", Rule: "eng", Condition: `worker.department == "Engineering"`}},
-		Attributes:    map[string]string{"mail": "{username}@joinery.test"},
+		Groups:     []policy.Grant{{Group: "all-staff", Rule: "everyone"}, {Group: "engineering", Rule: "eng", Condition: `worker.department == "Engineering"`}},
+		Attributes: map[string]string{"mail": "{username}@joinery.test"},
 		Approval: policy.ApprovalPlan{Approver: "ada.lovelace", EscalateTo: "grace.hopper", Rule: "manager",
 			ReminderAfter: 24 * time.Hour, EscalateAfter: 72 * time.Hour, Timeout: 7 * 24 * time.Hour},
-		WriteBack:         []string{"customUsername", "workEmail"},
+		WriteBack:          []string{"customUsername", "workEmail"},
 		WriteBackTemplates: map[string]string{"workEmail": "{username}@joinery.test", "customUsername": "{username}"},
-		ProvisionLeadDays: 7, CredentialTTL: 72 * time.Hour,
+		ProvisionLeadDays:  7, CredentialTTL: 72 * time.Hour,
 	}
 	env.RegisterActivity(f.acts)
 	return f
@@ -235,8 +235,8 @@ func TestJoinerDecideUpdate(t *testing.T) {
 			},
 		}, ApprovalSignal{Approver: "mallory", Approve: true})
 		f.env.UpdateWorkflow(UpdateDecide, "u2", &testsuite.TestUpdateCallback{
-			OnReject: func(err error) { require.ErrorContains(t, err, "approver is required") },
-			OnAccept: func() { t.Fatal("an update without approver must be rejected by the validator") },
+			OnReject:   func(err error) { require.ErrorContains(t, err, "approver is required") },
+			OnAccept:   func() { t.Fatal("an update without approver must be rejected by the validator") },
 			OnComplete: func(any, error) {},
 		}, ApprovalSignal{})
 		f.env.UpdateWorkflow(UpdateDecide, "u3", &testsuite.TestUpdateCallback{
@@ -406,4 +406,93 @@ func TestJoinerPolicyValidationFailureCreatesNothing(t *testing.T) {
 	require.Contains(t, res.Error, "worker.hireDate")
 	require.Empty(t, f.calls)
 	require.Empty(t, res.Undone)
+}
+
+func TestJoinerSecondApproverIsRequired(t *testing.T) {
+	cases := []struct {
+		name    string
+		signals []ApprovalSignal
+		outcome string
+		refused int
+	}{
+		{"both approve", []ApprovalSignal{{Approver: "ada.lovelace", Approve: true}, {Approver: "alan.turing", Approve: true}}, OutcomeCompleted, 0},
+		{"second first, then approver", []ApprovalSignal{{Approver: "alan.turing", Approve: true}, {Approver: "ada.lovelace", Approve: true}}, OutcomeCompleted, 0},
+		{"one person cannot approve twice", []ApprovalSignal{{Approver: "ada.lovelace", Approve: true}, {Approver: "ada.lovelace", Approve: true}, {Approver: "alan.turing", Approve: true}}, OutcomeCompleted, 1},
+		{"second approver rejects", []ApprovalSignal{{Approver: "ada.lovelace", Approve: true}, {Approver: "alan.turing"}}, OutcomeRejected, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.plan.Approval.SecondApprover = "alan.turing"
+			f.happy()
+			f.provisioning()
+			for i, s := range tc.signals {
+				name := SignalReject
+				if s.Approve {
+					name = SignalApprove
+				}
+				f.signalAt(provisionDelay()+time.Duration(i+1)*time.Hour, name, s)
+			}
+			// After only the first approval nothing may be provisioned.
+			f.env.RegisterDelayedCallback(func() {
+				require.Empty(t, f.calls, "one approval is not enough")
+			}, provisionDelay()+time.Hour+30*time.Minute)
+			res, err := f.run()
+			require.NoError(t, err)
+			require.Equal(t, tc.outcome, res.Outcome)
+			refused := 0
+			for _, d := range res.Approvals {
+				if d.Refused != "" {
+					refused++
+				}
+			}
+			require.Equal(t, tc.refused, refused)
+			require.Contains(t, f.notes, "approval-request:alan.turing")
+		})
+	}
+}
+
+func TestJoinerEarlyDecisions(t *testing.T) {
+	t.Run("a rejection before the provisioning date ends the joiner at once", func(t *testing.T) {
+		f := newFixture(t)
+		f.happy()
+		f.provisioning()
+		f.signalAt(time.Hour, SignalReject, ApprovalSignal{Approver: "ada.lovelace", Comment: "role withdrawn"})
+		res, err := f.run()
+		require.NoError(t, err)
+		require.Equal(t, OutcomeRejected, res.Outcome)
+		require.Less(t, f.env.Now().Sub(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)), 2*time.Hour, "no waiting for the date")
+		require.Empty(t, f.calls)
+	})
+	t.Run("an early approval is kept and provisioning starts on the date", func(t *testing.T) {
+		f := newFixture(t)
+		f.happy()
+		f.provisioning()
+		f.signalAt(time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
+		res, err := f.run()
+		require.NoError(t, err)
+		require.Equal(t, OutcomeCompleted, res.Outcome)
+		require.Contains(t, f.calls, "claim")
+		require.Equal(t, time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC), f.asked["approval-request"].UTC())
+	})
+}
+
+func TestJoinerEarlyRejectionByUpdate(t *testing.T) {
+	f := newFixture(t)
+	f.happy()
+	f.provisioning()
+	f.env.RegisterDelayedCallback(func() {
+		f.env.UpdateWorkflow(UpdateDecide, "early", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Fatalf("rejected: %v", err) },
+			OnAccept: func() {},
+			OnComplete: func(out any, err error) {
+				require.NoError(t, err)
+				require.Equal(t, "rejected", out)
+			},
+		}, ApprovalSignal{Approver: "ada.lovelace", Comment: "no"})
+	}, time.Hour)
+	res, err := f.run()
+	require.NoError(t, err)
+	require.Equal(t, OutcomeRejected, res.Outcome)
+	require.Less(t, f.env.Now().Sub(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)), 2*time.Hour)
 }

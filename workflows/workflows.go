@@ -130,12 +130,14 @@ type Status struct {
 	PolicyVersion string       `json:"policyVersion,omitempty"`
 	Plan          *policy.Plan `json:"plan,omitempty"`
 	Approvers     []string     `json:"approvers,omitempty"`
-	Approvals     []Decision   `json:"approvals,omitempty"`
-	Resources     []Resource   `json:"resources,omitempty"`
-	Events        []Event      `json:"events,omitempty"`
-	Username      string       `json:"username,omitempty"`
-	DN            string       `json:"dn,omitempty"`
-	ProvisionAt   *time.Time   `json:"provisionAt,omitempty"`
+	// SecondApprover must also approve when the policy route names one.
+	SecondApprover string     `json:"secondApprover,omitempty"`
+	Approvals      []Decision `json:"approvals,omitempty"`
+	Resources      []Resource `json:"resources,omitempty"`
+	Events         []Event    `json:"events,omitempty"`
+	Username       string     `json:"username,omitempty"`
+	DN             string     `json:"dn,omitempty"`
+	ProvisionAt    *time.Time `json:"provisionAt,omitempty"`
 }
 
 // Outcomes of a joiner.
