@@ -3,15 +3,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"path/filepath"
 	"strings"
 
+	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/internal/config"
 	"github.com/joinery/joinery/internal/stack"
 )
@@ -32,25 +28,11 @@ func Config(ep stack.Endpoints, repo string) (config.Config, error) {
 }
 
 // AddEmployee enters a hire in the reference HRIS (BambooHR "add employee")
-// and returns its ID.
+// and returns its ID: the HR side of a demo or test.
 func AddEmployee(ctx context.Context, ep stack.Endpoints, fields map[string]string) (string, error) {
-	body, _ := json.Marshal(fields)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-		fmt.Sprintf("%s/api/gateway.php/%s/v1/employees/", ep.HRISURL, ep.HRISCompany), bytes.NewReader(body))
+	c, err := hris.New(hris.Config{BaseURL: ep.HRISURL, Company: ep.HRISCompany, APIKey: ep.HRISAPIKey})
 	if err != nil {
 		return "", err
 	}
-	req.SetBasicAuth(ep.HRISAPIKey, "x")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		b, _ := io.ReadAll(resp.Body)
-		return "", fmt.Errorf("add employee: %s: %s", resp.Status, b)
-	}
-	loc := resp.Header.Get("Location")
-	return loc[strings.LastIndex(loc, "/")+1:], nil
+	return c.AddEmployee(ctx, fields)
 }

@@ -13,16 +13,19 @@ import (
 	"time"
 )
 
-// spawn starts bin detached (its own process group, so a Ctrl-C aimed at
-// `make` does not take the stack down mid-write) with output appended to the
-// server's log file, and records its PID.
-func (c Config) spawn(name, bin string, args, env []string) (int, error) {
-	if err := os.MkdirAll(filepath.Dir(c.pidFile(name)), 0o755); err != nil {
-		return 0, err
+// spawn starts bin detached in a session of its own, so neither a Ctrl-C
+// aimed at `make` nor the end of the shell or test process that started it
+// takes the stack down; output is appended to the server's log file and the
+// PID recorded.
+func (c Config) spawn(name, bin string, args, env []string) (int, <-chan struct{}, error) {
+	for _, d := range []string{filepath.Dir(c.pidFile(name)), c.logDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return 0, nil, err
+		}
 	}
 	logf, err := os.OpenFile(c.logFile(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "\n==== %s starting %s %s\n", time.Now().Format(time.RFC3339), bin, strings.Join(args, " "))
@@ -31,19 +34,21 @@ func (c Config) spawn(name, bin string, args, env []string) (int, error) {
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start %s: %w", bin, err)
+		return 0, nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	pid := cmd.Process.Pid
 	// Reap the child when it exits so it never lingers as a zombie while the
-	// launching process (a long test run, `make run`) is still alive.
-	go func() { _ = cmd.Wait() }()
+	// launching process (a long test run, `make run`) is still alive; the
+	// channel tells a waiting start that it died.
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	record := fmt.Sprintf("%d\n%s\n", pid, bin)
 	if err := os.WriteFile(c.pidFile(name), []byte(record), 0o644); err != nil {
-		return pid, err
+		return pid, exited, err
 	}
-	return pid, nil
+	return pid, exited, nil
 }
 
 // runningPID returns the recorded PID of a server if that process is alive
@@ -130,4 +135,12 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// writePID records a PID file as spawn does (used by tests).
+func writePID(c Config, name string, pid int, bin string) error {
+	if err := os.MkdirAll(filepath.Dir(c.pidFile(name)), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(c.pidFile(name), []byte(fmt.Sprintf("%d\n%s\n", pid, bin)), 0o644)
 }

@@ -193,6 +193,7 @@ func (c Config) ensure(ctx context.Context, s server) error {
 		}
 		return nil
 	}
+	var exited <-chan struct{}
 	if pid, ok := c.runningPID(s.name); ok {
 		// Our process is alive but not answering yet (still starting, or
 		// another test package started it a moment ago): wait for it.
@@ -210,13 +211,14 @@ func (c Config) ensure(ctx context.Context, s server) error {
 		if _, err := os.Stat(bin); err != nil {
 			return fmt.Errorf("binary %s missing (run `make tools`): %w", bin, err)
 		}
-		pid, err := c.spawn(s.name, bin, args, env)
+		pid, ch, err := c.spawn(s.name, bin, args, env)
 		if err != nil {
 			return err
 		}
+		exited = ch
 		c.logf("%s: started pid %d", s.name, pid)
 	}
-	if err := c.waitReady(ctx, s); err != nil {
+	if err := c.waitReady(ctx, s, exited); err != nil {
 		return err
 	}
 	if s.bootstrap != nil {
@@ -225,14 +227,28 @@ func (c Config) ensure(ctx context.Context, s server) error {
 	return nil
 }
 
-func (c Config) waitReady(ctx context.Context, s server) error {
+// waitReady polls until s answers. exited, when we spawned the process,
+// closes if it dies; otherwise (another caller started it) its recorded PID
+// is checked. The PID check alone would race a fresh fork, whose cmdline is
+// still the parent's until exec.
+func (c Config) waitReady(ctx context.Context, s server, exited <-chan struct{}) error {
 	deadline := time.Now().Add(c.StartTimeout)
 	var last error
 	for time.Now().Before(deadline) {
 		if last = quick(ctx, s.ready); last == nil {
 			return nil
 		}
-		if _, ok := c.runningPID(s.name); !ok {
+		dead := false
+		if exited != nil {
+			select {
+			case <-exited:
+				dead = true
+			default:
+			}
+		} else if _, ok := c.runningPID(s.name); !ok {
+			dead = true
+		}
+		if dead {
 			return fmt.Errorf("exited during start: %v; last lines of its log:\n%s", last, tail(c.logFile(s.name), 15))
 		}
 		select {
