@@ -44,8 +44,8 @@ type Config struct {
 	HRISAPIKey        string
 	HRISWebhookSecret string
 
-	PolicyFile  string
-	InboxDir    string
+	PolicyFile string
+	InboxDir   string
 
 	IntakeAddr  string
 	IntakeToken string
