@@ -19,6 +19,15 @@ var a *activities.Activities
 
 var validHRISID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
+// ValidateHRISID checks an HR record ID before it becomes part of a workflow
+// ID, an LDAP employeeNumber and a Vault path.
+func ValidateHRISID(id string) error {
+	if !validHRISID.MatchString(id) {
+		return fmt.Errorf("hrisId %q: want 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit", id)
+	}
+	return nil
+}
+
 // Error types a joiner fails with.
 const (
 	ErrTypeInvalidInput       = "InvalidJoinerInput"
@@ -71,10 +80,8 @@ type joiner struct {
 }
 
 func (j *joiner) setup(ctx workflow.Context) error {
-	if !validHRISID.MatchString(j.in.HRISID) {
-		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("hrisId %q: want 1-64 characters of letters, digits, '.', '_' or '-'", j.in.HRISID),
-			ErrTypeInvalidInput, nil)
+	if err := ValidateHRISID(j.in.HRISID); err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, nil)
 	}
 	if j.in.Kind != "" && !policy.IsKnownKind(j.in.Kind) {
 		return temporal.NewNonRetryableApplicationError(

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/workflows"
 )
 
@@ -43,6 +44,12 @@ func WorkflowURL(cfg config.Config, workflowID string) string {
 // already exists for it. A joiner that failed (and rolled back) may be
 // started again; a completed, rejected or rescinded one may not.
 func StartJoiner(ctx context.Context, c client.Client, cfg config.Config, in workflows.JoinerInput) (StartResult, error) {
+	if err := workflows.ValidateHRISID(in.HRISID); err != nil {
+		return StartResult{}, err
+	}
+	if in.Kind != "" && !policy.IsKnownKind(in.Kind) {
+		return StartResult{}, fmt.Errorf("kind %q: want one of %s", in.Kind, strings.Join(policy.Kinds(), ", "))
+	}
 	id := workflows.JoinerWorkflowID(in.HRISID)
 	kind := in.Kind
 	if kind == "" {
@@ -53,6 +60,9 @@ func StartJoiner(ctx context.Context, c client.Client, cfg config.Config, in wor
 		TaskQueue:                cfg.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// Without this the SDK hands back the existing run as if it had just
+		// started it, and a duplicate delivery would be reported as "started".
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SAHRISID.ValueSet(in.HRISID),
 			workflows.SAStage.ValueSet(string(workflows.StageValidating)),

@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/joinery/joinery/activities"
+	"github.com/joinery/joinery/connectors/directory"
+	"github.com/joinery/joinery/connectors/hris"
+	"github.com/joinery/joinery/connectors/secrets"
+	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/run"
+	"github.com/joinery/joinery/internal/stack"
+	"github.com/joinery/joinery/internal/stack/stacktest"
+	"github.com/joinery/joinery/workflows"
+)
+
+// Harness is a worker on a private task queue with the real connectors.
+type Harness struct {
+	t testing.TB
+	// EP, Cfg and C reach the stack; Cfg.TaskQueue is the harness's own.
+	EP  stack.Endpoints
+	Cfg config.Config
+	C   client.Client
+	// Acts are the worker's activities with the real connectors.
+	Acts *activities.Activities
+	Dir  *directory.Client
+	Sec  *secrets.Client
+	HR   *hris.Client
+
+	mu     sync.Mutex
+	faults map[string]string // hrisID -> step that must fail
+}
+
+func NewHarness(t testing.TB) *Harness {
+	t.Helper()
+	ep := stacktest.Ensure(t)
+	repo, err := stack.FindRepoDir()
+	require.NoError(t, err)
+	cfg, err := Config(ep, repo)
+	require.NoError(t, err)
+	cfg.TaskQueue = fmt.Sprintf("it-%s-%d", strings.ToLower(t.Name()), rand.IntN(1e9))
+	cfg.TaskQueue = strings.NewReplacer("/", "-", "_", "-").Replace(cfg.TaskQueue)
+	cfg.InboxDir = t.TempDir()
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	acts, err := run.Activities(ctx, cfg, logger)
+	require.NoError(t, err)
+	h := &Harness{t: t, EP: ep, Cfg: cfg, Acts: acts, faults: map[string]string{}}
+	acts.Faults = func(step, hrisID string) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.faults[hrisID] == step {
+			return fmt.Errorf("injected failure at %s", step)
+		}
+		return nil
+	}
+	h.Dir = acts.Directory.(*directory.Client)
+	h.Sec = acts.Secrets.(*secrets.Client)
+	h.HR = acts.HRIS.(*hris.Client)
+	h.C, err = run.Dial(ctx, cfg, logger)
+	require.NoError(t, err)
+	w := worker.New(h.C, cfg.TaskQueue, worker.Options{})
+	run.Register(w, acts)
+	require.NoError(t, w.Start())
+	t.Cleanup(func() { w.Stop(); h.C.Close() })
+	return h
+}
+
+// hire enters a new hire starting today (so provisioning starts at once).
+func (h *Harness) Hire(first, last string) string {
+	h.t.Helper()
+	id, err := AddEmployee(context.Background(), h.EP, map[string]string{
+		"firstName": first, "lastName": last, "department": "Engineering", "jobTitle": "Engineer",
+		"location": "DE-Berlin", "supervisorEId": "100", "hireDate": time.Now().Format(time.DateOnly),
+		"employmentHistoryStatus": "Full-Time", "status": "Active",
+	})
+	require.NoError(h.t, err)
+	// Its worker dies with the test: end the joiner if it is still running.
+	h.t.Cleanup(func() {
+		_ = h.C.TerminateWorkflow(context.Background(), workflows.JoinerWorkflowID(id), "", "test ended")
+	})
+	return id
+}
+
+func (h *Harness) Start(id string) {
+	h.t.Helper()
+	res, err := run.StartJoiner(context.Background(), h.C, h.Cfg, workflows.JoinerInput{HRISID: id, Source: "test"})
+	require.NoError(h.t, err)
+	require.Equal(h.t, run.Started, res.Outcome)
+}
+
+// approveWhenAsked waits for AwaitingApproval and approves as the manager.
+func (h *Harness) ApproveWhenAsked(id string) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		st, _, _, err := run.Status(ctx, h.C, id)
+		if err == nil && st.Stage == workflows.StageAwaitingApproval {
+			require.NoError(h.t, run.Signal(ctx, h.C, id, workflows.SignalApprove,
+				workflows.ApprovalSignal{Approver: st.Plan.Approval.Approver, Comment: "integration test"}))
+			return
+		}
+		require.NoError(h.t, ctx.Err(), "joiner %s never asked for approval (last stage %s, err %v)", id, st.Stage, err)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (h *Harness) Result(id string) (*workflows.JoinerResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return run.Result(ctx, h.C, id)
+}
+
+// residue lists what the joiner left on the servers.
+func (h *Harness) Residue(id string, groups []string, dn string) []string {
+	h.t.Helper()
+	ctx := context.Background()
+	var left []string
+	e, err := h.Dir.FindByEmployeeID(ctx, id, false)
+	require.NoError(h.t, err)
+	if e != nil {
+		left = append(left, "ldap entry "+e.DN)
+	}
+	if dn != "" {
+		for _, g := range groups {
+			in, err := h.Dir.IsMember(ctx, h.Dir.GroupDN(g), dn)
+			require.NoError(h.t, err)
+			if in {
+				left = append(left, "member of "+g)
+			}
+		}
+	}
+	_, found, err := h.Sec.Metadata(ctx, h.Sec.JoinerPath(id, "initial-credential"))
+	require.NoError(h.t, err)
+	if found {
+		left = append(left, "vault secret")
+	}
+	w, err := h.HR.GetWorker(ctx, id)
+	require.NoError(h.t, err)
+	if w.WorkEmail != "" || w.Username != "" {
+		left = append(left, fmt.Sprintf("hris fields workEmail=%q customUsername=%q", w.WorkEmail, w.Username))
+	}
+	return left
+}
+
+// FailAt makes the named step fail for one joiner.
+func (h *Harness) FailAt(hrisID, step string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.faults[hrisID] = step
+}

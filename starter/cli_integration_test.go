@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/joinery/joinery/internal/audit"
+	"github.com/joinery/joinery/internal/e2e"
+	"github.com/joinery/joinery/internal/run"
+	"github.com/joinery/joinery/internal/stack"
+	"github.com/joinery/joinery/workflows"
+)
+
+// cli runs the starter in-process with the environment pointing at the stack
+// and the harness's task queue, returning exit code, stdout and stderr.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := runCLI(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func setEnv(t *testing.T, h *e2e.Harness) {
+	for _, kv := range stack.Env(h.EP) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	t.Setenv("JOINERY_TASK_QUEUE", h.Cfg.TaskQueue)
+}
+
+// Every operator command end to end on the real stack, with the exit codes
+// a shell script relies on.
+func TestCLIEndToEnd(t *testing.T) {
+	h := e2e.NewHarness(t)
+	setEnv(t, h)
+	id := h.Hire("Grace", "Brewster")
+
+	code, out, errOut := cli(t, "start", id, "--as", "it-operator")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "joiner-"+id+": started")
+	code, out, _ = cli(t, "start", id)
+	require.Equal(t, exitRefused, code, "a second start collapses onto the first")
+	require.Contains(t, out, "already running")
+
+	// Found by stage and manager, the way the Web UI filters.
+	require.Eventually(t, func() bool {
+		code, out, _ := cli(t, "list", "--stage", "awaiting-approval", "--manager", "ada.lovelace", "--json")
+		if code != exitOK {
+			return false
+		}
+		var rows []run.Row
+		if json.Unmarshal([]byte(out), &rows) != nil {
+			return false
+		}
+		for _, r := range rows {
+			if r.HRISID == id && r.Stage == "AwaitingApproval" && r.Department == "Engineering" {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 200*time.Millisecond, "joiner %s not found by stage and manager", id)
+
+	code, out, _ = cli(t, "status", id)
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, "AwaitingApproval")
+	require.Contains(t, out, "all-staff")
+
+	code, _, errOut = cli(t, "approve", id, "--as", "mallory", "--wait")
+	require.Equal(t, exitRefused, code)
+	require.Contains(t, errOut, "not an approver")
+	code, out, _ = cli(t, "approve", id, "--as", "ada.lovelace", "--comment", "welcome")
+	require.Equal(t, exitOK, code, out)
+
+	res, err := h.Result(id)
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
+
+	code, out, _ = cli(t, "status", id, "--json")
+	require.Equal(t, exitOK, code)
+	var st struct {
+		Result workflows.JoinerResult `json:"result"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &st))
+	require.Equal(t, res.Username, st.Result.Username)
+
+	code, out, _ = cli(t, "audit", id, "--json")
+	require.Equal(t, exitOK, code)
+	var rec audit.Record
+	require.NoError(t, json.Unmarshal([]byte(out), &rec))
+	require.Equal(t, "completed", rec.Status)
+	require.Equal(t, res.PolicyVersion, rec.PolicyVersion)
+	require.Equal(t, "it-operator", rec.Input.RequestedBy)
+	var refused, created, ruleNamed bool
+	for _, e := range rec.Timeline {
+		refused = refused || (e.Kind == "decision" && strings.Contains(e.What, "mallory REFUSED"))
+		created = created || (e.Kind == "created" && strings.Contains(e.What, res.DN))
+		ruleNamed = ruleNamed || (e.Kind == "policy" && strings.Contains(e.What, "granted by rule"))
+	}
+	require.True(t, refused, "the refused approval is in the audit record")
+	require.True(t, created, "the directory entry is in the audit record")
+	require.True(t, ruleNamed, "each group names the rule that granted it")
+	code, out, _ = cli(t, "audit", id)
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, "granted by rule")
+
+	// The joiner is done: further signals fail, a new start says so.
+	code, _, _ = cli(t, "rescind", id, "--as", "hr")
+	require.Equal(t, exitFailed, code)
+	code, out, _ = cli(t, "start", id)
+	require.Equal(t, exitRefused, code)
+	require.Contains(t, out, "already done")
+}
+
+func TestCLIBadInputStartsNothing(t *testing.T) {
+	h := e2e.NewHarness(t)
+	setEnv(t, h)
+	for _, args := range [][]string{
+		{"start", "../../etc"},
+		{"start", "12 3"},
+		{"start", "123", "--kind", "robot"},
+	} {
+		code, _, errOut := cli(t, args...)
+		require.Equal(t, exitFailed, code, "%v", args)
+		require.NotEmpty(t, errOut)
+	}
+	for _, args := range [][]string{
+		{}, {"nope"}, {"start"}, {"approve", "1"}, {"approve", "1", "--as"}, {"move-start", "1", "tomorrow"},
+		{"list", "--stage", "sleeping"}, {"list", "--manager", `x" OR 1=1`}, {"status"}, {"audit"},
+	} {
+		code, _, _ := cli(t, args...)
+		require.Equal(t, exitUsage, code, "%v", args)
+	}
+	_, err := h.C.DescribeWorkflowExecution(context.Background(), "joiner-123", "")
+	require.Error(t, err, "nothing was started for bad input")
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/joinery/joinery/internal/audit"
+	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/run"
+	"github.com/joinery/joinery/workflows"
+)
+
+func init() {
+	commands["list"] = cmdList
+	commands["audit"] = cmdAudit
+}
+
+// stageName accepts the UI's spelling (AwaitingApproval) or a shell-friendly
+// one (awaiting-approval).
+func stageName(s string) (string, error) {
+	want := strings.ReplaceAll(strings.ToLower(s), "-", "")
+	for _, st := range []workflows.Stage{workflows.StageValidating, workflows.StageWaitingStartDate, workflows.StageAwaitingApproval,
+		workflows.StageClaimingUsername, workflows.StageGrantingGroups, workflows.StageIssuingSecret, workflows.StageWritingBack,
+		workflows.StageCompleted, workflows.StageRollingBack, workflows.StageRejected, workflows.StageRescinded,
+		workflows.StageFailed, workflows.StageCompensationFailed} {
+		if strings.ToLower(string(st)) == want {
+			return string(st), nil
+		}
+	}
+	return "", fmt.Errorf("unknown stage %q", s)
+}
+
+var safeValue = regexp.MustCompile(`^[A-Za-z0-9 ._@-]{1,128}$`)
+
+// listQuery builds the visibility query the Web UI would run.
+func listQuery(stage, manager, kind, department string) (string, error) {
+	parts := []string{`WorkflowType = "Joiner"`}
+	add := func(attr, flagName, v string) error {
+		if v == "" {
+			return nil
+		}
+		if !safeValue.MatchString(v) {
+			return fmt.Errorf("--%s %q: letters, digits, space, '.', '_', '@' and '-' only", flagName, v)
+		}
+		parts = append(parts, fmt.Sprintf("%s = %q", attr, v))
+		return nil
+	}
+	if stage != "" {
+		st, err := stageName(stage)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, fmt.Sprintf("JoinerStage = %q", st))
+	}
+	for _, f := range []struct{ attr, name, v string }{{"JoinerManager", "manager", manager}, {"JoinerKind", "kind", kind},
+		{"JoinerDepartment", "department", department}} {
+		if err := add(f.attr, f.name, f.v); err != nil {
+			return "", err
+		}
+	}
+	return strings.Join(parts, " AND "), nil
+}
+
+func cmdList(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	stage := fs.String("stage", "", "stage, e.g. awaiting-approval")
+	manager := fs.String("manager", "", "approver's username")
+	kind := fs.String("kind", "", "employee, contractor, service-account, pipeline, ai-agent")
+	department := fs.String("department", "", "HR department")
+	limit := fs.Int("limit", 100, "at most this many rows")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil || len(pos) != 0 || *limit < 1 {
+		fmt.Fprintln(stderr, "usage: starter list [--stage S] [--manager U] [--kind K] [--department D] [--limit N] [--json]")
+		return exitUsage
+	}
+	q, err := listQuery(*stage, *manager, *kind, *department)
+	if err != nil {
+		fmt.Fprintln(stderr, "list:", err)
+		return exitUsage
+	}
+	c, err := run.Dial(ctx, cfg, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	defer c.Close()
+	rows, err := run.List(ctx, c, q, *limit)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	if *asJSON {
+		_ = json.NewEncoder(stdout).Encode(rows)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKFLOW\tHRIS ID\tSTAGE\tKIND\tMANAGER\tDEPARTMENT\tSTARTED\tSTATUS")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.WorkflowID, r.HRISID, r.Stage, r.Kind, r.Manager, r.Department,
+			r.Started.Format(time.DateTime), r.Status)
+	}
+	tw.Flush()
+	fmt.Fprintf(stderr, "%d joiner(s); query: %s\n", len(rows), q)
+	return exitOK
+}
+
+func cmdAudit(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil || len(pos) != 1 {
+		fmt.Fprintln(stderr, "usage: starter audit ID [--json]")
+		return exitUsage
+	}
+	c, err := run.Dial(ctx, cfg, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	defer c.Close()
+	rec, err := audit.Build(ctx, c, run.ResolveID(pos[0]))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rec)
+		return exitOK
+	}
+	fmt.Fprintf(stdout, "Audit record of %s (run %s): %s\n", rec.WorkflowID, rec.RunID, rec.Status)
+	fmt.Fprintf(stdout, "policy %s\n\n", rec.PolicyVersion)
+	tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tKIND\tWHAT\tDETAIL")
+	for _, e := range rec.Timeline {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.Kind, e.What, e.Detail)
+	}
+	tw.Flush()
+	return exitOK
+}
