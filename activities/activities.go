@@ -31,6 +31,7 @@ type Directory interface {
 	AddMember(ctx context.Context, groupDN, memberDN string) error
 	RemoveMember(ctx context.Context, groupDN, memberDN string) error
 	Delete(ctx context.Context, dn string) error
+	Disable(ctx context.Context, dn string) error
 	GroupDN(cn string) string
 }
 
@@ -80,6 +81,7 @@ type Notification struct {
 type Activities struct {
 	Directory Directory
 	Secrets   Secrets
+	Workloads Workloads
 	HRIS      HRIS
 	Policy    Planner
 	Handover  Handover

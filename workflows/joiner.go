@@ -77,6 +77,11 @@ type joiner struct {
 
 	comps  []compensation
 	result JoinerResult
+
+	// Time-bound access (contractors, non-humans).
+	extensions []ExtendSignal
+	extSeen    int
+	revoke     *RescindSignal
 }
 
 func (j *joiner) setup(ctx workflow.Context) error {
@@ -87,6 +92,16 @@ func (j *joiner) setup(ctx workflow.Context) error {
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("kind %q: want one of %s", j.in.Kind, strings.Join(policy.Kinds(), ", ")),
 			ErrTypeInvalidInput, nil)
+	}
+	if r := j.in.Request; r != nil {
+		if policy.IsHumanKind(j.in.Kind) || j.in.Kind == "" {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("kind %q: a request without an HR record is for non-human kinds (service-account, pipeline, ai-agent)", j.in.Kind),
+				ErrTypeInvalidInput, nil)
+		}
+		if r.Name == "" || r.SponsorID == "" {
+			return temporal.NewNonRetryableApplicationError("request.name and request.sponsorId are required", ErrTypeInvalidInput, nil)
+		}
 	}
 	j.status = Status{HRISID: j.in.HRISID, Stage: StageValidating}
 	j.result = JoinerResult{HRISID: j.in.HRISID}
@@ -102,6 +117,8 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	rejectCh := workflow.GetSignalChannel(ctx, SignalReject)
 	rescindCh := workflow.GetSignalChannel(ctx, SignalRescind)
 	moveCh := workflow.GetSignalChannel(ctx, SignalStartDateChange)
+	extendCh := workflow.GetSignalChannel(ctx, SignalExtend)
+	revokeCh := workflow.GetSignalChannel(ctx, SignalRevoke)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			sel := workflow.NewSelector(ctx)
@@ -136,6 +153,19 @@ func (j *joiner) setup(ctx workflow.Context) error {
 				j.hireDate = s.HireDate
 				j.moves++
 			})
+			sel.AddReceive(extendCh, func(c workflow.ReceiveChannel, _ bool) {
+				var s ExtendSignal
+				c.Receive(ctx, &s)
+				j.extensions = append(j.extensions, s)
+			})
+			sel.AddReceive(revokeCh, func(c workflow.ReceiveChannel, _ bool) {
+				var s RescindSignal
+				c.Receive(ctx, &s)
+				if j.revoke == nil {
+					j.revoke = &s
+					j.event(ctx, fmt.Sprintf("revocation requested by %s: %s", orUnknown(s.By), s.Reason))
+				}
+			})
 			sel.Select(ctx)
 		}
 	})
@@ -148,7 +178,14 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 	// 1. Validate: read the HR record and plan against policy. Nothing is
 	// created until the plan is valid, so bad input changes nothing.
 	var w policy.Worker
-	if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.FetchJoiner,
+	if r := j.in.Request; r != nil {
+		// A non-human joiner has no HR record: its sponsor's does the vouching.
+		if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.ResolveNonHuman,
+			activities.ResolveInput{Key: j.in.HRISID, Kind: j.in.Kind, Request: *r}).Get(ctx, &w); err != nil {
+			return j.fail(ctx, "validate the request and its sponsor", err)
+		}
+		j.result.Tools = r.Tools
+	} else if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.FetchJoiner,
 		activities.FetchInput{HRISID: j.in.HRISID, Kind: j.in.Kind}).Get(ctx, &w); err != nil {
 		return j.fail(ctx, "read the HR record", err)
 	}
@@ -171,10 +208,14 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 		SADepartment.ValueSet(w.Department))
 	logger.Info("joiner planned", "hrisId", j.in.HRISID, "policy", plan.PolicyVersion, "candidates", len(plan.Candidates))
 
+	j.result.Owner, j.result.EndDate = plan.Owner, plan.EndDate
+	j.status.Owner, j.status.EndDate = plan.Owner, plan.EndDate
 	var snapshot map[string]string
-	if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.SnapshotHRIS,
-		activities.SnapshotInput{HRISID: j.in.HRISID, Fields: plan.WriteBack}).Get(ctx, &snapshot); err != nil {
-		return j.fail(ctx, "read the HR fields Joinery owns", err)
+	if j.hasHRRecord() {
+		if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.SnapshotHRIS,
+			activities.SnapshotInput{HRISID: j.in.HRISID, Fields: plan.WriteBack}).Get(ctx, &snapshot); err != nil {
+			return j.fail(ctx, "read the HR fields Joinery owns", err)
+		}
 	}
 
 	// 2. Wait for the provisioning date; a start-date change moves the timer.
@@ -196,6 +237,13 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 		return j.rollback(ctx, StageFailed, OutcomeFailed, err.Error())
 	}
 
+	// Version 1 keeps time-bound joiners (an end date) running until the end
+	// date; joiners started before that complete here, as they recorded.
+	if workflow.GetVersion(ctx, "time-bound-access", workflow.DefaultVersion, 1) >= 1 && j.plan.EndDate != "" {
+		j.notify(ctx, j.plan.Owner, "outcome", fmt.Sprintf("%s is provisioned as %s until %s; the wrapped credential is in your handover inbox",
+			strings.TrimSpace(j.worker.FirstName+" "+j.worker.LastName), j.result.Username, j.plan.EndDate))
+		return j.active(ctx)
+	}
 	j.setStage(ctx, StageCompleted)
 	j.result.Outcome = OutcomeCompleted
 	j.result.Stage = StageCompleted
@@ -206,6 +254,10 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return j.result, nil
 }
+
+// hasHRRecord is false for non-human joiners, which Joinery never writes
+// back to the HRIS.
+func (j *joiner) hasHRRecord() bool { return j.in.Request == nil }
 
 func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResult, error) {
 	// Version 1 acts on decisions while waiting (an early rejection ends the
@@ -229,7 +281,7 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 			j.setStage(ctx, StageWaitingStartDate)
 		}
 		moves, seen := j.moves, len(j.inbox)
-		fired, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
+		woke, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
 			return j.rescind != nil || j.moves != moves ||
 				(early && (len(j.inbox) != seen || (j.decided != nil && !j.decided.Approved)))
 		})
@@ -250,8 +302,8 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 				fmt.Sprintf("rejected by %s (%s) before the provisioning date", j.decided.Approver, j.decided.Via))
 			return true, res, err
 		}
-		if !fired {
-			return false, JoinerResult{}, nil
+		if !woke {
+			return false, JoinerResult{}, nil // the provisioning date came
 		}
 	}
 }
@@ -509,30 +561,48 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 		}
 	}
 
-	// Initial credential: generated, set, stored and wrapped inside one
-	// activity; history only ever sees the path and the accessor.
 	j.setStage(ctx, StageIssuingSecret)
-	var cred activities.CredentialResult
-	j.register(ctx, "destroy initial credential", "vault-secret", "initial-credential", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(ctx, a.RevokeCredential, activities.RevokeInput{
-			HRISID: j.in.HRISID, Path: cred.Path, Accessor: cred.WrapAccessor}).Get(ctx, nil)
-	})
-	recipient := plan.Approval.Approver
-	if err := workflow.ExecuteActivity(withOptions(ctx, optsCredential), a.IssueCredential, activities.CredentialInput{
-		HRISID: j.in.HRISID, Username: claim.Username, DN: claim.DN, Recipient: recipient, WrapTTL: plan.CredentialTTL,
-	}).Get(ctx, &cred); err != nil {
-		return fmt.Errorf("issue the initial credential: %w", err)
+	if plan.Workload != nil {
+		// A workload gets an AppRole whose token policy is generated from its
+		// grants; the SecretID goes to the sponsor wrapped.
+		var wl activities.WorkloadResult
+		j.register(ctx, "delete AppRole and policy", "vault-approle", "joinery-"+j.in.HRISID, func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(ctx, a.RevokeWorkload, activities.RevokeWorkloadInput{Key: j.in.HRISID, Accessor: wl.WrapAccessor}).Get(ctx, nil)
+		})
+		if err := workflow.ExecuteActivity(withOptions(ctx, optsCredential), a.IssueWorkloadCredential, activities.WorkloadInput{
+			Key: j.in.HRISID, Username: claim.Username, Recipient: plan.Owner, Workload: *plan.Workload,
+			Comment: fmt.Sprintf("Joinery workload %s (%s, %s), owner %s, until %s; policy %s", claim.Username, plan.Kind,
+				j.worker.Environment, plan.Owner, plan.EndDate, plan.PolicyVersion),
+		}).Get(ctx, &wl); err != nil {
+			return fmt.Errorf("issue the workload's AppRole: %w", err)
+		}
+		ref := WorkloadRef(wl)
+		j.result.Workload, j.status.Workload = &ref, &ref
+		j.status.Resources[len(j.status.Resources)-1].ID = wl.RoleName + " (policy " + wl.PolicyName + ")"
+	} else if policy.IsHumanKind(plan.Kind) {
+		// Initial credential: generated, set, stored and wrapped inside one
+		// activity; history only ever sees the path and the accessor.
+		var cred activities.CredentialResult
+		j.register(ctx, "destroy initial credential", "vault-secret", "initial-credential", func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(ctx, a.RevokeCredential, activities.RevokeInput{
+				HRISID: j.in.HRISID, Path: cred.Path, Accessor: cred.WrapAccessor}).Get(ctx, nil)
+		})
+		if err := workflow.ExecuteActivity(withOptions(ctx, optsCredential), a.IssueCredential, activities.CredentialInput{
+			HRISID: j.in.HRISID, Username: claim.Username, DN: claim.DN, Recipient: plan.Approval.Approver, WrapTTL: plan.CredentialTTL,
+		}).Get(ctx, &cred); err != nil {
+			return fmt.Errorf("issue the initial credential: %w", err)
+		}
+		j.status.Resources[len(j.status.Resources)-1].ID = fmt.Sprintf("%s (v%d)", cred.Path, cred.Version)
+		j.result.Credential = &CredentialRef{Path: cred.Path, Version: cred.Version, WrapAccessor: cred.WrapAccessor,
+			ExpiresAt: cred.ExpiresAt, DeliveredTo: cred.DeliveredTo}
 	}
-	j.status.Resources[len(j.status.Resources)-1].ID = fmt.Sprintf("%s (v%d)", cred.Path, cred.Version)
-	j.result.Credential = &CredentialRef{Path: cred.Path, Version: cred.Version, WrapAccessor: cred.WrapAccessor,
-		ExpiresAt: cred.ExpiresAt, DeliveredTo: cred.DeliveredTo}
 	if err := check(); err != nil {
 		return err
 	}
 
 	// Write back only the fields Joinery owns, never over an HR edit.
 	want := plan.WriteBackFor(claim.Username)
-	if len(want) > 0 {
+	if len(want) > 0 && j.hasHRRecord() {
 		j.setStage(ctx, StageWritingBack)
 		j.register(ctx, "restore HR fields", "hris-field", strings.Join(sortedKeys(want), ","), func(ctx workflow.Context) error {
 			return workflow.ExecuteActivity(ctx, a.UndoWriteBack, activities.WriteBackInput{

@@ -28,6 +28,8 @@ type fixture struct {
 	asked map[string]time.Time
 	// credDelay makes IssueCredential take that long (to land signals mid-step).
 	credDelay time.Duration
+	// onWriteBack, when set, sees every WriteBack input.
+	onWriteBack func(activities.WriteBackInput)
 }
 
 const testHire = "2026-12-01"
@@ -86,8 +88,12 @@ func (f *fixture) provisioning() {
 	}).Return(nil).Maybe()
 	e.OnActivity(f.acts.IssueCredential, mock.Anything, mock.Anything).Run(f.record("credential")).After(f.credDelay).
 		Return(activities.CredentialResult{Path: "joinery/joiners/200/initial-credential", Version: 1, WrapAccessor: "acc-1", DeliveredTo: "ada.lovelace"}, nil).Maybe()
-	e.OnActivity(f.acts.WriteBack, mock.Anything, mock.Anything).Run(f.record("writeback")).
-		Return(activities.WriteBackOutput{Written: []string{"customUsername", "workEmail"}}, nil).Maybe()
+	e.OnActivity(f.acts.WriteBack, mock.Anything, mock.Anything).Run(func(a mock.Arguments) {
+		f.calls = append(f.calls, "writeback")
+		if f.onWriteBack != nil {
+			f.onWriteBack(a.Get(1).(activities.WriteBackInput))
+		}
+	}).Return(activities.WriteBackOutput{Written: []string{"customUsername", "workEmail"}}, nil).Maybe()
 	f.compensations(nil)
 }
 

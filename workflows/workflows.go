@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/internal/policy"
 )
 
@@ -22,6 +23,8 @@ const (
 	SignalReject          = "reject"
 	SignalRescind         = "rescind"
 	SignalStartDateChange = "start-date"
+	SignalExtend          = "extend"
+	SignalRevoke          = "revoke"
 	UpdateDecide          = "decide"
 	QueryStatus           = "status"
 )
@@ -39,10 +42,16 @@ const (
 	StageIssuingSecret    Stage = "IssuingCredential"
 	StageWritingBack      Stage = "WritingBack"
 	StageCompleted        Stage = "Completed"
-	StageRollingBack      Stage = "RollingBack"
-	StageRejected         Stage = "Rejected"
-	StageRescinded        Stage = "Rescinded"
-	StageFailed           Stage = "Failed"
+	// StageActive is a time-bound joiner (contractor, non-human) that is
+	// provisioned and watched until its end date.
+	StageActive      Stage = "Active"
+	StageRevoking    Stage = "Revoking"
+	StageExpired     Stage = "Expired"
+	StageRevoked     Stage = "Revoked"
+	StageRollingBack Stage = "RollingBack"
+	StageRejected    Stage = "Rejected"
+	StageRescinded   Stage = "Rescinded"
+	StageFailed      Stage = "Failed"
 	// StageCompensationFailed means a rollback step kept failing: something
 	// may be left behind and an operator must look (the result says what).
 	StageCompensationFailed Stage = "CompensationFailed"
@@ -56,6 +65,8 @@ var (
 	SAManager    = temporal.NewSearchAttributeKeyKeyword("JoinerManager")
 	SADepartment = temporal.NewSearchAttributeKeyKeyword("JoinerDepartment")
 	SAHRISID     = temporal.NewSearchAttributeKeyKeyword("HRISID")
+	// SAExpiry is when time-bound access ends, for "expiring within" lists.
+	SAExpiry = temporal.NewSearchAttributeKeyTime("JoinerExpiry")
 )
 
 // JoinerInput starts a joiner. It carries references, not personal data: the
@@ -71,6 +82,22 @@ type JoinerInput struct {
 	RequestedBy string `json:"requestedBy,omitempty"`
 	// EventID is the HR event's delivery ID, for the audit record.
 	EventID string `json:"eventId,omitempty"`
+	// Request describes a non-human joiner (no HR record); HRISID is then
+	// the joiner's own key, e.g. nhi-deploy-bot-production.
+	Request *activities.NonHumanRequest `json:"request,omitempty"`
+}
+
+// NonHumanKey derives a non-human joiner's key (and so its workflow ID) from
+// its name and environment, so a repeated request collapses onto one joiner.
+func NonHumanKey(name, environment string) string {
+	return "nhi-" + name + "-" + environment
+}
+
+// ExtendSignal asks to move the end date of time-bound access.
+type ExtendSignal struct {
+	EndDate string `json:"endDate"` // YYYY-MM-DD
+	By      string `json:"by"`
+	Comment string `json:"comment,omitempty"`
 }
 
 // Decision is an approval, a rejection or a refused attempt.
@@ -131,13 +158,16 @@ type Status struct {
 	Plan          *policy.Plan `json:"plan,omitempty"`
 	Approvers     []string     `json:"approvers,omitempty"`
 	// SecondApprover must also approve when the policy route names one.
-	SecondApprover string     `json:"secondApprover,omitempty"`
-	Approvals      []Decision `json:"approvals,omitempty"`
-	Resources      []Resource `json:"resources,omitempty"`
-	Events         []Event    `json:"events,omitempty"`
-	Username       string     `json:"username,omitempty"`
-	DN             string     `json:"dn,omitempty"`
-	ProvisionAt    *time.Time `json:"provisionAt,omitempty"`
+	SecondApprover string       `json:"secondApprover,omitempty"`
+	Approvals      []Decision   `json:"approvals,omitempty"`
+	Resources      []Resource   `json:"resources,omitempty"`
+	Events         []Event      `json:"events,omitempty"`
+	Username       string       `json:"username,omitempty"`
+	DN             string       `json:"dn,omitempty"`
+	ProvisionAt    *time.Time   `json:"provisionAt,omitempty"`
+	Owner          string       `json:"owner,omitempty"`
+	EndDate        string       `json:"endDate,omitempty"`
+	Workload       *WorkloadRef `json:"workload,omitempty"`
 }
 
 // Outcomes of a joiner.
@@ -147,6 +177,8 @@ const (
 	OutcomeRescinded          = "rescinded"
 	OutcomeFailed             = "failed"
 	OutcomeCompensationFailed = "compensation-failed"
+	OutcomeExpired            = "expired"
+	OutcomeRevoked            = "revoked"
 )
 
 // JoinerResult is the joiner's final state. It names the policy version it
@@ -166,6 +198,25 @@ type JoinerResult struct {
 	Resources     []Resource      `json:"resources,omitempty"`
 	Undone        []string        `json:"undone,omitempty"`
 	Error         string          `json:"error,omitempty"`
+	// Time-bound access: owner, end date, the workload's Vault objects, and
+	// what was revoked when access ended.
+	Owner    string       `json:"owner,omitempty"`
+	EndDate  string       `json:"endDate,omitempty"`
+	Workload *WorkloadRef `json:"workload,omitempty"`
+	Tools    []string     `json:"tools,omitempty"`
+	Revoked  []string     `json:"revoked,omitempty"`
+}
+
+// WorkloadRef points at a non-human joiner's AppRole. The SecretID went to
+// the sponsor wrapped; only its accessor is here.
+type WorkloadRef struct {
+	RoleName     string    `json:"roleName"`
+	RoleID       string    `json:"roleId"`
+	PolicyName   string    `json:"policyName"`
+	PolicyHCL    string    `json:"policyHcl"`
+	WrapAccessor string    `json:"wrapAccessor"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+	DeliveredTo  string    `json:"deliveredTo"`
 }
 
 // CredentialRef points at the initial credential: a Vault path, version and

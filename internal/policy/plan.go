@@ -53,6 +53,36 @@ type Plan struct {
 	CredentialTTL time.Duration `json:"credentialTTL"`
 	// Exceptions names the exception rules that applied, in policy order.
 	Exceptions []string `json:"exceptions,omitempty"`
+	// EndDate is when access ends (YYYY-MM-DD): contractors and non-human
+	// joiners stay under watch until then and are revoked on it.
+	EndDate string `json:"endDate,omitempty"`
+	// MaxLifetime caps EndDate - HireDate, for the record and extensions.
+	MaxLifetime time.Duration `json:"maxLifetime,omitempty"`
+	// ExpiryReminder is how long before EndDate the owner is reminded.
+	ExpiryReminder time.Duration `json:"expiryReminder,omitempty"`
+	// Owner is the accountable human: the sponsor of a non-human joiner,
+	// the manager of a person.
+	Owner string `json:"owner,omitempty"`
+	// Workload is the Vault AppRole of a non-human joiner (nil for people).
+	Workload *WorkloadPlan `json:"workload,omitempty"`
+}
+
+// CheckExtension says whether access may be extended to newEnd: a real date
+// after the current end and within the kind's maximum lifetime from the
+// start. It returns the reason when not.
+func (p Plan) CheckExtension(newEnd string) error {
+	end, err := time.Parse(dateLayout, newEnd)
+	if err != nil {
+		return fmt.Errorf("endDate %q is not a date in YYYY-MM-DD form", newEnd)
+	}
+	if cur, err := time.Parse(dateLayout, p.EndDate); err == nil && !end.After(cur) {
+		return fmt.Errorf("endDate %s is not after the current end %s", newEnd, p.EndDate)
+	}
+	if start, err := time.Parse(dateLayout, p.HireDate); err == nil && p.MaxLifetime > 0 && end.Sub(start) > p.MaxLifetime {
+		return fmt.Errorf("endDate %s is %d days after the start %s; kind %s may last at most %d days",
+			newEnd, int(end.Sub(start)/(24*time.Hour)), p.HireDate, p.Kind, int(p.MaxLifetime/(24*time.Hour)))
+	}
+	return nil
 }
 
 // Grant is one group grant and why it was made.
@@ -162,6 +192,14 @@ func (p *Policy) Plan(w Worker) (Plan, error) {
 		HireDate:          w.HireDate,
 		ProvisionLeadDays: p.leadDays,
 		CredentialTTL:     p.wrapTTL,
+		EndDate:           w.EndDate,
+		MaxLifetime:       kind.maxLifetime,
+		ExpiryReminder:    kind.expiryReminder,
+		Workload:          kind.workloadFor(&w),
+	}
+	plan.Owner = w.ManagerUsername
+	if !IsHumanKind(w.Kind) {
+		plan.Owner = w.SponsorUsername
 	}
 	if t, err := time.Parse(dateLayout, w.HireDate); err == nil {
 		plan.ProvisionDate = t.AddDate(0, 0, -p.leadDays).Format(dateLayout)

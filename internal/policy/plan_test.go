@@ -112,8 +112,9 @@ func TestPlanJose(t *testing.T) {
 		Condition: `worker.kind in ["employee", "contractor"] && worker.department == "Engineering" && worker.location.startsWith("DE")`}, plan.Groups[2])
 	require.Equal(t, ApprovalPlan{Rule: "manager", Approver: "ada.lovelace", EscalateTo: "grace.hopper",
 		ReminderAfter: 24 * time.Hour, EscalateAfter: 72 * time.Hour, Timeout: 7 * 24 * time.Hour}, plan.Approval)
-	require.Equal(t, []string{"customUsername", "workEmail"}, plan.WriteBack)
-	require.Equal(t, map[string]string{"workEmail": "jose.nunez@joinery.test", "customUsername": "jose.nunez"}, plan.WriteBackFor("jose.nunez"))
+	require.Equal(t, []string{"customAccessStatus", "customUsername", "workEmail"}, plan.WriteBack)
+	require.Equal(t, map[string]string{"workEmail": "jose.nunez@joinery.test", "customUsername": "jose.nunez", "customAccessStatus": "active"},
+		plan.WriteBackFor("jose.nunez"))
 	require.Equal(t, map[string]string{
 		"cn": "José Ñúñez", "sn": "Ñúñez", "givenName": "José", "displayName": "José Ñúñez",
 		"mail": "jose.nunez2@joinery.test", "departmentNumber": "Engineering",

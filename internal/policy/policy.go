@@ -49,6 +49,9 @@ type kindSpec struct {
 	// kind may receive; anything else a rule grants is withheld.
 	restricted bool
 	groups     []string
+	// workload is the Vault AppRole spec for non-human kinds (nil: none).
+	workload       *workloadSpec
+	expiryReminder time.Duration
 }
 
 type birthrightRule struct {
@@ -459,6 +462,19 @@ func (b *builder) buildKinds(raw map[string]rawKind) {
 			// Least privilege for machines is not optional: the policy must
 			// say which groups they may ever hold (possibly none: []).
 			b.fail(path+".groups", "required for non-human kinds: list the groups it may hold ([] for none)")
+		}
+		if rk.Vault != nil && IsHumanKind(name) {
+			b.fail(path+".vault", "only non-human kinds get a workload AppRole; people get an initial credential")
+		}
+		k.workload = b.buildWorkload(path+".vault", rk.Vault)
+		k.expiryReminder = 7 * 24 * time.Hour
+		if rk.ExpiryReminder != "" {
+			d, err := parseDuration(rk.ExpiryReminder)
+			if err != nil || d <= 0 {
+				b.fail(path+".expiry_reminder", "want a positive duration such as 7d, got %q", rk.ExpiryReminder)
+			} else {
+				k.expiryReminder = d
+			}
 		}
 		b.p.kinds[name] = k
 	}

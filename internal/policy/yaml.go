@@ -56,6 +56,10 @@ type rawKind struct {
 	MaxLifetime  string    `yaml:"max_lifetime"`
 	Environments []string  `yaml:"environments"`
 	Groups       *[]string `yaml:"groups"`
+	// Vault is the AppRole a workload of this kind gets (non-human kinds).
+	Vault *rawWorkload `yaml:"vault"`
+	// ExpiryReminder is how long before the end date the owner is reminded.
+	ExpiryReminder string `yaml:"expiry_reminder"`
 }
 
 type rawBirthright struct {

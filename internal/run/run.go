@@ -75,7 +75,7 @@ func Activities(ctx context.Context, cfg config.Config, logger *slog.Logger) (*a
 	inbox := activities.FileInbox{Dir: cfg.InboxDir}
 	logger.Info("policy loaded", "file", cfg.PolicyFile, "version", pol.Version)
 	return &activities.Activities{
-		Directory: dir, Secrets: sec, HRIS: hr, Policy: pol,
+		Directory: dir, Secrets: sec, Workloads: sec, HRIS: hr, Policy: pol,
 		Handover: inbox, Notifier: inbox, Logger: logger,
 	}, nil
 }

@@ -18,6 +18,8 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/joinery/joinery/connectors/secrets"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 )
@@ -296,7 +298,7 @@ func (c Config) temporalServer() server {
 				"--log-level", "warn",
 			}
 			for _, sa := range SearchAttributes {
-				args = append(args, "--search-attribute", sa+"=Keyword")
+				args = append(args, "--search-attribute", sa[0]+"="+sa[1])
 			}
 			return c.bin("temporal"), args, nil, nil
 		},
@@ -325,7 +327,45 @@ func (c Config) temporalServer() server {
 			resp.Body.Close()
 			return nil
 		},
+		bootstrap: c.registerSearchAttributes,
 	}
+}
+
+// registerSearchAttributes adds any of Joinery's search attributes a running
+// server lacks (one started before an attribute was introduced).
+func (c Config) registerSearchAttributes(ctx context.Context) error {
+	cl, err := client.DialContext(ctx, client.Options{
+		HostPort:  fmt.Sprintf("127.0.0.1:%d", c.TemporalPort),
+		Namespace: TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+	})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	have, err := cl.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: TemporalNamespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, sa := range SearchAttributes {
+		if _, ok := have.GetCustomAttributes()[sa[0]]; !ok {
+			t := enumspb.INDEXED_VALUE_TYPE_KEYWORD
+			if sa[1] == "Datetime" {
+				t = enumspb.INDEXED_VALUE_TYPE_DATETIME
+			}
+			missing[sa[0]] = t
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = cl.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: TemporalNamespace, SearchAttributes: missing})
+	if err != nil {
+		return fmt.Errorf("add search attributes: %w", err)
+	}
+	c.logf("temporal: registered search attributes %v", missing)
+	return nil
 }
 
 // Reference HRIS ------------------------------------------------------------

@@ -60,9 +60,12 @@ const (
 	TemporalNamespace = "default"
 )
 
-// SearchAttributes are the typed (Keyword) search attributes Joinery upserts;
-// the dev server registers them at start so the Web UI can filter on them.
-var SearchAttributes = []string{"JoinerStage", "JoinerKind", "JoinerManager", "JoinerDepartment", "HRISID"}
+// SearchAttributes are the typed search attributes Joinery upserts (name and
+// type); the dev server registers them so the Web UI can filter on them.
+var SearchAttributes = [][2]string{
+	{"JoinerStage", "Keyword"}, {"JoinerKind", "Keyword"}, {"JoinerManager", "Keyword"},
+	{"JoinerDepartment", "Keyword"}, {"HRISID", "Keyword"}, {"JoinerExpiry", "Datetime"},
+}
 
 // DefaultConfig returns the configuration for a checkout rooted at repoDir,
 // overridden by the environment.

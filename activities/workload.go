@@ -1,0 +1,180 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/joinery/joinery/connectors/secrets"
+	"github.com/joinery/joinery/internal/policy"
+)
+
+// Workloads is what non-human joiners need from Vault: an ACL policy and an
+// AppRole whose SecretID is handed over wrapped.
+type Workloads interface {
+	WritePolicy(ctx context.Context, name, hcl string) error
+	DeletePolicy(ctx context.Context, name string) error
+	CreateAppRole(ctx context.Context, name string, opts secrets.AppRoleOptions) (string, error)
+	WrappedSecretID(ctx context.Context, role string, ttl time.Duration) (string, secrets.Handover, error)
+	DeleteAppRole(ctx context.Context, name string) error
+	RevokeAccessor(ctx context.Context, accessor string) error
+}
+
+// NonHumanRequest describes a service account, pipeline or AI agent: there
+// is no HR record, so an accountable human (the sponsor) must exist in the
+// HRIS and be active.
+type NonHumanRequest struct {
+	Name        string   `json:"name"`
+	SponsorID   string   `json:"sponsorId"`
+	Environment string   `json:"environment"`
+	Purpose     string   `json:"purpose"`
+	StartDate   string   `json:"startDate"`
+	EndDate     string   `json:"endDate"`
+	Tools       []string `json:"tools,omitempty"` // AI agents: tools and permissions, for the audit record
+}
+
+// ResolveInput asks for a non-human joiner's normalised record.
+type ResolveInput struct {
+	Key     string          `json:"key"`
+	Kind    string          `json:"kind"`
+	Request NonHumanRequest `json:"request"`
+}
+
+// ResolveNonHuman validates the sponsor against the live HRIS and builds the
+// policy's Worker for the request.
+func (a *Activities) ResolveNonHuman(ctx context.Context, in ResolveInput) (policy.Worker, error) {
+	if in.Request.SponsorID == "" {
+		return policy.Worker{}, temporal.NewNonRetryableApplicationError("sponsorId: required: a non-human joiner needs an accountable human", ErrTypeInvalidJoiner, nil)
+	}
+	sp, err := a.HRIS.GetWorker(ctx, in.Request.SponsorID)
+	if err != nil {
+		return policy.Worker{}, classify(err)
+	}
+	if !strings.EqualFold(sp.Status, "Active") || sp.TerminationDate != "" {
+		return policy.Worker{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("sponsorId %s: the sponsor is not an active employee (status %q)", in.Request.SponsorID, sp.Status), ErrTypeInvalidJoiner, nil)
+	}
+	if sp.Username == "" {
+		return policy.Worker{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("sponsorId %s: the sponsor has no directory username yet", in.Request.SponsorID), ErrTypeInvalidJoiner, nil)
+	}
+	w := policy.Worker{
+		HRISID: in.Key, FirstName: in.Request.Name, Kind: in.Kind, Environment: in.Request.Environment,
+		Purpose: in.Request.Purpose, SponsorUsername: sp.Username, HireDate: in.Request.StartDate, EndDate: in.Request.EndDate,
+		Department: sp.Department,
+	}
+	// The sponsor's manager is where an unanswered approval escalates.
+	if sp.SupervisorID != "" {
+		m, err := a.HRIS.GetWorker(ctx, sp.SupervisorID)
+		if err != nil {
+			return policy.Worker{}, classify(err)
+		}
+		w.ManagerUsername = m.Username
+	}
+	return w, nil
+}
+
+// WorkloadInput asks for a workload's AppRole.
+type WorkloadInput struct {
+	Key       string              `json:"key"`
+	Username  string              `json:"username"`
+	Recipient string              `json:"recipient"`
+	Workload  policy.WorkloadPlan `json:"workload"`
+	Comment   string              `json:"comment"`
+}
+
+// WorkloadResult references the AppRole; the SecretID travels wrapped to
+// the sponsor and never appears here.
+type WorkloadResult struct {
+	RoleName     string    `json:"roleName"`
+	RoleID       string    `json:"roleId"`
+	PolicyName   string    `json:"policyName"`
+	PolicyHCL    string    `json:"policyHcl"`
+	WrapAccessor string    `json:"wrapAccessor"`
+	ExpiresAt    time.Time `json:"expiresAt"`
+	DeliveredTo  string    `json:"deliveredTo"`
+}
+
+// WorkloadNames are the Vault names a workload's role and policy get.
+func WorkloadNames(key string) (role, pol string) {
+	return "joinery-" + key, "joinery-nhi-" + key
+}
+
+// IssueWorkloadCredential writes the token policy generated from the plan's
+// grants, creates the AppRole bound to it (TTLs, SecretID uses, CIDRs from
+// policy) and delivers a response-wrapped SecretID to the sponsor. Running it
+// again rewrites the same policy and role and issues a fresh SecretID.
+func (a *Activities) IssueWorkloadCredential(ctx context.Context, in WorkloadInput) (WorkloadResult, error) {
+	if err := a.fault(StepCredential, in.Key); err != nil {
+		return WorkloadResult{}, err
+	}
+	if a.Workloads == nil {
+		return WorkloadResult{}, temporal.NewNonRetryableApplicationError("no Vault workload connector configured", ErrTypeInvalidJoiner, nil)
+	}
+	role, pol := WorkloadNames(in.Key)
+	hcl := in.Workload.PolicyHCL(in.Comment)
+	if err := a.Workloads.WritePolicy(ctx, pol, hcl); err != nil {
+		return WorkloadResult{}, classify(err)
+	}
+	roleID, err := a.Workloads.CreateAppRole(ctx, role, secrets.AppRoleOptions{
+		TokenPolicies: []string{pol}, TokenTTL: in.Workload.TokenTTL, TokenMaxTTL: in.Workload.TokenMaxTTL,
+		SecretIDNumUses: in.Workload.SecretIDNumUses, SecretIDTTL: in.Workload.SecretIDTTL,
+		TokenBoundCIDRs: in.Workload.CIDRs, SecretIDBoundCIDRs: in.Workload.CIDRs,
+	})
+	if err != nil {
+		return WorkloadResult{}, classify(err)
+	}
+	token, h, err := a.Workloads.WrappedSecretID(ctx, role, in.Workload.WrapTTL)
+	if err != nil {
+		return WorkloadResult{}, classify(err)
+	}
+	if err := a.Handover.Deliver(ctx, in.Recipient, in.Key, token); err != nil {
+		// An undelivered SecretID must not stay redeemable.
+		_ = a.Workloads.RevokeAccessor(ctx, h.WrapAccessor)
+		return WorkloadResult{}, fmt.Errorf("deliver the wrapped SecretID to %s: %w", in.Recipient, err)
+	}
+	return WorkloadResult{RoleName: role, RoleID: roleID, PolicyName: pol, PolicyHCL: hcl, WrapAccessor: h.WrapAccessor,
+		ExpiresAt: h.ExpiresAt, DeliveredTo: in.Recipient}, nil
+}
+
+// RevokeWorkloadInput names a workload's Vault objects.
+type RevokeWorkloadInput struct {
+	Key      string `json:"key"`
+	Accessor string `json:"accessor,omitempty"`
+}
+
+// RevokeWorkload revokes an unredeemed wrapped SecretID and deletes the
+// AppRole (with its SecretIDs) and the token policy, so the workload can no
+// longer log in and tokens it holds lose their permissions. Absent objects
+// count as done.
+func (a *Activities) RevokeWorkload(ctx context.Context, in RevokeWorkloadInput) error {
+	if a.Workloads == nil {
+		return nil
+	}
+	role, pol := WorkloadNames(in.Key)
+	if in.Accessor != "" {
+		if err := a.Workloads.RevokeAccessor(ctx, in.Accessor); err != nil {
+			return classify(err)
+		}
+	}
+	if err := a.Workloads.DeleteAppRole(ctx, role); err != nil {
+		return classify(err)
+	}
+	return classify(a.Workloads.DeletePolicy(ctx, pol))
+}
+
+// DisableAccount disables the joiner's directory entry (kept for the audit
+// trail, unusable for login); nothing there means nothing to do.
+func (a *Activities) DisableAccount(ctx context.Context, in AccountRef) error {
+	e, err := a.Directory.FindByEmployeeID(ctx, in.HRISID, in.NonHuman)
+	if err != nil {
+		return classify(err)
+	}
+	if e == nil {
+		return nil
+	}
+	return classify(a.Directory.Disable(ctx, e.DN))
+}
