@@ -24,8 +24,8 @@ func nhiFixture(t *testing.T) (*fixture, JoinerInput) {
 		HireDate: "2026-11-01", EndDate: "2026-12-31"}
 	f.plan = policy.Plan{PolicyVersion: "test@sha256:nhi", Kind: policy.KindPipeline, OU: "service-accounts",
 		Candidates: []string{"ci-deploybot"}, UsernameRules: []policy.CandidateRule{{Candidate: "ci-deploybot", Pattern: "ci-{first}", Rule: "naming.patterns[3]"}},
-		Groups:   []policy.Grant{{Group: "ci-deployers", Rule: "ci-deployers"}},
-		Approval: policy.ApprovalPlan{Rule: "production-machine", Approver: "ada.lovelace", SecondApprover: "grace.hopper", Timeout: 7 * 24 * time.Hour},
+		Groups:    []policy.Grant{{Group: "ci-deployers", Rule: "ci-deployers"}},
+		Approval:  policy.ApprovalPlan{Rule: "production-machine", Approver: "ada.lovelace", SecondApprover: "grace.hopper", Timeout: 7 * 24 * time.Hour},
 		WriteBack: []string{"customAccessStatus"}, WriteBackTemplates: map[string]string{"customAccessStatus": "active"},
 		HireDate: "2026-11-01", EndDate: "2026-12-31", MaxLifetime: 365 * 24 * time.Hour, ExpiryReminder: 14 * 24 * time.Hour,
 		Owner: "ada.lovelace",
