@@ -215,9 +215,22 @@ func printStatus(w io.Writer, cfg config.Config, st workflows.Status, res *workf
 		fmt.Fprintf(tw, "groups\t%s\n", strings.Join(groups, ", "))
 		fmt.Fprintf(tw, "approvers\t%s\n", strings.Join(st.Approvers, ", "))
 	}
+	if st.Owner != "" {
+		fmt.Fprintf(tw, "owner\t%s\n", st.Owner)
+	}
+	if st.EndDate != "" {
+		fmt.Fprintf(tw, "access until\t%s (revoked the day after)\n", st.EndDate)
+	}
 	if st.Username != "" {
 		fmt.Fprintf(tw, "username\t%s\n", st.Username)
 		fmt.Fprintf(tw, "dn\t%s\n", st.DN)
+	}
+	if wl := st.Workload; wl != nil {
+		fmt.Fprintf(tw, "approle\t%s (role_id %s), SecretID wrapped for %s (accessor %s)\n", wl.RoleName, wl.RoleID, wl.DeliveredTo, wl.WrapAccessor)
+		fmt.Fprintf(tw, "vault policy\t%s\n", wl.PolicyName)
+		for _, line := range strings.Split(strings.TrimSpace(wl.PolicyHCL), "\n") {
+			fmt.Fprintf(tw, "\t  %s\n", line)
+		}
 	}
 	for _, d := range st.Approvals {
 		verdict := "rejected"
@@ -254,8 +267,11 @@ func printStatus(w io.Writer, cfg config.Config, st workflows.Status, res *workf
 				fmt.Fprintf(tw, "hris conflict\t%s: HR has %q, Joinery wanted %q (left as is)\n", c.Field, c.Current, c.Wanted)
 			}
 		}
+		for _, r := range res.Revoked {
+			fmt.Fprintf(tw, "revoked\t%s\n", r)
+		}
 		if res.Error != "" {
-			fmt.Fprintf(tw, "error\t%s\n", res.Error)
+			fmt.Fprintf(tw, "reason\t%s\n", res.Error)
 		}
 	}
 	fmt.Fprintf(tw, "ui\t%s\n", run.WorkflowURL(cfg, workflows.JoinerWorkflowID(st.HRISID)))

@@ -40,7 +40,7 @@ func stageName(s string) (string, error) {
 var safeValue = regexp.MustCompile(`^[A-Za-z0-9 ._@-]{1,128}$`)
 
 // listQuery builds the visibility query the Web UI would run.
-func listQuery(stage, manager, kind, department string) (string, error) {
+func listQuery(stage, manager, kind, department string, expiringWithin time.Duration, now time.Time) (string, error) {
 	parts := []string{`WorkflowType = "Joiner"`}
 	add := func(attr, flagName, v string) error {
 		if v == "" {
@@ -65,7 +65,30 @@ func listQuery(stage, manager, kind, department string) (string, error) {
 			return "", err
 		}
 	}
+	if expiringWithin > 0 {
+		parts = append(parts, fmt.Sprintf("JoinerExpiry < %q", now.Add(expiringWithin).UTC().Format(time.RFC3339)),
+			`ExecutionStatus = "Running"`)
+	}
 	return strings.Join(parts, " AND "), nil
+}
+
+// parseWithin reads 30d, 12h or 90m.
+func parseWithin(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if _, err := fmt.Sscanf(d, "%d", &n); err == nil && n > 0 && fmt.Sprint(n) == d {
+			return time.Duration(n) * 24 * time.Hour, nil
+		}
+		return 0, fmt.Errorf("--expiring-within %q: want e.g. 30d or 12h", s)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("--expiring-within %q: want e.g. 30d or 12h", s)
+	}
+	return d, nil
 }
 
 func cmdList(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
@@ -75,14 +98,20 @@ func cmdList(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	manager := fs.String("manager", "", "approver's username")
 	kind := fs.String("kind", "", "employee, contractor, service-account, pipeline, ai-agent")
 	department := fs.String("department", "", "HR department")
+	within := fs.String("expiring-within", "", "only time-bound joiners whose access ends within this (e.g. 30d)")
 	limit := fs.Int("limit", 100, "at most this many rows")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil || len(pos) != 0 || *limit < 1 {
-		fmt.Fprintln(stderr, "usage: starter list [--stage S] [--manager U] [--kind K] [--department D] [--limit N] [--json]")
+		fmt.Fprintln(stderr, "usage: starter list [--stage S] [--manager U] [--kind K] [--department D] [--expiring-within 30d] [--limit N] [--json]")
 		return exitUsage
 	}
-	q, err := listQuery(*stage, *manager, *kind, *department)
+	w, err := parseWithin(*within)
+	if err != nil {
+		fmt.Fprintln(stderr, "list:", err)
+		return exitUsage
+	}
+	q, err := listQuery(*stage, *manager, *kind, *department, w, time.Now())
 	if err != nil {
 		fmt.Fprintln(stderr, "list:", err)
 		return exitUsage
@@ -103,10 +132,14 @@ func cmdList(ctx context.Context, cfg config.Config, args []string, stdout, stde
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKFLOW\tHRIS ID\tSTAGE\tKIND\tMANAGER\tDEPARTMENT\tSTARTED\tSTATUS")
+	fmt.Fprintln(tw, "WORKFLOW\tHRIS ID\tSTAGE\tKIND\tOWNER\tDEPARTMENT\tSTARTED\tEXPIRES\tSTATUS")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.WorkflowID, r.HRISID, r.Stage, r.Kind, r.Manager, r.Department,
-			r.Started.Format(time.DateTime), r.Status)
+		exp := "-"
+		if r.Expiry != nil {
+			exp = r.Expiry.UTC().Format(time.DateOnly)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.WorkflowID, r.HRISID, r.Stage, r.Kind, r.Manager, r.Department,
+			r.Started.Format(time.DateTime), exp, r.Status)
 	}
 	tw.Flush()
 	fmt.Fprintf(stderr, "%d joiner(s); query: %s\n", len(rows), q)

@@ -12,14 +12,15 @@ import (
 
 // Row is one joiner in a list.
 type Row struct {
-	WorkflowID string    `json:"workflowId"`
-	HRISID     string    `json:"hrisId"`
-	Stage      string    `json:"stage"`
-	Kind       string    `json:"kind"`
-	Manager    string    `json:"manager"`
-	Department string    `json:"department"`
-	Started    time.Time `json:"started"`
-	Status     string    `json:"status"`
+	WorkflowID string     `json:"workflowId"`
+	HRISID     string     `json:"hrisId"`
+	Stage      string     `json:"stage"`
+	Kind       string     `json:"kind"`
+	Manager    string     `json:"manager"`
+	Department string     `json:"department"`
+	Started    time.Time  `json:"started"`
+	Expiry     *time.Time `json:"expiry,omitempty"`
+	Status     string     `json:"status"`
 }
 
 // List runs a visibility query (the same the Web UI runs) and returns up to
@@ -46,6 +47,12 @@ func List(ctx context.Context, c client.Client, query string, limit int) ([]Row,
 			}
 			r.HRISID, r.Stage, r.Kind = get("HRISID"), get("JoinerStage"), get("JoinerKind")
 			r.Manager, r.Department = get("JoinerManager"), get("JoinerDepartment")
+			if p, ok := fields["JoinerExpiry"]; ok {
+				var t time.Time
+				if dc.FromPayload(p, &t) == nil {
+					r.Expiry = &t
+				}
+			}
 			rows = append(rows, r)
 			if len(rows) == limit {
 				break

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/run"
+	"github.com/joinery/joinery/internal/stack/stacktest"
+	"github.com/joinery/joinery/workflows"
+)
+
+// itConfig is the dev stack's configuration with a task queue of this test
+// alone: no worker runs these joiners; the test terminates them.
+func itConfig(t *testing.T) (config.Config, client.Client) {
+	t.Helper()
+	ep := stacktest.Ensure(t)
+	cfg, err := config.Load(func(string) string { return "" })
+	require.NoError(t, err)
+	cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TemporalUIURL = ep.TemporalAddress, ep.TemporalNamespace, ep.TemporalUIURL
+	cfg.TaskQueue = "it-starter-" + randHex(5)
+	cfg.HRISWebhookSecret = "it-serve-secret"
+	cfg.IntakeToken = "it-serve-token"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := run.Dial(ctx, cfg, nil)
+	if err != nil {
+		t.Fatalf("Temporal of the dev stack is not reachable: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return cfg, c
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func terminateLater(t *testing.T, c client.Client, ids ...string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, id := range ids {
+			err := c.TerminateWorkflow(ctx, workflows.JoinerWorkflowID(id), "", "starter integration test cleanup")
+			var nf *serviceerror.NotFound
+			if err != nil && !errors.As(err, &nf) {
+				t.Errorf("terminate %s: %v", id, err)
+			}
+		}
+	})
+}
+
+// joinerStatus is the joiner's execution status, or 0 when none exists.
+func joinerStatus(t *testing.T, c client.Client, id string) enumspb.WorkflowExecutionStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := c.DescribeWorkflowExecution(ctx, workflows.JoinerWorkflowID(id), "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return 0
+	}
+	require.NoError(t, err)
+	return d.GetWorkflowExecutionInfo().GetStatus()
+}
+
+func TestIntegrationImportCommand(t *testing.T) {
+	cfg, c := itConfig(t)
+	p := "it-import-" + randHex(4)
+	fixture, err := os.ReadFile("../testdata/intake/joiners.csv")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "joiners.csv")
+	require.NoError(t, os.WriteFile(file, []byte(strings.ReplaceAll(string(fixture), "{{P}}", p)), 0o600))
+	good := []string{p + "-1", p + "-2", p + "-3"}
+	bad := []string{p + "-5", p + "-6", p + "-7"}
+	terminateLater(t, c, good...)
+
+	var out, errb bytes.Buffer
+	code := cmdImport(context.Background(), cfg, []string{file, "--as", "it-operator", "--concurrency", "1"}, &out, &errb)
+	require.Equal(t, exitFailed, code, "a file with bad rows exits 1\n%s\n%s", out.String(), errb.String())
+	table := out.String()
+	for _, want := range []string{
+		"ROW  HR ID", p + "-1", "started", "bad id", "invalid", "hrisId: want 1-64 characters",
+		"kind: \"robot\" is not a joiner kind", "hireDate: 2027-02-30 is not a calendar date", "email: not an e-mail address",
+		"already running", "8 rows: 3 started, 1 already running, 0 already done, 4 invalid, 0 failed",
+	} {
+		require.Contains(t, table, want)
+	}
+	// stderr is not a terminal here: plain counts, no bar.
+	require.Contains(t, errb.String(), "imported 8/8 rows")
+	require.NotContains(t, errb.String(), "\r")
+	for _, id := range good {
+		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, joinerStatus(t, c, id), id)
+	}
+	for _, id := range bad {
+		require.Zero(t, joinerStatus(t, c, id), "%s must not have been started", id)
+	}
+	in := readInput(t, c, good[0])
+	require.Equal(t, workflows.JoinerInput{HRISID: good[0], Kind: "employee", Source: "import", RequestedBy: "hr-ops"}, in)
+
+	// A clean file whose joiners already exist: exit 0, all collapsed.
+	clean := filepath.Join(dir, "again.jsonl")
+	require.NoError(t, os.WriteFile(clean, []byte(fmt.Sprintf("{\"hrisId\":%q}\n{\"hrisId\":%q}\n", good[0], good[1])), 0o600))
+	out.Reset()
+	errb.Reset()
+	code = cmdImport(context.Background(), cfg, []string{clean}, &out, &errb)
+	require.Equal(t, exitOK, code, "%s\n%s", out.String(), errb.String())
+	require.Contains(t, out.String(), "2 rows: 0 started, 2 already running")
+}
+
+func TestImportCommandUsage(t *testing.T) {
+	cfg, err := config.Load(func(string) string { return "" })
+	require.NoError(t, err)
+	var out, errb bytes.Buffer
+	require.Equal(t, exitUsage, cmdImport(context.Background(), cfg, nil, &out, &errb))
+	require.Equal(t, exitUsage, cmdImport(context.Background(), cfg, []string{"joiners.xlsx"}, &out, &errb))
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	require.NoError(t, os.WriteFile(bad, []byte("hrisId,salary\n1,2\n"), 0o600))
+	errb.Reset()
+	require.Equal(t, exitFailed, cmdImport(context.Background(), cfg, []string{bad}, &out, &errb))
+	require.Contains(t, errb.String(), `unknown column "salary"`)
+	empty := filepath.Join(dir, "empty.csv")
+	require.NoError(t, os.WriteFile(empty, []byte("hrisId\n"), 0o600))
+	errb.Reset()
+	require.Equal(t, exitFailed, cmdImport(context.Background(), cfg, []string{empty}, &out, &errb))
+	require.Contains(t, errb.String(), "no rows")
+}
+
+func readInput(t *testing.T, c client.Client, id string) workflows.JoinerInput {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	it := c.GetWorkflowHistory(ctx, workflows.JoinerWorkflowID(id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	ev, err := it.Next()
+	require.NoError(t, err)
+	var in workflows.JoinerInput
+	require.NoError(t, json.Unmarshal(ev.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0].GetData(), &in))
+	return in
+}
+
+// TestIntegrationServeCommand runs `starter serve` on a free port, starts a
+// joiner through it, then sends the process SIGINT: the command must shut
+// down gracefully and exit 0.
+func TestIntegrationServeCommand(t *testing.T) {
+	cfg, c := itConfig(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	cfg.IntakeAddr = ln.Addr().String()
+	require.NoError(t, ln.Close())
+	id := "it-serve-" + randHex(4)
+	terminateLater(t, c, id)
+
+	var errb syncWriter
+	done := make(chan int, 1)
+	go func() { done <- cmdServe(context.Background(), cfg, nil, io.Discard, &errb) }()
+	base := "http://" + cfg.IntakeAddr
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 15*time.Second, 50*time.Millisecond, "serve did not become ready: %s", errb.String())
+
+	r, _ := http.NewRequest(http.MethodPost, base+"/joiners", strings.NewReader(`{"hrisId":"`+id+`"}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+cfg.IntakeToken)
+	resp, err := http.DefaultClient.Do(r)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, joinerStatus(t, c, id))
+
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGINT))
+	select {
+	case code := <-done:
+		require.Equal(t, exitOK, code, errb.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop after SIGINT: %s", errb.String())
+	}
+	logs := errb.String()
+	require.Contains(t, logs, `"msg":"intake shutting down"`)
+	require.NotContains(t, logs, cfg.IntakeToken)
+	require.NotContains(t, logs, cfg.HRISWebhookSecret)
+	_, err = http.Get(base + "/healthz")
+	require.Error(t, err, "the server still answers after shutdown")
+}
+
+// syncWriter is an io.Writer safe for the server's goroutines.
+type syncWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+func TestProgress(t *testing.T) {
+	var plain bytes.Buffer
+	p := newProgress(&plain, 25)
+	for n := 1; n <= 25; n++ {
+		p.update(n)
+	}
+	p.done(25)
+	require.Equal(t, "imported 2/25 rows\nimported 4/25 rows\nimported 6/25 rows\nimported 8/25 rows\nimported 10/25 rows\n"+
+		"imported 12/25 rows\nimported 14/25 rows\nimported 16/25 rows\nimported 18/25 rows\nimported 20/25 rows\n"+
+		"imported 22/25 rows\nimported 24/25 rows\nimported 25/25 rows\n", plain.String())
+
+	var small bytes.Buffer
+	p = newProgress(&small, 3)
+	for n := 1; n <= 3; n++ {
+		p.update(n)
+	}
+	p.done(3)
+	require.Equal(t, "imported 3/3 rows\n", small.String())
+
+	var term bytes.Buffer
+	p = newProgress(&term, 4)
+	p.terminal = true
+	for n := 1; n <= 4; n++ {
+		p.update(n)
+	}
+	p.done(4)
+	require.True(t, strings.HasPrefix(term.String(), "\r[======="), term.String())
+	require.True(t, strings.HasSuffix(term.String(), "\r[==============================] 4/4 rows\n"), term.String())
+}

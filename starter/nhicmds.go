@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/joinery/joinery/activities"
+	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/policy"
+	"github.com/joinery/joinery/internal/run"
+	"github.com/joinery/joinery/workflows"
+)
+
+func init() {
+	commands["request"] = cmdRequest
+	commands["extend"] = cmdExtend
+	commands["revoke"] = cmdRevoke
+}
+
+// stringList collects a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// cmdRequest starts a non-human joiner: starter request KIND NAME --sponsor
+// HRIS_ID --environment ENV --purpose TEXT --until YYYY-MM-DD [--tool T]...
+func cmdRequest(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("request", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sponsor := fs.String("sponsor", "", "HRIS employee ID of the accountable human (required)")
+	env := fs.String("environment", "", "environment, e.g. staging or production (required)")
+	purpose := fs.String("purpose", "", "what the identity is for (required)")
+	until := fs.String("until", "", "end date YYYY-MM-DD (required)")
+	start := fs.String("start", time.Now().UTC().Format(time.DateOnly), "start date YYYY-MM-DD")
+	as := fs.String("as", operator(), "who requests it, for the audit record")
+	asJSON := fs.Bool("json", false, "print the answer as JSON")
+	var tools stringList
+	fs.Var(&tools, "tool", "a tool or permission an AI agent uses (repeatable), recorded in the audit record")
+	pos, err := parseInterleaved(fs, args)
+	usage := "usage: starter request service-account|pipeline|ai-agent NAME --sponsor HRIS_ID --environment ENV --purpose TEXT --until YYYY-MM-DD [--tool T]..."
+	if err != nil || len(pos) != 2 {
+		fmt.Fprintln(stderr, usage)
+		return exitUsage
+	}
+	kind, name := pos[0], pos[1]
+	var problems []string
+	if !policy.IsKnownKind(kind) || policy.IsHumanKind(kind) {
+		problems = append(problems, fmt.Sprintf("kind %q: want service-account, pipeline or ai-agent", kind))
+	}
+	for flagName, v := range map[string]string{"sponsor": *sponsor, "environment": *env, "purpose": *purpose, "until": *until} {
+		if strings.TrimSpace(v) == "" {
+			problems = append(problems, "--"+flagName+" is required")
+		}
+	}
+	for flagName, v := range map[string]string{"until": *until, "start": *start} {
+		if v != "" {
+			if _, err := time.Parse(time.DateOnly, v); err != nil {
+				problems = append(problems, fmt.Sprintf("--%s %q: want YYYY-MM-DD", flagName, v))
+			}
+		}
+	}
+	key := workflows.NonHumanKey(name, *env)
+	if err := workflows.ValidateHRISID(key); err != nil {
+		problems = append(problems, fmt.Sprintf("name %q and environment %q must be letters, digits, '.', '_' or '-'", name, *env))
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(stderr, "request: %s\n%s\n", strings.Join(problems, "; "), usage)
+		return exitUsage
+	}
+	c, err := run.Dial(ctx, cfg, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	defer c.Close()
+	res, err := run.StartJoiner(ctx, c, cfg, workflows.JoinerInput{HRISID: key, Kind: kind, Source: "cli", RequestedBy: *as,
+		Request: &activities.NonHumanRequest{Name: name, SponsorID: *sponsor, Environment: *env, Purpose: *purpose,
+			StartDate: *start, EndDate: *until, Tools: tools}})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	if *asJSON {
+		_ = json.NewEncoder(stdout).Encode(res)
+	} else {
+		fmt.Fprintf(stdout, "%s: %s\n%s\n", res.WorkflowID, res.Outcome, res.UIURL)
+	}
+	if res.Outcome != run.Started {
+		return exitRefused
+	}
+	return exitOK
+}
+
+func cmdExtend(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("extend", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	as := fs.String("as", "", "the owner (sponsor or manager), required")
+	comment := fs.String("comment", "", "why")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil || len(pos) != 2 || *as == "" {
+		fmt.Fprintln(stderr, "usage: starter extend ID YYYY-MM-DD --as OWNER [--comment C]")
+		return exitUsage
+	}
+	if _, err := time.Parse(time.DateOnly, pos[1]); err != nil {
+		fmt.Fprintf(stderr, "extend: date %q: want YYYY-MM-DD\n", pos[1])
+		return exitUsage
+	}
+	c, err := run.Dial(ctx, cfg, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	defer c.Close()
+	if err := run.Signal(ctx, c, pos[0], workflows.SignalExtend, workflows.ExtendSignal{EndDate: pos[1], By: *as, Comment: *comment}); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "%s: extension to %s sent as %s (the joiner records a refusal if policy does not allow it)\n", run.ResolveID(pos[0]), pos[1], *as)
+	return exitOK
+}
+
+func cmdRevoke(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	as := fs.String("as", "", "who revokes, required")
+	reason := fs.String("reason", "", "why")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil || len(pos) != 1 || *as == "" {
+		fmt.Fprintln(stderr, "usage: starter revoke ID --as USER [--reason R]")
+		return exitUsage
+	}
+	c, err := run.Dial(ctx, cfg, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	defer c.Close()
+	if err := run.Signal(ctx, c, pos[0], workflows.SignalRevoke, workflows.RescindSignal{By: *as, Reason: *reason}); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "%s: revoke sent; access ends now\n", run.ResolveID(pos[0]))
+	return exitOK
+}
