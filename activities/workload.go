@@ -98,9 +98,11 @@ type WorkloadResult struct {
 	DeliveredTo  string    `json:"deliveredTo"`
 }
 
-// WorkloadNames are the Vault names a workload's role and policy get.
+// WorkloadNames are the Vault names a workload's role and token policy get
+// (roles and policies are separate namespaces in Vault, so they share one
+// name: joinery-<key>, e.g. joinery-nhi-deploy-bot-production).
 func WorkloadNames(key string) (role, pol string) {
-	return "joinery-" + key, "joinery-nhi-" + key
+	return "joinery-" + key, "joinery-" + key
 }
 
 // IssueWorkloadCredential writes the token policy generated from the plan's

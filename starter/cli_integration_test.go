@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +140,56 @@ func TestCLIBadInputStartsNothing(t *testing.T) {
 	}
 	_, err := h.C.DescribeWorkflowExecution(context.Background(), "joiner-123", "")
 	require.Error(t, err, "nothing was started for bad input")
+}
+
+// request, list --expiring-within, extend and revoke end to end.
+func TestCLINonHuman(t *testing.T) {
+	h := e2e.NewHarness(t)
+	setEnv(t, h)
+	name := fmt.Sprintf("it-cli-%d", rand.IntN(1e6))
+	key := workflows.NonHumanKey(name, "staging")
+	t.Cleanup(func() { _ = h.C.TerminateWorkflow(context.Background(), workflows.JoinerWorkflowID(key), "", "test ended") })
+	until := time.Now().UTC().AddDate(0, 0, 20).Format(time.DateOnly)
+
+	code, _, errOut := cli(t, "request", "robot", name, "--sponsor", "100")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errOut, "--environment is required")
+	code, out, errOut := cli(t, "request", "pipeline", name, "--sponsor", "100", "--environment", "staging",
+		"--purpose", "cli test", "--until", until, "--tool", "kubectl")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, key+": started")
+	h.ApproveWhenAsked(key)
+
+	expiring := func(within string) bool {
+		code, out, _ := cli(t, "list", "--kind", "pipeline", "--expiring-within", within, "--json")
+		require.Equal(t, exitOK, code)
+		var rows []run.Row
+		require.NoError(t, json.Unmarshal([]byte(out), &rows))
+		for _, r := range rows {
+			if r.HRISID == key {
+				return true
+			}
+		}
+		return false
+	}
+	require.Eventually(t, func() bool { return expiring("30d") }, 30*time.Second, 200*time.Millisecond, "not listed as expiring within 30d")
+	require.False(t, expiring("7d"))
+
+	code, out, _ = cli(t, "status", key)
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, "owner")
+	require.Contains(t, out, "secret/data/workloads/"+name+"/staging/*")
+
+	later := time.Now().UTC().AddDate(0, 0, 60).Format(time.DateOnly)
+	code, _, _ = cli(t, "extend", key, later, "--as", "ada.lovelace", "--comment", "still needed")
+	require.Equal(t, exitOK, code)
+	require.Eventually(t, func() bool { return !expiring("30d") }, 30*time.Second, 200*time.Millisecond, "the extension did not move the expiry")
+
+	code, _, _ = cli(t, "revoke", key, "--as", "security", "--reason", "cli test")
+	require.Equal(t, exitOK, code)
+	res, err := h.Result(key)
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomeRevoked, res.Outcome)
+	require.Equal(t, later, res.EndDate)
+	require.Equal(t, []string{"kubectl"}, res.Tools)
 }

@@ -8,9 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -73,9 +71,7 @@ func cmdImport(ctx context.Context, cfg config.Config, args []string, stdout, st
 		return exitFailed
 	}
 
-	// runCLI bounds commands to two minutes; a large import may take
-	// longer, so keep only the caller's values and stop on a signal.
-	ctx, stop := signal.NotifyContext(context.WithoutCancel(ctx), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := longRunning(ctx)
 	defer stop()
 	c, err := run.Dial(ctx, cfg, nil)
 	if err != nil {

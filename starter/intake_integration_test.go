@@ -8,10 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -161,22 +161,36 @@ func readInput(t *testing.T, c client.Client, id string) workflows.JoinerInput {
 	return in
 }
 
-// TestIntegrationServeCommand runs `starter serve` on a free port, starts a
-// joiner through it, then sends the process SIGINT: the command must shut
-// down gracefully and exit 0.
+// TestIntegrationServeCommand builds the starter, runs `starter serve` on a
+// free port against the dev stack, starts a joiner through it, then sends
+// the process SIGINT: it must shut down gracefully and exit 0.
 func TestIntegrationServeCommand(t *testing.T) {
 	cfg, c := itConfig(t)
+	bin := filepath.Join(t.TempDir(), "starter")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./starter: %v\n%s", err, out)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	cfg.IntakeAddr = ln.Addr().String()
+	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	id := "it-serve-" + randHex(4)
 	terminateLater(t, c, id)
 
-	var errb syncWriter
-	done := make(chan int, 1)
-	go func() { done <- cmdServe(context.Background(), cfg, nil, io.Discard, &errb) }()
-	base := "http://" + cfg.IntakeAddr
+	var logs syncWriter
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"JOINERY_TEMPORAL_ADDRESS="+cfg.TemporalAddress, "JOINERY_TEMPORAL_NAMESPACE="+cfg.TemporalNamespace,
+		"JOINERY_TEMPORAL_UI_URL="+cfg.TemporalUIURL, "JOINERY_TASK_QUEUE="+cfg.TaskQueue, "JOINERY_INTAKE_ADDR="+addr,
+		"JOINERY_INTAKE_TOKEN="+cfg.IntakeToken, "JOINERY_HRIS_WEBHOOK_SECRET="+cfg.HRISWebhookSecret, "JOINERY_LOG_LEVEL=info")
+	cmd.Stderr = &logs
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	base := "http://" + addr
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
@@ -184,7 +198,7 @@ func TestIntegrationServeCommand(t *testing.T) {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 15*time.Second, 50*time.Millisecond, "serve did not become ready: %s", errb.String())
+	}, 20*time.Second, 50*time.Millisecond, "serve did not become ready: %s", logs.String())
 
 	r, _ := http.NewRequest(http.MethodPost, base+"/joiners", strings.NewReader(`{"hrisId":"`+id+`"}`))
 	r.Header.Set("Content-Type", "application/json")
@@ -195,19 +209,41 @@ func TestIntegrationServeCommand(t *testing.T) {
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, joinerStatus(t, c, id))
 
-	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGINT))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	select {
-	case code := <-done:
-		require.Equal(t, exitOK, code, errb.String())
+	case err := <-exited:
+		require.NoError(t, err, "serve must exit 0 after SIGINT\n%s", logs.String())
 	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not stop after SIGINT: %s", errb.String())
+		t.Fatalf("serve did not stop after SIGINT: %s", logs.String())
 	}
-	logs := errb.String()
-	require.Contains(t, logs, `"msg":"intake shutting down"`)
-	require.NotContains(t, logs, cfg.IntakeToken)
-	require.NotContains(t, logs, cfg.HRISWebhookSecret)
-	_, err = http.Get(base + "/healthz")
-	require.Error(t, err, "the server still answers after shutdown")
+	out := logs.String()
+	require.Contains(t, out, `"msg":"intake shutting down"`)
+	require.Contains(t, out, `"hris_id":"`+id+`"`)
+	require.NotContains(t, out, cfg.IntakeToken)
+	require.NotContains(t, out, cfg.HRISWebhookSecret)
+}
+
+// TestLongRunningContext: commands that outlive runCLI's bound stop when
+// their context is cancelled, never when its deadline passes.
+func TestLongRunningContext(t *testing.T) {
+	parent, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	ctx, stop := longRunning(parent)
+	<-parent.Done()
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, ctx.Err(), "the deadline must not end a long-running command")
+	stop()
+	require.Error(t, ctx.Err())
+
+	parent2, cancel2 := context.WithCancel(context.Background())
+	ctx2, stop2 := longRunning(parent2)
+	defer stop2()
+	cancel2()
+	select {
+	case <-ctx2.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelling the parent must end a long-running command")
+	}
 }
 
 // syncWriter is an io.Writer safe for the server's goroutines.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,9 +40,7 @@ func cmdServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		fmt.Fprint(stderr, serveUsage)
 		return exitUsage
 	}
-	// runCLI bounds every command to two minutes; a server must outlive
-	// that, so it keeps only the caller's values and ends on a signal.
-	ctx, stop := signal.NotifyContext(context.WithoutCancel(ctx), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := longRunning(ctx)
 	defer stop()
 
 	logger := run.NewLogger(cfg.LogLevel, stderr)
@@ -70,4 +69,23 @@ func cmdServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return exitFailed
 	}
 	return exitOK
+}
+
+// longRunning derives the context of a command that may outlive the
+// two-minute bound runCLI puts on every command (serve, a large import): it
+// ends on SIGINT or SIGTERM, or when ctx is cancelled, but not when ctx's
+// deadline passes.
+func longRunning(ctx context.Context) (context.Context, context.CancelFunc) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		select {
+		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				cancel()
+			}
+		case <-out.Done():
+		}
+	}()
+	sig, stop := signal.NotifyContext(out, os.Interrupt, syscall.SIGTERM)
+	return sig, func() { stop(); cancel() }
 }

@@ -2,6 +2,8 @@ package stack
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -375,17 +377,31 @@ func (c Config) hrisServer() server {
 	return server{
 		name: "hris",
 		prepare: func(ctx context.Context) error {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-			// Built here rather than by make so that a test run on a fresh
-			// clone needs nothing but the Go toolchain for this server.
+			return os.MkdirAll(dir, 0o755)
+		},
+		// Built here rather than by make so that a test run on a fresh clone
+		// needs nothing but the Go toolchain for this server. A running
+		// server whose binary no longer matches the code is restarted.
+		stale: func(ctx context.Context) (bool, error) {
 			cmd := exec.CommandContext(ctx, "go", "build", "-o", c.bin("refhris"), "./internal/cmd/refhris")
 			cmd.Dir = c.RepoDir
 			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("build refhris: %v: %s", err, out)
+				return false, fmt.Errorf("build refhris: %v: %s", err, out)
 			}
-			return nil
+			sum, err := fileSum(c.bin("refhris"))
+			if err != nil {
+				return false, err
+			}
+			ran, err := os.ReadFile(c.pidFile("hris") + ".sum")
+			return err != nil || string(ran) != sum, nil
+		},
+		// Remember which binary is running, for stale.
+		bootstrap: func(ctx context.Context) error {
+			sum, err := fileSum(c.bin("refhris"))
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(c.pidFile("hris")+".sum", []byte(sum), 0o644)
 		},
 		command: func() (string, []string, []string, error) {
 			env := []string{
@@ -413,4 +429,18 @@ func (c Config) hrisServer() server {
 			return nil
 		},
 	}
+}
+
+// fileSum is the hex SHA-256 of a file.
+func fileSum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

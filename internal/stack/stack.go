@@ -138,6 +138,9 @@ type server struct {
 	ready func(ctx context.Context) error
 	// bootstrap runs after ready (idempotent), e.g. Vault unseal and mounts.
 	bootstrap func(ctx context.Context) error
+	// stale, when set, reports that a running instance must be restarted
+	// (the reference HRIS after its code changed).
+	stale func(ctx context.Context) (bool, error)
 }
 
 func (c Config) servers() []server {
@@ -189,6 +192,18 @@ func Down(ctx context.Context, c Config) error {
 }
 
 func (c Config) ensure(ctx context.Context, s server) error {
+	if s.stale != nil {
+		old, err := s.stale(ctx)
+		if err != nil {
+			return err
+		}
+		if _, running := c.runningPID(s.name); old && running {
+			c.logf("%s: binary changed since it started; restarting", s.name)
+			if err := c.stop(ctx, s.name); err != nil {
+				return err
+			}
+		}
+	}
 	if err := quick(ctx, s.ready); err == nil {
 		c.logf("%s: already up", s.name)
 		if s.bootstrap != nil {

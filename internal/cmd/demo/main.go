@@ -125,6 +125,9 @@ func demo(ctx context.Context) error {
 	if err := verify(ctx, cfg, ep, id, final); err != nil {
 		return err
 	}
+	if err := serviceAccount(ctx, c, cfg); err != nil {
+		return err
+	}
 
 	fmt.Printf(`
 Everything is still running:
@@ -137,6 +140,8 @@ Start another joiner from another terminal:
   bin/starter start 200                     # José Ñúñez, seeded pending hire (manager ada.lovelace)
   bin/starter status 200
   bin/starter approve 200 --as ada.lovelace --comment "welcome"
+  bin/starter list --kind service-account --expiring-within 120d
+  bin/starter audit nhi-reporting-sync-production
 Ctrl-C stops the worker%s.
 `, ep.TemporalUIURL, ep.VaultAddr, filepath.Join(ep.StateDir, "vault", "root-token"), ep.LDAPURL, ep.LDAPBindDN, ep.HRISURL,
 		map[bool]string{true: "", false: " and the stack"}[wasUp])
@@ -275,4 +280,58 @@ func verify(ctx context.Context, cfg config.Config, ep stack.Endpoints, id strin
 	say("HRIS   employee %s now has workEmail=%s customUsername=%s", id, w.WorkEmail, w.Username)
 	say("Temporal: bin/temporal workflow show --workflow-id %s   (no secret value in the history)", workflows.JoinerWorkflowID(id))
 	return nil
+}
+
+// serviceAccount requests a non-human joiner: a production service account
+// sponsored by ada.lovelace, which policy makes a two-person approval.
+func serviceAccount(ctx context.Context, c client.Client, cfg config.Config) error {
+	fmt.Println()
+	name, env := "reporting-sync", "production"
+	key := workflows.NonHumanKey(name, env)
+	until := time.Now().UTC().AddDate(0, 0, 90).Format(time.DateOnly)
+	say("a team asks for a service account: %s in %s, sponsored by ada.lovelace (HRIS 100), until %s", name, env, until)
+	res, err := run.StartJoiner(ctx, c, cfg, workflows.JoinerInput{HRISID: key, Kind: "service-account", Source: "make-run", RequestedBy: "demo",
+		Request: &activities.NonHumanRequest{Name: name, SponsorID: "100", Environment: env, Purpose: "nightly export of reporting data",
+			StartDate: time.Now().UTC().Format(time.DateOnly), EndDate: until}})
+	if err != nil {
+		return err
+	}
+	say("joiner %s %s — %s", res.WorkflowID, res.Outcome, res.UIURL)
+	deadline := time.Now().Add(2 * time.Minute)
+	sent := false
+	for time.Now().Before(deadline) {
+		st, final, _, err := run.Status(ctx, c, key)
+		if err == nil && st.Stage == workflows.StageAwaitingApproval && !sent && st.Plan != nil {
+			ap := st.Plan.Approval
+			say("policy route %q: the sponsor %s approves, and %s as second approver (production)", ap.Rule, ap.Approver, ap.SecondApprover)
+			for _, who := range []string{ap.Approver, ap.SecondApprover} {
+				if who == "" {
+					continue
+				}
+				if err := run.Signal(ctx, c, key, workflows.SignalApprove, workflows.ApprovalSignal{Approver: who, Comment: "ok (make run)"}); err != nil {
+					return err
+				}
+			}
+			sent = true
+		}
+		if err == nil && st.Stage == workflows.StageActive && st.Workload != nil {
+			wl := st.Workload
+			say("service account active: %s, owner %s, access until %s (then revoked automatically)", st.DN, st.Owner, st.EndDate)
+			say("Vault AppRole %s, role_id %s; its SecretID went to %s wrapped (single use)", wl.RoleName, wl.RoleID, wl.DeliveredTo)
+			say("scoped token policy %s:", wl.PolicyName)
+			for _, line := range strings.Split(strings.TrimSpace(wl.PolicyHCL), "\n") {
+				say("    %s", line)
+			}
+			return nil
+		}
+		if final != nil {
+			return fmt.Errorf("service account ended %s: %s", final.Outcome, final.Error)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return errors.New("the service account did not become active within 2 minutes; see .state/logs/worker.log")
 }
