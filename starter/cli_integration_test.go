@@ -148,7 +148,9 @@ func TestCLINonHuman(t *testing.T) {
 	setEnv(t, h)
 	name := fmt.Sprintf("it-cli-%d", rand.IntN(1e6))
 	key := workflows.NonHumanKey(name, "staging")
-	t.Cleanup(func() { _ = h.C.TerminateWorkflow(context.Background(), workflows.JoinerWorkflowID(key), "", "test ended") })
+	t.Cleanup(func() {
+		_ = h.C.TerminateWorkflow(context.Background(), workflows.JoinerWorkflowID(key), "", "test ended")
+	})
 	until := time.Now().UTC().AddDate(0, 0, 20).Format(time.DateOnly)
 
 	code, _, errOut := cli(t, "request", "robot", name, "--sponsor", "100")
