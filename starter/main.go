@@ -6,6 +6,12 @@
 //	starter rescind ID --as USER [--reason R]               withdraw the offer: stop and roll back
 //	starter move-start ID YYYY-MM-DD [--as USER]            move the hire date (and the provisioning timer)
 //	starter status ID [--json]                              stage, plan, approvals, resources, result
+//	starter list [--stage S] [--manager U] [--kind K] [--expiring-within 30d]
+//	starter audit ID [--json]                               the audit record, from the workflow history
+//	starter request KIND NAME --sponsor ID --environment E --purpose P --until DATE
+//	starter extend ID DATE --as OWNER | starter revoke ID --as USER
+//	starter serve                                           HR intake: signed webhooks, API, bulk, SCIM
+//	starter import FILE                                     start a joiner per CSV / JSONL row
 //	starter policy check FILE | policy plan FILE RECORD.json
 //
 // ID is an HRIS employee ID or a workflow ID (joiner-<HRIS ID>).
@@ -45,6 +51,15 @@ commands:
   rescind ID --as USER [--reason R]             withdraw the offer; the joiner rolls back
   move-start ID YYYY-MM-DD [--as USER]          move the hire date
   status ID [--json]                            show stage, plan, approvals, resources, result
+  list [--stage S] [--manager U] [--kind K] [--department D] [--expiring-within 30d] [--json]
+                                                joiners, filtered the way the Web UI filters
+  audit ID [--json]                             the audit record, built from the workflow history
+  request KIND NAME --sponsor HRIS_ID --environment ENV --purpose TEXT --until YYYY-MM-DD [--tool T]...
+                                                a non-human joiner (service-account, pipeline, ai-agent)
+  extend ID YYYY-MM-DD --as OWNER               extend time-bound access (within policy's lifetime)
+  revoke ID --as USER [--reason R]              end time-bound access now
+  serve                                         run the HR intake server (JOINERY_INTAKE_ADDR)
+  import FILE                                   start a joiner per row of a CSV or JSONL file
   policy check FILE                             validate a policy file
   policy plan FILE RECORD.json [--json]         show what a joiner would get, touching nothing
 

@@ -76,7 +76,8 @@ type JoinerInput struct {
 	HRISID string `json:"hrisId"`
 	// Kind is employee (default), contractor, service-account, pipeline or ai-agent.
 	Kind string `json:"kind,omitempty"`
-	// Source says how the joiner was started: cli, webhook, bulk, api.
+	// Source says how the joiner was started: cli, webhook, api, bulk,
+	// import, scim, make-run.
 	Source string `json:"source,omitempty"`
 	// RequestedBy is the operator or system that started it.
 	RequestedBy string `json:"requestedBy,omitempty"`

@@ -111,7 +111,7 @@ func Signal(ctx context.Context, c client.Client, idOrHRIS, name string, payload
 	if err := c.SignalWorkflow(ctx, id, "", name, payload); err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
-			return fmt.Errorf("%s: no running joiner with that ID", id)
+			return fmt.Errorf("%s: no running joiner with that ID: %w", id, err)
 		}
 		return fmt.Errorf("signal %s to %s: %w", name, id, err)
 	}

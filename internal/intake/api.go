@@ -1,0 +1,136 @@
+package intake
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/joinery/joinery/internal/run"
+)
+
+// apiRequest is the body of POST /joiners.
+type apiRequest struct {
+	HRISID      string `json:"hrisId"`
+	Kind        string `json:"kind"`
+	RequestedBy string `json:"requestedBy"`
+	EventID     string `json:"eventId"`
+}
+
+// StartAnswer is the answer of POST /joiners: run.StartResult plus the HR ID.
+type StartAnswer struct {
+	HRISID string `json:"hrisId"`
+	run.StartResult
+}
+
+// decodeStrict decodes one JSON object into v, refusing unknown fields,
+// wrong types and trailing data, and names the offending field.
+func decodeStrict(data []byte, v any) *FieldError {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fieldErr("body", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// jsonError names the field of a JSON decoding error.
+func jsonError(err error) *FieldError {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return fieldErr("body", "empty; want a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fieldErr("body", "truncated JSON")
+	case errors.As(err, &se):
+		return fieldErr("body", "malformed JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return fieldErr("body", "want a JSON object, got %s", te.Value)
+		}
+		return fieldErr(te.Field, "want a %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
+	}
+	// encoding/json reports unknown fields only as text: `json: unknown field "x"`.
+	if msg := err.Error(); strings.HasPrefix(msg, `json: unknown field "`) {
+		name := strings.TrimSuffix(strings.TrimPrefix(msg, `json: unknown field "`), `"`)
+		return fieldErr(clip(name, 64), "unknown field")
+	}
+	return fieldErr("body", "malformed JSON")
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "list"
+	case "struct", "map", "ptr":
+		return "object"
+	}
+	return "number"
+}
+
+// readBody reads a whole (bounded) body; bodies of this size are small.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, int, *FieldError) {
+	if status, fe := checkLength(r, max); fe != nil {
+		return nil, status, fe
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		status, fe := bodyError(err)
+		return nil, status, fe
+	}
+	return body, 0, nil
+}
+
+// handleJoiner is POST /joiners: start one joiner. 201 when started, 200
+// when it already exists (the duplicate collapsed), 4xx for bad input (and
+// nothing started), 503 when Temporal could not be reached.
+func (s *Server) handleJoiner(w http.ResponseWriter, r *http.Request) {
+	if ct := contentType(r); ct != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, fieldErr("Content-Type", "want application/json, got %q", clip(ct, 60)))
+		return
+	}
+	body, status, fe := readBody(w, r, orInt64(s.MaxBody, DefaultMaxBody))
+	if fe != nil {
+		writeError(w, status, fe)
+		return
+	}
+	var req apiRequest
+	if fe := decodeStrict(body, &req); fe != nil {
+		writeError(w, http.StatusBadRequest, fe)
+		return
+	}
+	j, err := Normalize(Joiner{HRISID: req.HRISID, Kind: req.Kind, RequestedBy: req.RequestedBy, EventID: req.EventID})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.(*FieldError))
+		return
+	}
+	if j.RequestedBy == "" {
+		j.RequestedBy = "intake-api"
+	}
+	ctx, cancel := s.startCtx(r.Context())
+	defer cancel()
+	res, serr := s.Start(ctx, j.Input("api"))
+	if serr != nil {
+		s.logger().Error("start failed", "request_id", requestID(r.Context()), "hris_id", j.HRISID, "source", "api", "err", serr.Error())
+		writeError(w, http.StatusServiceUnavailable, &FieldError{Reason: fmt.Sprintf("could not start the joiner: %v", serr)})
+		return
+	}
+	s.logger().Info("joiner start", "request_id", requestID(r.Context()), "hris_id", j.HRISID, "source", "api", "outcome", string(res.Outcome), "workflow_id", res.WorkflowID)
+	code := http.StatusOK
+	if res.Outcome == run.Started {
+		code = http.StatusCreated
+		w.Header().Set("Location", res.UIURL)
+	}
+	writeJSON(w, code, StartAnswer{HRISID: j.HRISID, StartResult: res})
+}
