@@ -70,6 +70,10 @@ func Build(ctx context.Context, c client.Client, workflowID string) (*Record, er
 			decode(a.GetInput(), &r.Input)
 			r.add(at, "hr-event", "joiner started", fmt.Sprintf("HR record %s via %s, requested by %s%s", r.Input.HRISID,
 				or(r.Input.Source, "?"), or(r.Input.RequestedBy, "?"), suffix(" (HR event "+r.Input.EventID+")", r.Input.EventID != "")))
+			if q := r.Input.Request; q != nil {
+				r.add(at, "hr-event", "non-human request: "+r.Input.Kind+" "+q.Name, fmt.Sprintf("sponsor HRIS %s, environment %s, purpose %q, from %s until %s%s",
+					q.SponsorID, q.Environment, q.Purpose, q.StartDate, q.EndDate, suffix("; tools: "+strings.Join(q.Tools, ", "), len(q.Tools) > 0)))
+			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			scheduled[ev.GetEventId()] = ev.GetActivityTaskScheduledEventAttributes()
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
@@ -182,6 +186,15 @@ func (r *Record) activityCompleted(at time.Time, s *historypb.ActivityTaskSchedu
 			for _, e := range p.Exceptions {
 				r.add(at, "policy", "exception applied: "+e, "")
 			}
+			if p.Owner != "" && p.EndDate != "" {
+				r.add(at, "policy", "time-bound access: owner "+p.Owner+", until "+p.EndDate,
+					fmt.Sprintf("max lifetime %d days, reminder %s before the end", int(p.MaxLifetime/(24*time.Hour)), p.ExpiryReminder))
+			}
+			if wl := p.Workload; wl != nil {
+				for _, g := range wl.Grants {
+					r.add(at, "policy", "vault grant "+g.Path, strings.Join(g.Capabilities, ", "))
+				}
+			}
 		}
 	case "ClaimAccount":
 		var c activities.ClaimResult
@@ -215,6 +228,12 @@ func (r *Record) activityCompleted(at time.Time, s *historypb.ActivityTaskSchedu
 				detail += fmt.Sprintf("; CONFLICT %s (HR has %q, left as is)", c.Field, c.Current)
 			}
 			r.add(at, "created", "HRIS write-back", detail)
+		}
+	case "IssueWorkloadCredential":
+		var wl activities.WorkloadResult
+		if decode(result, &wl) {
+			r.add(at, "created", "vault AppRole "+wl.RoleName+" with policy "+wl.PolicyName,
+				fmt.Sprintf("role_id %s; SecretID wrapped for %s, accessor %s", wl.RoleID, wl.DeliveredTo, wl.WrapAccessor))
 		}
 	case "Notify":
 		var n activities.Notification
