@@ -12,6 +12,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/joinery/joinery/internal/config"
 	"github.com/joinery/joinery/internal/run"
@@ -49,9 +50,8 @@ func cmdStart(ctx context.Context, cfg config.Config, args []string, stdout, std
 		fmt.Fprintln(stderr, "usage: starter start HRIS_ID [--kind K] [--as OPERATOR] [--json]")
 		return exitUsage
 	}
-	c, err := run.Dial(ctx, cfg, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	c, ok := dial(ctx, cfg, stderr)
+	if !ok {
 		return exitFailed
 	}
 	defer c.Close()
@@ -86,9 +86,8 @@ func cmdDecide(ctx context.Context, cfg config.Config, args []string, stdout, st
 		fmt.Fprintf(stderr, "usage: starter %s ID --as USER [--comment C] [--wait]\n", name)
 		return exitUsage
 	}
-	c, err := run.Dial(ctx, cfg, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	c, ok := dial(ctx, cfg, stderr)
+	if !ok {
 		return exitFailed
 	}
 	defer c.Close()
@@ -115,6 +114,31 @@ func cmdDecide(ctx context.Context, cfg config.Config, args []string, stdout, st
 	return exitOK
 }
 
+// dial connects to Temporal, reporting a failure on stderr.
+func dial(ctx context.Context, cfg config.Config, stderr io.Writer) (client.Client, bool) {
+	c, err := run.Dial(ctx, cfg, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	return c, true
+}
+
+// sendSignal sends one signal to a joiner and says what it did.
+func sendSignal(ctx context.Context, cfg config.Config, stdout, stderr io.Writer, id, name string, payload any, done string) int {
+	c, ok := dial(ctx, cfg, stderr)
+	if !ok {
+		return exitFailed
+	}
+	defer c.Close()
+	if err := run.Signal(ctx, c, id, name, payload); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", run.ResolveID(id), done)
+	return exitOK
+}
+
 func cmdRescind(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rescind", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -125,18 +149,8 @@ func cmdRescind(ctx context.Context, cfg config.Config, args []string, stdout, s
 		fmt.Fprintln(stderr, "usage: starter rescind ID --as USER [--reason R]")
 		return exitUsage
 	}
-	c, err := run.Dial(ctx, cfg, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
-	defer c.Close()
-	if err := run.Signal(ctx, c, pos[0], workflows.SignalRescind, workflows.RescindSignal{By: *as, Reason: *reason}); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
-	fmt.Fprintf(stdout, "%s: rescind sent; the joiner rolls back what it created\n", run.ResolveID(pos[0]))
-	return exitOK
+	return sendSignal(ctx, cfg, stdout, stderr, pos[0], workflows.SignalRescind, workflows.RescindSignal{By: *as, Reason: *reason},
+		"rescind sent; the joiner rolls back what it created")
 }
 
 func cmdMoveStart(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
@@ -152,18 +166,8 @@ func cmdMoveStart(ctx context.Context, cfg config.Config, args []string, stdout,
 		fmt.Fprintf(stderr, "move-start: date %q: want YYYY-MM-DD\n", pos[1])
 		return exitUsage
 	}
-	c, err := run.Dial(ctx, cfg, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
-	defer c.Close()
-	if err := run.Signal(ctx, c, pos[0], workflows.SignalStartDateChange, workflows.StartDateSignal{HireDate: pos[1], By: *as}); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
-	fmt.Fprintf(stdout, "%s: hire date moved to %s\n", run.ResolveID(pos[0]), pos[1])
-	return exitOK
+	return sendSignal(ctx, cfg, stdout, stderr, pos[0], workflows.SignalStartDateChange, workflows.StartDateSignal{HireDate: pos[1], By: *as},
+		"hire date moved to "+pos[1])
 }
 
 func cmdStatus(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
@@ -175,9 +179,8 @@ func cmdStatus(ctx context.Context, cfg config.Config, args []string, stdout, st
 		fmt.Fprintln(stderr, "usage: starter status ID [--json]")
 		return exitUsage
 	}
-	c, err := run.Dial(ctx, cfg, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	c, ok := dial(ctx, cfg, stderr)
+	if !ok {
 		return exitFailed
 	}
 	defer c.Close()

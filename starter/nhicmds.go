@@ -73,9 +73,8 @@ func cmdRequest(ctx context.Context, cfg config.Config, args []string, stdout, s
 		fmt.Fprintf(stderr, "request: %s\n%s\n", strings.Join(problems, "; "), usage)
 		return exitUsage
 	}
-	c, err := run.Dial(ctx, cfg, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	c, ok := dial(ctx, cfg, stderr)
+	if !ok {
 		return exitFailed
 	}
 	defer c.Close()
@@ -111,18 +110,8 @@ func cmdExtend(ctx context.Context, cfg config.Config, args []string, stdout, st
 		fmt.Fprintf(stderr, "extend: date %q: want YYYY-MM-DD\n", pos[1])
 		return exitUsage
 	}
-	c, err := run.Dial(ctx, cfg, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
-	defer c.Close()
-	if err := run.Signal(ctx, c, pos[0], workflows.SignalExtend, workflows.ExtendSignal{EndDate: pos[1], By: *as, Comment: *comment}); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
-	fmt.Fprintf(stdout, "%s: extension to %s sent as %s (the joiner records a refusal if policy does not allow it)\n", run.ResolveID(pos[0]), pos[1], *as)
-	return exitOK
+	return sendSignal(ctx, cfg, stdout, stderr, pos[0], workflows.SignalExtend, workflows.ExtendSignal{EndDate: pos[1], By: *as, Comment: *comment},
+		fmt.Sprintf("extension to %s sent as %s (the joiner records a refusal if policy does not allow it)", pos[1], *as))
 }
 
 func cmdRevoke(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
@@ -135,16 +124,6 @@ func cmdRevoke(ctx context.Context, cfg config.Config, args []string, stdout, st
 		fmt.Fprintln(stderr, "usage: starter revoke ID --as USER [--reason R]")
 		return exitUsage
 	}
-	c, err := run.Dial(ctx, cfg, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
-	defer c.Close()
-	if err := run.Signal(ctx, c, pos[0], workflows.SignalRevoke, workflows.RescindSignal{By: *as, Reason: *reason}); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
-	fmt.Fprintf(stdout, "%s: revoke sent; access ends now\n", run.ResolveID(pos[0]))
-	return exitOK
+	return sendSignal(ctx, cfg, stdout, stderr, pos[0], workflows.SignalRevoke, workflows.RescindSignal{By: *as, Reason: *reason},
+		"revoke sent; access ends now")
 }

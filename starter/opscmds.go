@@ -116,9 +116,8 @@ func cmdList(ctx context.Context, cfg config.Config, args []string, stdout, stde
 		fmt.Fprintln(stderr, "list:", err)
 		return exitUsage
 	}
-	c, err := run.Dial(ctx, cfg, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	c, ok := dial(ctx, cfg, stderr)
+	if !ok {
 		return exitFailed
 	}
 	defer c.Close()
@@ -155,9 +154,8 @@ func cmdAudit(ctx context.Context, cfg config.Config, args []string, stdout, std
 		fmt.Fprintln(stderr, "usage: starter audit ID [--json]")
 		return exitUsage
 	}
-	c, err := run.Dial(ctx, cfg, nil)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	c, ok := dial(ctx, cfg, stderr)
+	if !ok {
 		return exitFailed
 	}
 	defer c.Close()

@@ -576,7 +576,7 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 		}).Get(ctx, &wl); err != nil {
 			return fmt.Errorf("issue the workload's AppRole: %w", err)
 		}
-		ref := WorkloadRef(wl)
+		ref := wl
 		j.result.Workload, j.status.Workload = &ref, &ref
 		j.status.Resources[len(j.status.Resources)-1].ID = wl.RoleName + " (policy " + wl.PolicyName + ")"
 	} else if policy.IsHumanKind(plan.Kind) {

@@ -210,15 +210,7 @@ type JoinerResult struct {
 
 // WorkloadRef points at a non-human joiner's AppRole. The SecretID went to
 // the sponsor wrapped; only its accessor is here.
-type WorkloadRef struct {
-	RoleName     string    `json:"roleName"`
-	RoleID       string    `json:"roleId"`
-	PolicyName   string    `json:"policyName"`
-	PolicyHCL    string    `json:"policyHcl"`
-	WrapAccessor string    `json:"wrapAccessor"`
-	ExpiresAt    time.Time `json:"expiresAt"`
-	DeliveredTo  string    `json:"deliveredTo"`
-}
+type WorkloadRef = activities.WorkloadResult
 
 // CredentialRef points at the initial credential: a Vault path, version and
 // the wrapping token's accessor. The value and the token are never here.
