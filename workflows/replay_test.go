@@ -1,9 +1,11 @@
 package workflows
 
 import (
+	"encoding/base64"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -31,5 +33,33 @@ func TestReplayRecordedHistories(t *testing.T) {
 			logger := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(logger, f))
 		})
+	}
+}
+
+// TestRecordedHistoriesHoldNoSecrets scans the committed histories (payloads
+// decoded) for Vault tokens, SecretIDs and the dev stack's credentials: the
+// workflow passes paths and accessors, never values.
+func TestRecordedHistoriesHoldNoSecrets(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", "*.json"))
+	require.NoError(t, err)
+	forbidden := []*regexp.Regexp{
+		regexp.MustCompile(`hv[sbr]\.[A-Za-z0-9_-]{20,}`), // Vault service, batch and recovery tokens (incl. wrapping tokens)
+		regexp.MustCompile(`"secret_id"`),
+		regexp.MustCompile(`dev-ldap-admin|dev-hris-key|dev-webhook-secret`),
+		regexp.MustCompile(`(?i)"password"\s*:`),
+	}
+	b64 := regexp.MustCompile(`"data":\s*"([A-Za-z0-9+/=]+)"`)
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		text := string(raw)
+		for _, m := range b64.FindAllStringSubmatch(text, -1) {
+			if dec, err := base64.StdEncoding.DecodeString(m[1]); err == nil {
+				text += "\n" + string(dec)
+			}
+		}
+		for _, re := range forbidden {
+			require.Falsef(t, re.MatchString(text), "%s contains %s: %q", filepath.Base(f), re, re.FindString(text))
+		}
 	}
 }
