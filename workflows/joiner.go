@@ -340,6 +340,9 @@ func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
 	}
 	pending = append(pending, deadline{start.Add(timeout), "timeout"})
 
+	// Version 1 also wakes for decisions made by update (they bypass the
+	// inbox); under version 0 such a decision waited for the next timer.
+	updatesWake := workflow.GetVersion(ctx, "update-decisions-wake", workflow.DefaultVersion, 1) >= 1
 	for j.decided == nil {
 		j.drainInbox(ctx)
 		if j.decided != nil {
@@ -357,7 +360,7 @@ func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
 		}
 		seen := len(j.inbox)
 		got, err := workflow.AwaitWithTimeout(ctx, next.at.Sub(workflow.Now(ctx)), func() bool {
-			return len(j.inbox) > seen || j.rescind != nil
+			return len(j.inbox) > seen || j.rescind != nil || (updatesWake && j.decided != nil)
 		})
 		if err != nil {
 			return true, JoinerResult{}, err

@@ -30,6 +30,8 @@ type fixture struct {
 	credDelay time.Duration
 	// onWriteBack, when set, sees every WriteBack input.
 	onWriteBack func(activities.WriteBackInput)
+	// claimedAt is when ClaimAccount ran.
+	claimedAt time.Time
 }
 
 const testHire = "2026-12-01"
@@ -81,8 +83,10 @@ func (f *fixture) happy() {
 
 func (f *fixture) provisioning() {
 	e := f.env
-	e.OnActivity(f.acts.ClaimAccount, mock.Anything, mock.Anything).Run(f.record("claim")).
-		Return(activities.ClaimResult{Username: "jose.nunez", DN: "uid=jose.nunez,ou=people,dc=joinery,dc=test"}, nil).Maybe()
+	e.OnActivity(f.acts.ClaimAccount, mock.Anything, mock.Anything).Run(func(mock.Arguments) {
+		f.calls = append(f.calls, "claim")
+		f.claimedAt = f.env.Now()
+	}).Return(activities.ClaimResult{Username: "jose.nunez", DN: "uid=jose.nunez,ou=people,dc=joinery,dc=test"}, nil).Maybe()
 	e.OnActivity(f.acts.GrantGroup, mock.Anything, mock.Anything).Run(func(a mock.Arguments) {
 		f.calls = append(f.calls, "grant:"+a.Get(1).(activities.GroupInput).Group)
 	}).Return(nil).Maybe()
@@ -258,6 +262,8 @@ func TestJoinerDecideUpdate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, OutcomeCompleted, res.Outcome)
 	require.Equal(t, "update", res.Approvals[1].Via)
+	decidedAt := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC).Add(provisionDelay() + time.Hour)
+	require.Less(t, f.claimedAt.Sub(decidedAt), time.Minute, "provisioning starts as soon as the update decides, not at the next reminder")
 }
 
 func TestJoinerRescindBeforeAccountsExist(t *testing.T) {

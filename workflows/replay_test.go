@@ -21,7 +21,10 @@ import (
 // The recorded histories predate the "notify-second-approver" and
 // "decisions-while-waiting" versions, so they also prove those markers keep
 // old joiners replaying. waiting-with-early-rejection.json is a joiner that
-// got a rejection while waiting for its date under the old code.
+// got a rejection while waiting for its date under the old code;
+// update-decision-before-fix.json was approved by update under the code that
+// did not wake for it ("update-decisions-wake"); v1-*.json come from the
+// current code.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", "*.json"))
 	require.NoError(t, err)

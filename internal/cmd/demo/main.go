@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -128,6 +129,10 @@ func demo(ctx context.Context) error {
 	if err := serviceAccount(ctx, c, cfg); err != nil {
 		return err
 	}
+	waiting, err := webhookHire(ctx, c, cfg, ep, repo, env)
+	if err != nil {
+		return err
+	}
 
 	fmt.Printf(`
 Everything is still running:
@@ -135,8 +140,12 @@ Everything is still running:
   Vault         %s  (root token in %s)
   LDAP          %s  (bind %s)
   HRIS          %s
-Start another joiner from another terminal:
+Joiner %s (started by the HRIS webhook) waits for its manager. From another terminal:
   eval "$(bin/devstack env)"
+  bin/starter list --stage awaiting-approval --manager ada.lovelace   # the Web UI filter: JoinerStage = "AwaitingApproval"
+  bin/starter approve %s --as ada.lovelace --comment "welcome"
+  bin/starter audit %s
+Start another joiner:
   bin/starter start 200                     # José Ñúñez, seeded pending hire (manager ada.lovelace)
   bin/starter status 200
   bin/starter approve 200 --as ada.lovelace --comment "welcome"
@@ -144,7 +153,7 @@ Start another joiner from another terminal:
   bin/starter audit nhi-reporting-sync-production
 Ctrl-C stops the worker%s.
 `, ep.TemporalUIURL, ep.VaultAddr, filepath.Join(ep.StateDir, "vault", "root-token"), ep.LDAPURL, ep.LDAPBindDN, ep.HRISURL,
-		map[bool]string{true: "", false: " and the stack"}[wasUp])
+		waiting, waiting, waiting, map[bool]string{true: "", false: " and the stack"}[wasUp])
 	<-ctx.Done()
 	fmt.Println()
 	return nil
@@ -334,4 +343,63 @@ func serviceAccount(ctx context.Context, c client.Client, cfg config.Config) err
 		}
 	}
 	return errors.New("the service account did not become active within 2 minutes; see .state/logs/worker.log")
+}
+
+// webhookHire shows the HR-triggered path: the intake (starter serve) runs
+// for a moment, HR enters a hire, the reference HRIS delivers a signed
+// webhook and the intake starts the joiner, which then waits for approval.
+// The intake is stopped again so that later HR test traffic does not start
+// joiners on this worker.
+func webhookHire(ctx context.Context, c client.Client, cfg config.Config, ep stack.Endpoints, repo string, env []string) (string, error) {
+	fmt.Println()
+	logf, err := os.OpenFile(filepath.Join(ep.StateDir, "logs", "intake.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer logf.Close()
+	serve := exec.Command(filepath.Join(ep.BinDir, "starter"), "serve")
+	serve.Dir, serve.Stdout, serve.Stderr = repo, logf, logf
+	serve.Env = append(os.Environ(), env...)
+	serve.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := serve.Start(); err != nil {
+		return "", fmt.Errorf("start the intake: %w", err)
+	}
+	defer func() {
+		_ = serve.Process.Signal(syscall.SIGTERM)
+		_, _ = serve.Process.Wait()
+		say("intake stopped (log .state/logs/intake.log)")
+	}()
+	healthy := false
+	for i := 0; i < 50 && !healthy; i++ {
+		if resp, err := http.Get("http://" + cfg.IntakeAddr + "/healthz"); err == nil {
+			resp.Body.Close()
+			healthy = resp.StatusCode == http.StatusOK
+		}
+		if !healthy {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !healthy {
+		return "", fmt.Errorf("the intake did not answer on %s; see .state/logs/intake.log", cfg.IntakeAddr)
+	}
+	say("intake listening on %s (starter serve); HR enters another hire...", cfg.IntakeAddr)
+	id, err := e2e.AddEmployee(ctx, ep, map[string]string{
+		"firstName": "Hedy", "lastName": "Lamarr", "department": "Engineering", "jobTitle": "Radio Engineer",
+		"location": "US-Remote", "supervisorEId": "100", "hireDate": time.Now().AddDate(0, 0, 5).Format(time.DateOnly),
+		"employmentHistoryStatus": "Full-Time", "status": "Active",
+	})
+	if err != nil {
+		return "", err
+	}
+	say("HRIS employee %s created; the HRIS sends a signed webhook (X-BambooHR-Signature) to the intake", id)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		st, _, _, err := run.Status(ctx, c, id)
+		if err == nil && st.Stage == workflows.StageAwaitingApproval {
+			say("joiner-%s was started by the webhook and waits for %s's approval", id, st.Plan.Approval.Approver)
+			return id, nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return "", fmt.Errorf("no joiner for HRIS employee %s appeared within 20s; see .state/logs/intake.log and hris.log", id)
 }
