@@ -87,10 +87,10 @@ func (h *Harness) Hire(first, last string) string {
 		"employmentHistoryStatus": "Full-Time", "status": "Active",
 	})
 	require.NoError(h.t, err)
-	// Its worker dies with the test: end the joiner if it is still running.
-	h.t.Cleanup(func() {
-		_ = h.C.TerminateWorkflow(context.Background(), workflows.JoinerWorkflowID(id), "", "test ended")
-	})
+	// Its worker dies with the test: end the joiner if it is still running,
+	// then remove what it created (with the product's own idempotent
+	// compensations) so repeated runs do not fill the dev directory.
+	h.t.Cleanup(func() { h.cleanup(id, false) })
 	return id
 }
 
@@ -154,6 +154,28 @@ func (h *Harness) Residue(id string, groups []string, dn string) []string {
 		left = append(left, fmt.Sprintf("hris fields workEmail=%q customUsername=%q", w.WorkEmail, w.Username))
 	}
 	return left
+}
+
+// cleanup ends a test's joiner and removes its entry, memberships, Vault
+// objects and HR write-back.
+func (h *Harness) cleanup(id string, nonHuman bool) {
+	ctx := context.Background()
+	_ = h.C.TerminateWorkflow(ctx, workflows.JoinerWorkflowID(id), "", "test ended")
+	if e, err := h.Dir.FindByEmployeeID(ctx, id, nonHuman); err == nil && e != nil {
+		for _, g := range []string{"all-staff", "engineering", "vpn-users", "finance", "github-eu", "contractors", "ci-deployers"} {
+			_ = h.Acts.RevokeGroup(ctx, activities.GroupInput{HRISID: id, Group: g, MemberDN: e.DN})
+		}
+	}
+	_ = h.Acts.DeleteAccount(ctx, activities.AccountRef{HRISID: id, NonHuman: nonHuman})
+	_ = h.Acts.RevokeCredential(ctx, activities.RevokeInput{HRISID: id})
+	if nonHuman {
+		_ = h.Acts.RevokeWorkload(ctx, activities.RevokeWorkloadInput{Key: id})
+	}
+}
+
+// CleanupNonHuman removes a non-human joiner's traces when the test ends.
+func (h *Harness) CleanupNonHuman(key string) {
+	h.t.Cleanup(func() { h.cleanup(key, true) })
 }
 
 // FailAt makes the named step fail for one joiner.

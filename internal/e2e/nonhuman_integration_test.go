@@ -37,7 +37,7 @@ func TestNonHumanAppRoleOnTheRealStack(t *testing.T) {
 	ctx := context.Background()
 	name := fmt.Sprintf("it-bot-%d", rand.IntN(1e6))
 	key := workflows.NonHumanKey(name, "staging")
-	t.Cleanup(func() { _ = h.C.TerminateWorkflow(ctx, workflows.JoinerWorkflowID(key), "", "test ended") })
+	h.CleanupNonHuman(key)
 	res, err := run.StartJoiner(ctx, h.C, h.Cfg, workflows.JoinerInput{HRISID: key, Kind: "pipeline", Source: "test",
 		Request: &activities.NonHumanRequest{Name: name, SponsorID: "100", Environment: "staging", Purpose: "integration test deploys",
 			StartDate: time.Now().UTC().Format(time.DateOnly), EndDate: time.Now().UTC().AddDate(0, 0, 30).Format(time.DateOnly)}})

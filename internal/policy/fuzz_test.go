@@ -63,7 +63,7 @@ func FuzzPlanNames(f *testing.F) {
 			}
 			return
 		}
-		if len(plan.Candidates) == 0 || len(plan.Candidates) > 10 {
+		if len(plan.Candidates) == 0 || len(plan.Candidates) > 30 { // default.yaml naming.max_attempts
 			t.Fatalf("got %d candidates", len(plan.Candidates))
 		}
 		for _, c := range plan.Candidates {

@@ -261,7 +261,7 @@ func TestCandidateShape(t *testing.T) {
 		w.FirstName, w.LastName = n[0], n[1]
 		plan, err := p.Plan(w)
 		require.NoError(t, err, n)
-		require.Len(t, plan.Candidates, 10)
+		require.Len(t, plan.Candidates, 30, "naming.max_attempts of default.yaml")
 		for _, c := range plan.Candidates {
 			require.Regexp(t, re, c)
 			require.LessOrEqual(t, len(c), 20, c)

@@ -106,8 +106,10 @@ func TestPlanJose(t *testing.T) {
 	require.Equal(t, p.Version, plan.PolicyVersion)
 	require.Equal(t, "employee", plan.Kind)
 	require.Equal(t, "people", plan.OU)
+	require.Len(t, plan.Candidates, 30, "naming.max_attempts")
 	require.Equal(t, []string{"jose.nunez", "jnunez", "jose.nunez2", "jose.nunez3", "jose.nunez4",
-		"jose.nunez5", "jose.nunez6", "jose.nunez7", "jose.nunez8", "jose.nunez9"}, plan.Candidates)
+		"jose.nunez5", "jose.nunez6", "jose.nunez7", "jose.nunez8", "jose.nunez9", "jose.nunez10"}, plan.Candidates[:11])
+	require.Equal(t, "jose.nunez29", plan.Candidates[29])
 	require.Equal(t, Grant{Group: "github-eu", Rule: "github-eu", Source: "birthright",
 		Condition: `worker.kind in ["employee", "contractor"] && worker.department == "Engineering" && worker.location.startsWith("DE")`}, plan.Groups[2])
 	require.Equal(t, ApprovalPlan{Rule: "manager", Approver: "ada.lovelace", EscalateTo: "grace.hopper",
