@@ -76,8 +76,10 @@ type Notification struct {
 	Message string `json:"message"`
 }
 
-// Activities is registered with the worker; every field is required except
-// Faults, which tests use to inject a failure at a named step.
+// Activities is registered with the worker. Directory, Secrets, HRIS, Policy
+// and Handover are required; Workloads is needed for non-human joiners with a
+// Vault grant; Notifier may be nil (no notifications); Faults is for tests,
+// which use it to inject a failure at a named step.
 type Activities struct {
 	Directory Directory
 	Secrets   Secrets

@@ -195,3 +195,40 @@ func TestCLINonHuman(t *testing.T) {
 	require.Equal(t, later, res.EndDate)
 	require.Equal(t, []string{"kubectl"}, res.Tools)
 }
+
+// move-start on a joiner waiting for its date, then reject.
+func TestCLIMoveStartAndReject(t *testing.T) {
+	h := e2e.NewHarness(t)
+	setEnv(t, h)
+	hire := time.Now().UTC().AddDate(0, 0, 30)
+	id := h.HireOn("Mary", "Jackson", hire.Format(time.DateOnly))
+	code, _, errOut := cli(t, "start", id)
+	require.Equal(t, exitOK, code, errOut)
+	statusJSON := func() workflows.Status {
+		code, out, _ := cli(t, "status", id, "--json")
+		require.Equal(t, exitOK, code)
+		var v struct {
+			Status workflows.Status `json:"status"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &v))
+		return v.Status
+	}
+	require.Eventually(t, func() bool { return statusJSON().Stage == workflows.StageWaitingStartDate }, 30*time.Second, 100*time.Millisecond)
+	before := *statusJSON().ProvisionAt
+
+	later := hire.AddDate(0, 0, 14).Format(time.DateOnly)
+	code, out, _ := cli(t, "move-start", id, later, "--as", "hr.partner")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, "hire date moved to "+later)
+	require.Eventually(t, func() bool {
+		st := statusJSON()
+		return st.ProvisionAt != nil && st.ProvisionAt.Sub(before) == 14*24*time.Hour
+	}, 30*time.Second, 100*time.Millisecond, "the provisioning timer moved by the same 14 days")
+
+	code, _, _ = cli(t, "reject", id, "--as", "ada.lovelace", "--comment", "role withdrawn")
+	require.Equal(t, exitOK, code)
+	res, err := h.Result(id)
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomeRejected, res.Outcome, "an early rejection ends the joiner without waiting for the date")
+	require.Empty(t, res.Resources, "nothing was created")
+}

@@ -81,9 +81,15 @@ func NewHarness(t testing.TB) *Harness {
 // hire enters a new hire starting today (so provisioning starts at once).
 func (h *Harness) Hire(first, last string) string {
 	h.t.Helper()
+	return h.HireOn(first, last, time.Now().Format(time.DateOnly))
+}
+
+// HireOn enters a new hire starting on hireDate (YYYY-MM-DD).
+func (h *Harness) HireOn(first, last, hireDate string) string {
+	h.t.Helper()
 	id, err := AddEmployee(context.Background(), h.EP, map[string]string{
 		"firstName": first, "lastName": last, "department": "Engineering", "jobTitle": "Engineer",
-		"location": "DE-Berlin", "supervisorEId": "100", "hireDate": time.Now().Format(time.DateOnly),
+		"location": "DE-Berlin", "supervisorEId": "100", "hireDate": hireDate,
 		"employmentHistoryStatus": "Full-Time", "status": "Active",
 	})
 	require.NoError(h.t, err)
