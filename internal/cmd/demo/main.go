@@ -227,8 +227,19 @@ func printPlan(st workflows.Status) {
 	}
 	p := st.Plan
 	say("plan (policy %s):", p.PolicyVersion)
-	for _, r := range p.UsernameRules {
-		say("    username candidate %-16s from %s", r.Candidate, r.Pattern)
+	// Consecutive candidates from one pattern (the counter) on one line.
+	for i := 0; i < len(p.UsernameRules); {
+		j := i
+		for j+1 < len(p.UsernameRules) && p.UsernameRules[j+1].Pattern == p.UsernameRules[i].Pattern {
+			j++
+		}
+		if j == i {
+			say("    username candidate %-22s from %s", p.UsernameRules[i].Candidate, p.UsernameRules[i].Pattern)
+		} else {
+			say("    username candidates %-21s from %s (%d in all; the policy caps attempts)",
+				p.UsernameRules[i].Candidate+" … "+p.UsernameRules[j].Candidate, p.UsernameRules[i].Pattern, j-i+1)
+		}
+		i = j + 1
 	}
 	for _, g := range p.Groups {
 		say("    group %-12s by rule %s (%s)", g.Group, g.Rule, g.Condition)
