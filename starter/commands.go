@@ -50,17 +50,23 @@ func cmdStart(ctx context.Context, cfg config.Config, args []string, stdout, std
 		fmt.Fprintln(stderr, "usage: starter start HRIS_ID [--kind K] [--as OPERATOR] [--json]")
 		return exitUsage
 	}
+	return startAndReport(ctx, cfg, stdout, stderr, workflows.JoinerInput{HRISID: pos[0], Kind: *kind, Source: "cli", RequestedBy: *as}, *asJSON)
+}
+
+// startAndReport starts a joiner and prints the answer; a joiner that
+// already exists for the record exits with exitRefused.
+func startAndReport(ctx context.Context, cfg config.Config, stdout, stderr io.Writer, in workflows.JoinerInput, asJSON bool) int {
 	c, ok := dial(ctx, cfg, stderr)
 	if !ok {
 		return exitFailed
 	}
 	defer c.Close()
-	res, err := run.StartJoiner(ctx, c, cfg, workflows.JoinerInput{HRISID: pos[0], Kind: *kind, Source: "cli", RequestedBy: *as})
+	res, err := run.StartJoiner(ctx, c, cfg, in)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
-	if *asJSON {
+	if asJSON {
 		_ = json.NewEncoder(stdout).Encode(res)
 	} else {
 		fmt.Fprintf(stdout, "%s: %s\n%s\n", res.WorkflowID, res.Outcome, res.UIURL)

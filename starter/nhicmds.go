@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/internal/config"
 	"github.com/joinery/joinery/internal/policy"
-	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/workflows"
 )
 
@@ -73,27 +71,9 @@ func cmdRequest(ctx context.Context, cfg config.Config, args []string, stdout, s
 		fmt.Fprintf(stderr, "request: %s\n%s\n", strings.Join(problems, "; "), usage)
 		return exitUsage
 	}
-	c, ok := dial(ctx, cfg, stderr)
-	if !ok {
-		return exitFailed
-	}
-	defer c.Close()
-	res, err := run.StartJoiner(ctx, c, cfg, workflows.JoinerInput{HRISID: key, Kind: kind, Source: "cli", RequestedBy: *as,
+	return startAndReport(ctx, cfg, stdout, stderr, workflows.JoinerInput{HRISID: key, Kind: kind, Source: "cli", RequestedBy: *as,
 		Request: &activities.NonHumanRequest{Name: name, SponsorID: *sponsor, Environment: *env, Purpose: *purpose,
-			StartDate: *start, EndDate: *until, Tools: tools}})
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFailed
-	}
-	if *asJSON {
-		_ = json.NewEncoder(stdout).Encode(res)
-	} else {
-		fmt.Fprintf(stdout, "%s: %s\n%s\n", res.WorkflowID, res.Outcome, res.UIURL)
-	}
-	if res.Outcome != run.Started {
-		return exitRefused
-	}
-	return exitOK
+			StartDate: *start, EndDate: *until, Tools: tools}}, *asJSON)
 }
 
 func cmdExtend(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
