@@ -152,7 +152,16 @@ func isCertificateError(err error) bool {
 		herr x509.HostnameError
 		cerr x509.CertificateInvalidError
 	)
-	return errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr)
+	if errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &cerr) {
+		return true
+	}
+	// go-ldap's StartTLS formats the handshake error into a network-error
+	// text ("TLS handshake failed (...x509: ...)") instead of wrapping it,
+	// so the certificate failure is only visible in the message; without
+	// this an untrusted server would count as a transient outage.
+	msg := err.Error()
+	return strings.Contains(msg, "TLS handshake failed") &&
+		(strings.Contains(msg, "x509:") || strings.Contains(msg, "failed to verify certificate"))
 }
 
 // invalidInput reports a request the connector refuses before sending

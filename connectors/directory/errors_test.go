@@ -97,3 +97,14 @@ func TestInvalidInputTypes(t *testing.T) {
 		require.ErrorIs(t, ce, tt.err)
 	}
 }
+
+// StartTLS failures arrive from go-ldap as network errors whose only trace of
+// the certificate problem is the text; they must still be permanent.
+func TestStartTLSCertificateFailureIsPermanent(t *testing.T) {
+	err := classify("search", fmt.Errorf("StartTLS with ldap://x: %w", ldap.NewError(ldap.ErrorNetwork,
+		errors.New("TLS handshake failed (tls: failed to verify certificate: x509: certificate signed by unknown authority)"))))
+	requireType(t, err, TypeTLS, false)
+	// A handshake cut by the network stays transient.
+	err = classify("search", ldap.NewError(ldap.ErrorNetwork, errors.New("TLS handshake failed (read: connection reset by peer)")))
+	requireType(t, err, TypeUnavailable, true)
+}

@@ -69,6 +69,11 @@ func (c Config) slapdServer() server {
 			}
 			text := strings.NewReplacer("{{dir}}", dir, "{{suffix}}", LDAPBaseDN,
 				"{{rootdn}}", LDAPBindDN, "{{rootpw}}", LDAPBindPassword).Replace(slapdConf)
+			if t := c.LDAPTLS; t != nil {
+				// Global TLS directives must precede the first database.
+				tlsConf := fmt.Sprintf("TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\n\ndatabase mdb", t.CA, t.Cert, t.Key)
+				text = strings.Replace(text, "\ndatabase mdb", "\n"+tlsConf, 1)
+			}
 			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 				return err
 			}
@@ -85,7 +90,11 @@ func (c Config) slapdServer() server {
 		command: func() (string, []string, []string, error) {
 			// -d 0 keeps slapd in the foreground (no fork), so the PID we record
 			// is the server's own.
-			return slapBin("slapd"), []string{"-f", conf, "-h", fmt.Sprintf("ldap://127.0.0.1:%d/", c.LDAPPort), "-d", "0"}, nil, nil
+			urls := fmt.Sprintf("ldap://127.0.0.1:%d/", c.LDAPPort)
+			if c.LDAPTLS != nil && c.LDAPSPort > 0 {
+				urls += fmt.Sprintf(" ldaps://127.0.0.1:%d/", c.LDAPSPort)
+			}
+			return slapBin("slapd"), []string{"-f", conf, "-h", urls, "-d", "0"}, nil, nil
 		},
 		ready: func(ctx context.Context) error {
 			conn, err := ldap.DialURL(fmt.Sprintf("ldap://127.0.0.1:%d", c.LDAPPort), ldap.DialWithDialer(dialer(ctx)))

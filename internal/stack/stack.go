@@ -41,6 +41,12 @@ type Config struct {
 	// HRISPort is the reference HRIS port (JOINERY_STACK_HRIS_PORT, 8090).
 	HRISPort int
 
+	// LDAPTLS, when set, makes slapd also serve StartTLS on LDAPPort and
+	// ldaps:// on LDAPSPort with these files (used by TLS tests on a
+	// private slapd; the dev stack itself runs plain LDAP on loopback).
+	LDAPTLS   *TLSFiles
+	LDAPSPort int
+
 	// StartTimeout bounds the wait for each server to answer.
 	StartTimeout time.Duration
 	// Logger receives progress lines; nil means silent.
@@ -125,6 +131,22 @@ func (c Config) Endpoints() Endpoints {
 		BinDir:            c.BinDir,
 		StateDir:          c.StateDir,
 	}
+}
+
+// TLSFiles are PEM files for a TLS-serving slapd.
+type TLSFiles struct {
+	CA, Cert, Key string
+}
+
+// PrivateSlapd starts a slapd of its own under c.StateDir on c.LDAPPort
+// (and c.LDAPSPort with c.LDAPTLS), seeded like the stack's, for tests that
+// must not touch the shared one. stop ends exactly that process.
+func PrivateSlapd(ctx context.Context, c Config) (stop func(), err error) {
+	s := c.slapdServer()
+	if err := c.ensure(ctx, s); err != nil {
+		return nil, fmt.Errorf("private slapd: %w (log: %s)", err, c.logFile(s.name))
+	}
+	return func() { _ = c.stop(context.Background(), s.name) }, nil
 }
 
 // server is one managed process of the stack.
