@@ -96,10 +96,8 @@ type Activities struct {
 
 // Error types raised by activities themselves (connector errors carry their own).
 const (
-	ErrTypeInvalidJoiner  = "InvalidJoiner"
-	ErrTypeInjectedFault  = "InjectedFault"
-	ErrTypeNotYours       = "NotThisJoinersEntry"
-	ErrTypePolicyMismatch = "PolicyMismatch"
+	ErrTypeInvalidJoiner = "InvalidJoiner"
+	ErrTypeInjectedFault = "InjectedFault"
 )
 
 // classify turns a connector error into what Temporal should do with it.
@@ -113,10 +111,6 @@ func classify(err error) error {
 			return temporal.NewApplicationErrorWithCause(ce.Error(), ce.Type, ce)
 		}
 		return temporal.NewNonRetryableApplicationError(ce.Error(), ce.Type, ce)
-	}
-	var ve *policy.ValidationError
-	if errors.As(err, &ve) || policy.IsValidationError(err) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidJoiner, nil)
 	}
 	return err
 }

@@ -71,8 +71,6 @@ func cmdImport(ctx context.Context, cfg config.Config, args []string, stdout, st
 		return exitFailed
 	}
 
-	ctx, stop := longRunning(ctx)
-	defer stop()
 	c, err := run.Dial(ctx, cfg, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

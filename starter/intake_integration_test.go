@@ -223,27 +223,28 @@ func TestIntegrationServeCommand(t *testing.T) {
 	require.NotContains(t, out, cfg.HRISWebhookSecret)
 }
 
-// TestLongRunningContext: commands that outlive runCLI's bound stop when
-// their context is cancelled, never when its deadline passes.
+// TestLongRunningContext: serve and import outlive the bound runCLI puts on
+// operator commands; they stop when their context is cancelled, never when a
+// deadline passes.
 func TestLongRunningContext(t *testing.T) {
-	parent, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	ctx, stop := longRunning(parent)
-	<-parent.Done()
-	time.Sleep(20 * time.Millisecond)
-	require.NoError(t, ctx.Err(), "the deadline must not end a long-running command")
-	stop()
-	require.Error(t, ctx.Err())
-
-	parent2, cancel2 := context.WithCancel(context.Background())
-	ctx2, stop2 := longRunning(parent2)
-	defer stop2()
-	cancel2()
-	select {
-	case <-ctx2.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("cancelling the parent must end a long-running command")
+	for _, name := range []string{"serve", "import"} {
+		parent, cancel := context.WithCancel(context.Background())
+		ctx, stop := commandContext(parent, name)
+		_, hasDeadline := ctx.Deadline()
+		require.False(t, hasDeadline, "the deadline must not end a long-running command (%s)", name)
+		require.NoError(t, ctx.Err())
+		cancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("cancelling the parent must end a long-running command (%s)", name)
+		}
+		stop()
 	}
+	ctx, stop := commandContext(context.Background(), "status")
+	defer stop()
+	_, hasDeadline := ctx.Deadline()
+	require.True(t, hasDeadline, "operator commands stay bounded")
 }
 
 // syncWriter is an io.Writer safe for the server's goroutines.

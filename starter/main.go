@@ -95,9 +95,19 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "starter: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel := commandContext(ctx, args[0])
 	defer cancel()
 	return cmd(ctx, cfg, args[1:], stdout, stderr)
+}
+
+// commandContext bounds the quick operator commands, so that a dead Temporal
+// cannot hang a script, and leaves serve and import, which run as long as
+// their work does, to end only on cancellation (Ctrl-C, SIGTERM: see main).
+func commandContext(ctx context.Context, name string) (context.Context, context.CancelFunc) {
+	if name == "serve" || name == "import" {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, 2*time.Minute)
 }
 
 type command func(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int

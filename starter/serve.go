@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/internal/config"
@@ -40,8 +36,6 @@ func cmdServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		fmt.Fprint(stderr, serveUsage)
 		return exitUsage
 	}
-	ctx, stop := longRunning(ctx)
-	defer stop()
 
 	logger := run.NewLogger(cfg.LogLevel, stderr)
 	c, err := run.Dial(ctx, cfg, logger)
@@ -69,23 +63,4 @@ func cmdServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return exitFailed
 	}
 	return exitOK
-}
-
-// longRunning derives the context of a command that may outlive the
-// two-minute bound runCLI puts on every command (serve, a large import): it
-// ends on SIGINT or SIGTERM, or when ctx is cancelled, but not when ctx's
-// deadline passes.
-func longRunning(ctx context.Context) (context.Context, context.CancelFunc) {
-	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	go func() {
-		select {
-		case <-ctx.Done():
-			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				cancel()
-			}
-		case <-out.Done():
-		}
-	}()
-	sig, stop := signal.NotifyContext(out, os.Interrupt, syscall.SIGTERM)
-	return sig, func() { stop(); cancel() }
 }

@@ -106,7 +106,7 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	j.status = Status{HRISID: j.in.HRISID, Stage: StageValidating}
 	j.result = JoinerResult{HRISID: j.in.HRISID}
 
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return j.snapshot(), nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return j.status, nil }); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide, j.decideUpdate,
@@ -730,11 +730,6 @@ func (j *joiner) notify(ctx workflow.Context, to, kind, msg string) {
 	if err != nil {
 		j.event(ctx, fmt.Sprintf("could not notify %s (%s): %v", to, kind, rootMessage(err)))
 	}
-}
-
-func (j *joiner) snapshot() Status {
-	s := j.status
-	return s
 }
 
 func rootMessage(err error) string {

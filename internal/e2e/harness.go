@@ -20,6 +20,7 @@ import (
 	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/internal/stack"
 	"github.com/joinery/joinery/internal/stack/stacktest"
@@ -41,6 +42,8 @@ type Harness struct {
 
 	mu     sync.Mutex
 	faults map[string]string // hrisID -> step that must fail
+	// groups are every group the policy may grant, for cleanup.
+	groups []string
 }
 
 func NewHarness(t testing.TB) *Harness {
@@ -57,7 +60,7 @@ func NewHarness(t testing.TB) *Harness {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	acts, err := run.Activities(ctx, cfg, logger)
 	require.NoError(t, err)
-	h := &Harness{t: t, EP: ep, Cfg: cfg, Acts: acts, faults: map[string]string{}}
+	h := &Harness{t: t, EP: ep, Cfg: cfg, Acts: acts, faults: map[string]string{}, groups: acts.Policy.(*policy.Policy).Groups}
 	acts.Faults = func(step, hrisID string) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -168,7 +171,7 @@ func (h *Harness) cleanup(id string, nonHuman bool) {
 	ctx := context.Background()
 	_ = h.C.TerminateWorkflow(ctx, workflows.JoinerWorkflowID(id), "", "test ended")
 	if e, err := h.Dir.FindByEmployeeID(ctx, id, nonHuman); err == nil && e != nil {
-		for _, g := range []string{"all-staff", "engineering", "vpn-users", "finance", "github-eu", "contractors", "ci-deployers"} {
+		for _, g := range h.groups {
 			_ = h.Acts.RevokeGroup(ctx, activities.GroupInput{HRISID: id, Group: g, MemberDN: e.DN})
 		}
 	}

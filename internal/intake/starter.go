@@ -2,10 +2,8 @@ package intake
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/joinery/joinery/internal/config"
@@ -26,8 +24,9 @@ type Starter interface {
 }
 
 // ErrNoRunningJoiner: the signal had no running joiner to go to (never
-// started, or already closed).
-var ErrNoRunningJoiner = errors.New("no running joiner for that HR record")
+// started, or already done). It is run's, so every caller tells it apart the
+// same way.
+var ErrNoRunningJoiner = run.ErrNoRunningJoiner
 
 // TemporalStarter is the Starter over a Temporal client.
 type TemporalStarter struct {
@@ -46,21 +45,12 @@ func (s *TemporalStarter) Start(ctx context.Context, in workflows.JoinerInput) (
 	return run.StartJoiner(ctx, s.Client, s.Config, in)
 }
 
-// Signal signals the joiner of hrisID. It talks to the client directly rather
-// than through run.Signal because the intake must tell "no such joiner" (an
-// Updated event for an employee never seen: start one) from a Temporal
-// outage (answer 503 so the HRIS retries), and run.Signal flattens both
-// into text.
+// Signal signals the joiner of hrisID; with no running joiner the error
+// matches ErrNoRunningJoiner (an Updated event for an employee never seen
+// then starts one), otherwise it is a Temporal fault (answer 503 so the
+// HRIS retries).
 func (s *TemporalStarter) Signal(ctx context.Context, hrisID, name string, payload any) error {
-	id := workflows.JoinerWorkflowID(hrisID)
-	if err := s.Client.SignalWorkflow(ctx, id, "", name, payload); err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
-			return fmt.Errorf("%s: %w", id, ErrNoRunningJoiner)
-		}
-		return fmt.Errorf("signal %s to %s: %w", name, id, err)
-	}
-	return nil
+	return run.Signal(ctx, s.Client, hrisID, name, payload)
 }
 
 // Ready reports whether the Temporal frontend answers; /readyz uses it.

@@ -105,13 +105,18 @@ func ResolveID(s string) string {
 	return workflows.JoinerWorkflowID(s)
 }
 
-// Signal sends a signal to a running joiner.
+// ErrNoRunningJoiner means a signal had no running joiner to go to (never
+// started, or already finished), as opposed to Temporal being unreachable.
+var ErrNoRunningJoiner = errors.New("no running joiner with that ID")
+
+// Signal sends a signal to a running joiner. When there is none the error
+// matches ErrNoRunningJoiner.
 func Signal(ctx context.Context, c client.Client, idOrHRIS, name string, payload any) error {
 	id := ResolveID(idOrHRIS)
 	if err := c.SignalWorkflow(ctx, id, "", name, payload); err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
-			return fmt.Errorf("%s: no running joiner with that ID: %w", id, err)
+			return fmt.Errorf("%s: %w", id, ErrNoRunningJoiner)
 		}
 		return fmt.Errorf("signal %s to %s: %w", name, id, err)
 	}

@@ -47,35 +47,52 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 	return c, nil
 }
 
-// Activities builds the connectors from configuration.
-func Activities(ctx context.Context, cfg config.Config, logger *slog.Logger) (*activities.Activities, error) {
-	pol, err := policy.Load(cfg.PolicyFile)
-	if err != nil {
-		return nil, fmt.Errorf("policy %s: %w", cfg.PolicyFile, err)
-	}
+// Connectors are Joinery's clients of the external systems.
+type Connectors struct {
+	Directory *directory.Client
+	Secrets   *secrets.Client
+	HRIS      *hris.Client
+}
+
+// NewConnectors builds the connectors from configuration; the worker and the
+// demo's checks share it so they cannot wire a system differently.
+func NewConnectors(ctx context.Context, cfg config.Config) (Connectors, error) {
 	dir, err := directory.New(DirectoryConfig(cfg))
 	if err != nil {
-		return nil, fmt.Errorf("directory: %w", err)
+		return Connectors{}, fmt.Errorf("directory: %w", err)
 	}
 	token, secretID, err := cfg.VaultCredentials()
 	if err != nil {
-		return nil, err
+		return Connectors{}, err
 	}
 	sec, err := secrets.New(ctx, secrets.Config{
 		Addr: cfg.VaultAddr, Token: token, RoleID: cfg.VaultRoleID, SecretID: secretID,
 		KVMount: cfg.VaultKVMount, PasswordPolicy: cfg.VaultPasswordPolicy,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
+		return Connectors{}, fmt.Errorf("vault: %w", err)
 	}
 	hr, err := hris.New(hris.Config{BaseURL: cfg.HRISURL, Company: cfg.HRISCompany, APIKey: cfg.HRISAPIKey})
 	if err != nil {
-		return nil, fmt.Errorf("hris: %w", err)
+		return Connectors{}, fmt.Errorf("hris: %w", err)
+	}
+	return Connectors{Directory: dir, Secrets: sec, HRIS: hr}, nil
+}
+
+// Activities builds the activities: policy, connectors and delivery channel.
+func Activities(ctx context.Context, cfg config.Config, logger *slog.Logger) (*activities.Activities, error) {
+	pol, err := policy.Load(cfg.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", cfg.PolicyFile, err)
+	}
+	cn, err := NewConnectors(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
 	inbox := activities.FileInbox{Dir: cfg.InboxDir}
 	logger.Info("policy loaded", "file", cfg.PolicyFile, "version", pol.Version)
 	return &activities.Activities{
-		Directory: dir, Secrets: sec, Workloads: sec, HRIS: hr, Policy: pol,
+		Directory: cn.Directory, Secrets: cn.Secrets, Workloads: cn.Secrets, HRIS: cn.HRIS, Policy: pol,
 		Handover: inbox, Notifier: inbox, Logger: logger,
 	}, nil
 }

@@ -44,11 +44,7 @@ func (c Config) spawn(name, bin string, args, env []string) (int, <-chan struct{
 	// channel tells a waiting start that it died.
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	record := fmt.Sprintf("%d\n%s\n", pid, bin)
-	if err := os.WriteFile(c.pidFile(name), []byte(record), 0o644); err != nil {
-		return pid, exited, err
-	}
-	return pid, exited, nil
+	return pid, exited, writePID(c, name, pid, bin)
 }
 
 // runningPID returns the recorded PID of a server if that process is alive
@@ -137,7 +133,8 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// writePID records a PID file as spawn does (used by tests).
+// writePID records a server's PID and binary; runningPID checks both, so a
+// reused PID is never taken for our server.
 func writePID(c Config, name string, pid int, bin string) error {
 	if err := os.MkdirAll(filepath.Dir(c.pidFile(name)), 0o755); err != nil {
 		return err

@@ -314,11 +314,7 @@ func (c Config) temporalServer() server {
 			return c.bin("temporal"), args, nil, nil
 		},
 		ready: func(ctx context.Context) error {
-			cl, err := client.DialContext(ctx, client.Options{
-				HostPort:  fmt.Sprintf("127.0.0.1:%d", c.TemporalPort),
-				Namespace: TemporalNamespace,
-				Logger:    tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-			})
+			cl, err := c.temporalClient(ctx)
 			if err != nil {
 				return err
 			}
@@ -342,14 +338,19 @@ func (c Config) temporalServer() server {
 	}
 }
 
-// registerSearchAttributes adds any of Joinery's search attributes a running
-// server lacks (one started before an attribute was introduced).
-func (c Config) registerSearchAttributes(ctx context.Context) error {
-	cl, err := client.DialContext(ctx, client.Options{
+// temporalClient dials the stack's Temporal server, quietly.
+func (c Config) temporalClient(ctx context.Context) (client.Client, error) {
+	return client.DialContext(ctx, client.Options{
 		HostPort:  fmt.Sprintf("127.0.0.1:%d", c.TemporalPort),
 		Namespace: TemporalNamespace,
 		Logger:    tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	})
+}
+
+// registerSearchAttributes adds any of Joinery's search attributes a running
+// server lacks (one started before an attribute was introduced).
+func (c Config) registerSearchAttributes(ctx context.Context) error {
+	cl, err := c.temporalClient(ctx)
 	if err != nil {
 		return err
 	}
@@ -383,6 +384,8 @@ func (c Config) registerSearchAttributes(ctx context.Context) error {
 
 func (c Config) hrisServer() server {
 	dir := c.dataDir("hris")
+	sumFile := c.pidFile("hris") + ".sum"
+	var built string // the binary's hash, computed once per Up by stale
 	return server{
 		name: "hris",
 		prepare: func(ctx context.Context) error {
@@ -397,20 +400,19 @@ func (c Config) hrisServer() server {
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return false, fmt.Errorf("build refhris: %v: %s", err, out)
 			}
-			sum, err := fileSum(c.bin("refhris"))
-			if err != nil {
+			var err error
+			if built, err = fileSum(c.bin("refhris")); err != nil {
 				return false, err
 			}
-			ran, err := os.ReadFile(c.pidFile("hris") + ".sum")
-			return err != nil || string(ran) != sum, nil
+			ran, err := os.ReadFile(sumFile)
+			return err != nil || string(ran) != built, nil
 		},
 		// Remember which binary is running, for stale.
 		bootstrap: func(ctx context.Context) error {
-			sum, err := fileSum(c.bin("refhris"))
-			if err != nil {
-				return err
+			if ran, err := os.ReadFile(sumFile); err == nil && string(ran) == built {
+				return nil
 			}
-			return os.WriteFile(c.pidFile("hris")+".sum", []byte(sum), 0o644)
+			return os.WriteFile(sumFile, []byte(built), 0o644)
 		},
 		command: func() (string, []string, []string, error) {
 			env := []string{

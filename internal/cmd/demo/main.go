@@ -23,9 +23,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/joinery/joinery/activities"
-	"github.com/joinery/joinery/connectors/directory"
-	"github.com/joinery/joinery/connectors/hris"
-	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/config"
 	"github.com/joinery/joinery/internal/e2e"
 	"github.com/joinery/joinery/internal/run"
@@ -183,11 +180,13 @@ func startWorker(ep stack.Endpoints, repo string, env []string) (*exec.Cmd, erro
 // joiner asks, and returns the final result.
 func follow(ctx context.Context, c client.Client, cfg config.Config, id string) (*workflows.JoinerResult, error) {
 	var last workflows.Stage
+	var final *workflows.JoinerResult
 	approved := false
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		st, res, _, err := run.Status(ctx, c, id)
-		if err == nil || res != nil {
+	err := watch(ctx, c, id, 3*time.Minute, "the joiner did not finish (see .state/logs/worker.log)",
+		func(st workflows.Status, res *workflows.JoinerResult, err error) (bool, error) {
+			if err != nil && res == nil {
+				return false, nil
+			}
 			if st.Stage != last {
 				say("stage: %s", st.Stage)
 				if last == "" || (last == workflows.StageValidating && st.Plan != nil) {
@@ -200,25 +199,41 @@ func follow(ctx context.Context, c client.Client, cfg config.Config, id string) 
 				say("the joiner waits for %s (policy route %q); approving as %s with the %q signal —", approver, st.Plan.Approval.Rule, approver, workflows.SignalApprove)
 				say("  the same signal as Web UI → Send a Signal, or: bin/starter approve %s --as %s", id, approver)
 				if err := run.Signal(ctx, c, id, workflows.SignalApprove, workflows.ApprovalSignal{Approver: approver, Comment: "welcome aboard (make run)"}); err != nil {
-					return nil, err
+					return false, err
 				}
 				approved = true
 			}
-			if res != nil {
-				say("stage: %s — outcome %s", res.Stage, res.Outcome)
-				if res.Outcome != workflows.OutcomeCompleted {
-					return res, fmt.Errorf("joiner ended %s: %s", res.Outcome, res.Error)
-				}
-				return res, nil
+			if res == nil {
+				return false, nil
 			}
+			final = res
+			say("stage: %s — outcome %s", res.Stage, res.Outcome)
+			if res.Outcome != workflows.OutcomeCompleted {
+				return true, fmt.Errorf("joiner ended %s: %s", res.Outcome, res.Error)
+			}
+			return true, nil
+		})
+	return final, err
+}
+
+// watch polls a joiner's status every 200ms and hands it to step until step
+// says it is done or fails, ctx ends, or within passes (the error then says
+// what did not happen).
+func watch(ctx context.Context, c client.Client, id string, within time.Duration, what string,
+	step func(st workflows.Status, res *workflows.JoinerResult, err error) (bool, error)) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		st, res, _, err := run.Status(ctx, c, id)
+		if done, err := step(st, res, err); done || err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return nil, errors.New("the joiner did not finish within 3 minutes; see .state/logs/worker.log")
+	return fmt.Errorf("%s within %s", what, within)
 }
 
 func printPlan(st workflows.Status) {
@@ -259,27 +274,19 @@ func verify(ctx context.Context, cfg config.Config, ep stack.Endpoints, id strin
 	}
 	say("        policy %s", res.PolicyVersion)
 
-	dir, err := directory.New(run.DirectoryConfig(cfg))
+	cn, err := run.NewConnectors(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	e, err := dir.FindByEmployeeID(ctx, id, false)
+	e, err := cn.Directory.FindByEmployeeID(ctx, id, false)
 	if err != nil || e == nil {
 		return fmt.Errorf("LDAP check: entry for employee %s not found (%v)", id, err)
 	}
 	say("LDAP   %s  uid=%s mail=%s", e.DN, e.Username, strings.Join(e.Attributes["mail"], ","))
 	say("       ldapsearch -x -H %s -D '%s' -w %s -b %s '(employeeNumber=%s)'", ep.LDAPURL, ep.LDAPBindDN, ep.LDAPBindPassword, ep.LDAPBaseDN, id)
 
-	token, _, err := cfg.VaultCredentials()
-	if err != nil {
-		return err
-	}
-	sec, err := secrets.New(ctx, secrets.Config{Addr: cfg.VaultAddr, Token: token, KVMount: cfg.VaultKVMount, PasswordPolicy: cfg.VaultPasswordPolicy})
-	if err != nil {
-		return err
-	}
 	if res.Credential != nil {
-		md, ok, err := sec.Metadata(ctx, res.Credential.Path)
+		md, ok, err := cn.Secrets.Metadata(ctx, res.Credential.Path)
 		if err != nil || !ok {
 			return fmt.Errorf("vault check: metadata for %s not found (%v)", res.Credential.Path, err)
 		}
@@ -289,11 +296,7 @@ func verify(ctx context.Context, cfg config.Config, ep stack.Endpoints, id strin
 		say("       VAULT_ADDR=%s bin/vault unwrap $(cat %s)", ep.VaultAddr, inbox.HandoverPath(res.Credential.DeliveredTo, id))
 	}
 
-	hr, err := hris.New(hris.Config{BaseURL: cfg.HRISURL, Company: cfg.HRISCompany, APIKey: cfg.HRISAPIKey})
-	if err != nil {
-		return err
-	}
-	w, err := hr.GetWorker(ctx, id)
+	w, err := cn.HRIS.GetWorker(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -317,43 +320,37 @@ func serviceAccount(ctx context.Context, c client.Client, cfg config.Config) err
 		return err
 	}
 	say("joiner %s %s — %s", res.WorkflowID, res.Outcome, res.UIURL)
-	deadline := time.Now().Add(2 * time.Minute)
 	sent := false
-	for time.Now().Before(deadline) {
-		st, final, _, err := run.Status(ctx, c, key)
-		if err == nil && st.Stage == workflows.StageAwaitingApproval && !sent && st.Plan != nil {
-			ap := st.Plan.Approval
-			say("policy route %q: the sponsor %s approves, and %s as second approver (production)", ap.Rule, ap.Approver, ap.SecondApprover)
-			for _, who := range []string{ap.Approver, ap.SecondApprover} {
-				if who == "" {
-					continue
+	return watch(ctx, c, key, 2*time.Minute, "the service account did not become active (see .state/logs/worker.log)",
+		func(st workflows.Status, final *workflows.JoinerResult, err error) (bool, error) {
+			if err == nil && st.Stage == workflows.StageAwaitingApproval && !sent && st.Plan != nil {
+				ap := st.Plan.Approval
+				say("policy route %q: the sponsor %s approves, and %s as second approver (production)", ap.Rule, ap.Approver, ap.SecondApprover)
+				for _, who := range []string{ap.Approver, ap.SecondApprover} {
+					if who == "" {
+						continue
+					}
+					if err := run.Signal(ctx, c, key, workflows.SignalApprove, workflows.ApprovalSignal{Approver: who, Comment: "ok (make run)"}); err != nil {
+						return false, err
+					}
 				}
-				if err := run.Signal(ctx, c, key, workflows.SignalApprove, workflows.ApprovalSignal{Approver: who, Comment: "ok (make run)"}); err != nil {
-					return err
+				sent = true
+			}
+			if err == nil && st.Stage == workflows.StageActive && st.Workload != nil {
+				wl := st.Workload
+				say("service account active: %s, owner %s, access until %s (then revoked automatically)", st.DN, st.Owner, st.EndDate)
+				say("Vault AppRole %s, role_id %s; its SecretID went to %s wrapped (single use)", wl.RoleName, wl.RoleID, wl.DeliveredTo)
+				say("scoped token policy %s:", wl.PolicyName)
+				for _, line := range strings.Split(strings.TrimSpace(wl.PolicyHCL), "\n") {
+					say("    %s", line)
 				}
+				return true, nil
 			}
-			sent = true
-		}
-		if err == nil && st.Stage == workflows.StageActive && st.Workload != nil {
-			wl := st.Workload
-			say("service account active: %s, owner %s, access until %s (then revoked automatically)", st.DN, st.Owner, st.EndDate)
-			say("Vault AppRole %s, role_id %s; its SecretID went to %s wrapped (single use)", wl.RoleName, wl.RoleID, wl.DeliveredTo)
-			say("scoped token policy %s:", wl.PolicyName)
-			for _, line := range strings.Split(strings.TrimSpace(wl.PolicyHCL), "\n") {
-				say("    %s", line)
+			if final != nil {
+				return true, fmt.Errorf("service account ended %s: %s", final.Outcome, final.Error)
 			}
-			return nil
-		}
-		if final != nil {
-			return fmt.Errorf("service account ended %s: %s", final.Outcome, final.Error)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	return errors.New("the service account did not become active within 2 minutes; see .state/logs/worker.log")
+			return false, nil
+		})
 }
 
 // webhookHire shows the HR-triggered path: the intake (starter serve) runs
@@ -403,14 +400,13 @@ func webhookHire(ctx context.Context, c client.Client, cfg config.Config, ep sta
 		return "", err
 	}
 	say("HRIS employee %s created; the HRIS sends a signed webhook (X-BambooHR-Signature) to the intake", id)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		st, _, _, err := run.Status(ctx, c, id)
-		if err == nil && st.Stage == workflows.StageAwaitingApproval {
+	err = watch(ctx, c, id, 20*time.Second, "no joiner for HRIS employee "+id+" appeared (see .state/logs/intake.log and hris.log)",
+		func(st workflows.Status, _ *workflows.JoinerResult, err error) (bool, error) {
+			if err != nil || st.Stage != workflows.StageAwaitingApproval {
+				return false, nil
+			}
 			say("joiner-%s was started by the webhook and waits for %s's approval", id, st.Plan.Approval.Approver)
-			return id, nil
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return "", fmt.Errorf("no joiner for HRIS employee %s appeared within 20s; see .state/logs/intake.log and hris.log", id)
+			return true, nil
+		})
+	return id, err
 }
