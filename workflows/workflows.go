@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/joinery/joinery/activities"
+	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/policy"
 )
 
@@ -67,6 +68,12 @@ var (
 	SAHRISID     = temporal.NewSearchAttributeKeyKeyword("HRISID")
 	// SAExpiry is when time-bound access ends, for "expiring within" lists.
 	SAExpiry = temporal.NewSearchAttributeKeyTime("JoinerExpiry")
+	// SADeciders lists the directory usernames who may decide now (approver,
+	// delegates, escalation target, second approver, sponsor, and the owner
+	// of active time-bound access for extensions): the inbox's "waiting for
+	// me". SADecidedBy lists who has decided: "my past decisions".
+	SADeciders  = temporal.NewSearchAttributeKeyKeywordList("JoinerDeciders")
+	SADecidedBy = temporal.NewSearchAttributeKeyKeywordList("JoinerDecidedBy")
 )
 
 // JoinerInput starts a joiner. It carries references, not personal data: the
@@ -94,32 +101,65 @@ func NonHumanKey(name, environment string) string {
 	return "nhi-" + name + "-" + environment
 }
 
-// ExtendSignal asks to move the end date of time-bound access.
+// ExtendSignal asks to move the end date of time-bound access. Joiners
+// started since signed decisions carry Signed (an extend decision from the
+// inbox); EndDate and By alone prove nothing and are refused.
 type ExtendSignal struct {
-	EndDate string `json:"endDate"` // YYYY-MM-DD
-	By      string `json:"by"`
-	Comment string `json:"comment,omitempty"`
+	EndDate string           `json:"endDate,omitempty"` // YYYY-MM-DD
+	By      string           `json:"by,omitempty"`
+	Comment string           `json:"comment,omitempty"`
+	Signed  *decision.Signed `json:"signed,omitempty"`
 }
 
-// Decision is an approval, a rejection or a refused attempt.
+// Decision is an approval, a rejection or a refused attempt, as the joiner
+// recorded it.
 type Decision struct {
 	Approver string    `json:"approver"`
 	Approved bool      `json:"approved"`
 	Comment  string    `json:"comment,omitempty"`
 	At       time.Time `json:"at"`
-	Via      string    `json:"via"` // signal, update, timeout
-	// Refused is set when the sender was not an allowed approver; the
-	// attempt is recorded and has no effect.
+	Via      string    `json:"via"` // signal, update, timeout, extend (+ inbox path)
+	// Refused is set when the decision did not count (unsigned, bad
+	// signature, not an approver, stale, replayed...); the attempt is
+	// recorded and has no effect.
 	Refused string `json:"refused,omitempty"`
+	// KeyID and Nonce identify the signed decision that counted; Signed says
+	// the workflow verified an inbox signature.
+	Signed bool   `json:"signed,omitempty"`
+	KeyID  string `json:"keyId,omitempty"`
+	Nonce  string `json:"nonce,omitempty"`
+	// IssuedAt is when the inbox signed the decision.
+	IssuedAt *time.Time `json:"issuedAt,omitempty"`
+	// BreakGlass marks an operator decision without the inbox, which only a
+	// policy that enables break-glass accepts, with a reason.
+	BreakGlass bool `json:"breakGlass,omitempty"`
+	// Seq is the decision's place among the approve/reject signals and
+	// decide updates this joiner received (1-based), so the audit can pair
+	// it with the history event that carried it and the sender's Temporal
+	// identity.
+	Seq int `json:"seq,omitempty"`
 }
 
 // ApprovalSignal is the payload of the approve and reject signals and of the
-// decide update. In the Web UI: {"approver":"ada.lovelace","comment":"ok"}.
+// decide update. The inbox fills Signed; an operator may fill BreakGlass
+// where policy allows it. Approver, Comment and Approve are what joiners
+// started before signed decisions read; for newer joiners an approver's name
+// alone proves nothing, and such a decision is refused and recorded.
 type ApprovalSignal struct {
-	Approver string `json:"approver"`
-	Comment  string `json:"comment,omitempty"`
+	Signed     *decision.Signed `json:"signed,omitempty"`
+	BreakGlass *BreakGlass      `json:"breakGlass,omitempty"`
+	Approver   string           `json:"approver,omitempty"`
+	Comment    string           `json:"comment,omitempty"`
 	// Approve is used by the decide update only (signals imply it).
 	Approve bool `json:"approve,omitempty"`
+}
+
+// BreakGlass is an operator's decision made without the inbox (the inbox
+// is down, the approver unreachable). Policy must enable it; it needs a
+// reason and is marked as break-glass in status, audit and the Web UI.
+type BreakGlass struct {
+	Operator string `json:"operator"`
+	Reason   string `json:"reason"`
 }
 
 // RescindSignal withdraws the offer: the joiner stops and rolls back.
@@ -157,18 +197,29 @@ type Status struct {
 	Stage         Stage        `json:"stage"`
 	PolicyVersion string       `json:"policyVersion,omitempty"`
 	Plan          *policy.Plan `json:"plan,omitempty"`
-	Approvers     []string     `json:"approvers,omitempty"`
+	// PlanHash is what a signed decision must name (decision.PlanHash of
+	// Plan as first recorded); the inbox recomputes it from Plan.
+	PlanHash string `json:"planHash,omitempty"`
+	// DecisionKeys are the inbox public keys this joiner accepts, recorded
+	// in its history when it was planned.
+	DecisionKeys []decision.PublicKey `json:"decisionKeys,omitempty"`
+	// Approvers may decide now (approver, delegates, escalation target).
+	Approvers []string `json:"approvers,omitempty"`
 	// SecondApprover must also approve when the policy route names one.
-	SecondApprover string       `json:"secondApprover,omitempty"`
-	Approvals      []Decision   `json:"approvals,omitempty"`
-	Resources      []Resource   `json:"resources,omitempty"`
-	Events         []Event      `json:"events,omitempty"`
-	Username       string       `json:"username,omitempty"`
-	DN             string       `json:"dn,omitempty"`
-	ProvisionAt    *time.Time   `json:"provisionAt,omitempty"`
-	Owner          string       `json:"owner,omitempty"`
-	EndDate        string       `json:"endDate,omitempty"`
-	Workload       *WorkloadRef `json:"workload,omitempty"`
+	SecondApprover string `json:"secondApprover,omitempty"`
+	// Approvals are the decisions that counted and the most recent refused
+	// ones; Refused counts every refused attempt, so a flood cannot grow
+	// the joiner's state.
+	Approvals   []Decision   `json:"approvals,omitempty"`
+	Refused     int          `json:"refused,omitempty"`
+	Resources   []Resource   `json:"resources,omitempty"`
+	Events      []Event      `json:"events,omitempty"`
+	Username    string       `json:"username,omitempty"`
+	DN          string       `json:"dn,omitempty"`
+	ProvisionAt *time.Time   `json:"provisionAt,omitempty"`
+	Owner       string       `json:"owner,omitempty"`
+	EndDate     string       `json:"endDate,omitempty"`
+	Workload    *WorkloadRef `json:"workload,omitempty"`
 }
 
 // Outcomes of a joiner.

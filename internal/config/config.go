@@ -50,6 +50,25 @@ type Config struct {
 	IntakeAddr  string
 	IntakeToken string
 	LogLevel    string
+
+	// The approval inbox and the decisions it signs.
+	InboxAddr          string
+	InboxURL           string
+	InboxSessionIdle   time.Duration
+	InboxSessionMax    time.Duration
+	DecisionKeyFile    string
+	DecisionPublicKeys string
+	DecisionMaxAge     time.Duration
+
+	// E-mail notifications.
+	Notifier     string
+	SMTPAddr     string
+	SMTPFrom     string
+	SMTPUsername string
+	SMTPPassword string
+	SMTPStartTLS bool
+	SMTPCAFile   string
+	MailDomain   string
 }
 
 // Var documents one environment variable.
@@ -126,6 +145,23 @@ func Vars() []Var {
 		{Name: "JOINERY_INTAKE_ADDR", Default: "127.0.0.1:8091", Doc: "Listen address of `starter serve` (HR webhooks and API)", set: str(func(c *Config) *string { return &c.IntakeAddr })},
 		{Name: "JOINERY_INTAKE_TOKEN", Default: "dev-intake-token", Doc: "Bearer token for the intake API", Secret: true, set: str(func(c *Config) *string { return &c.IntakeToken })},
 		{Name: "JOINERY_LOG_LEVEL", Default: "info", Doc: "debug, info, warn or error", set: str(func(c *Config) *string { return &c.LogLevel })},
+
+		{Name: "JOINERY_INBOX_ADDR", Default: "127.0.0.1:8092", Doc: "Listen address of the approval inbox (served by `starter serve`; empty turns it off)", set: str(func(c *Config) *string { return &c.InboxAddr })},
+		{Name: "JOINERY_INBOX_URL", Default: "http://127.0.0.1:8092", Doc: "Base URL of the approval inbox as people reach it: links in e-mails, and the CLI's approve/reject", set: str(func(c *Config) *string { return &c.InboxURL })},
+		{Name: "JOINERY_INBOX_SESSION_IDLE", Default: "30m", Doc: "An inbox session ends after this long without a request", set: duration(func(c *Config) *time.Duration { return &c.InboxSessionIdle })},
+		{Name: "JOINERY_INBOX_SESSION_MAX", Default: "8h", Doc: "An inbox session ends this long after sign-in, however active", set: duration(func(c *Config) *time.Duration { return &c.InboxSessionMax })},
+		{Name: "JOINERY_DECISION_KEY_FILE", Default: ".state/keys/decision-ed25519.pem", Doc: "The inbox's Ed25519 signing key (PKCS#8 PEM); only the inbox reads it (the dev stack generates it)", set: str(func(c *Config) *string { return &c.DecisionKeyFile })},
+		{Name: "JOINERY_DECISION_PUBLIC_KEYS", Default: ".state/keys/decision-public.keys", Doc: "Public keys the worker accepts decisions from: one `<key-id> <base64 Ed25519 key>` per line; keep the old line while rotating", set: str(func(c *Config) *string { return &c.DecisionPublicKeys })},
+		{Name: "JOINERY_DECISION_MAX_AGE", Default: "15m", Doc: "A signed decision older than this when it reaches the joiner is refused as stale", set: duration(func(c *Config) *time.Duration { return &c.DecisionMaxAge })},
+
+		{Name: "JOINERY_NOTIFIER", Default: "smtp", Doc: "How people are notified: smtp (e-mail) or file (JOINERY_INBOX_DIR, unit tests)", set: str(func(c *Config) *string { return &c.Notifier })},
+		{Name: "JOINERY_SMTP_ADDR", Default: "127.0.0.1:1025", Doc: "SMTP server host:port (the dev stack's Mailpit)", set: str(func(c *Config) *string { return &c.SMTPAddr })},
+		{Name: "JOINERY_SMTP_FROM", Default: "joinery@joinery.test", Doc: "Sender address of notifications", set: str(func(c *Config) *string { return &c.SMTPFrom })},
+		{Name: "JOINERY_SMTP_USERNAME", Default: "", Doc: "SMTP AUTH user (empty: no AUTH)", set: str(func(c *Config) *string { return &c.SMTPUsername })},
+		{Name: "JOINERY_SMTP_PASSWORD", Default: "", Doc: "SMTP AUTH password", Secret: true, set: str(func(c *Config) *string { return &c.SMTPPassword })},
+		{Name: "JOINERY_SMTP_STARTTLS", Default: "false", Doc: "Require STARTTLS before AUTH and DATA", set: boolean(func(c *Config) *bool { return &c.SMTPStartTLS })},
+		{Name: "JOINERY_SMTP_CA_FILE", Default: "", Doc: "PEM CA bundle that verifies the SMTP server's certificate", set: str(func(c *Config) *string { return &c.SMTPCAFile })},
+		{Name: "JOINERY_MAIL_DOMAIN", Default: "joinery.test", Doc: "Domain of people's addresses when the directory has no mail attribute", set: str(func(c *Config) *string { return &c.MailDomain })},
 	}
 }
 
@@ -153,6 +189,11 @@ func Load(getenv func(string) string) (Config, error) {
 	case "openldap", "openldap-posix", "ad":
 	default:
 		problems = append(problems, fmt.Sprintf("JOINERY_LDAP_PROFILE: want openldap, openldap-posix or ad, got %q", c.LDAPProfile))
+	}
+	switch c.Notifier {
+	case "smtp", "file":
+	default:
+		problems = append(problems, fmt.Sprintf("JOINERY_NOTIFIER: want smtp or file, got %q", c.Notifier))
 	}
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))

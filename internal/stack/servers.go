@@ -363,8 +363,11 @@ func (c Config) registerSearchAttributes(ctx context.Context) error {
 	for _, sa := range SearchAttributes {
 		if _, ok := have.GetCustomAttributes()[sa[0]]; !ok {
 			t := enumspb.INDEXED_VALUE_TYPE_KEYWORD
-			if sa[1] == "Datetime" {
+			switch sa[1] {
+			case "Datetime":
 				t = enumspb.INDEXED_VALUE_TYPE_DATETIME
+			case "KeywordList":
+				t = enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST
 			}
 			missing[sa[0]] = t
 		}

@@ -71,6 +71,9 @@ const (
 var SearchAttributes = [][2]string{
 	{"JoinerStage", "Keyword"}, {"JoinerKind", "Keyword"}, {"JoinerManager", "Keyword"},
 	{"JoinerDepartment", "Keyword"}, {"HRISID", "Keyword"}, {"JoinerExpiry", "Datetime"},
+	// Who may decide now, and who has decided: the approval inbox's
+	// "waiting for me" and "my past decisions" (directory usernames only).
+	{"JoinerDeciders", "KeywordList"}, {"JoinerDecidedBy", "KeywordList"},
 }
 
 // DefaultConfig returns the configuration for a checkout rooted at repoDir,
