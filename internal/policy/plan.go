@@ -121,6 +121,10 @@ type ApprovalPlan struct {
 	ReminderAfter time.Duration `json:"reminderAfter,omitempty"`
 	EscalateAfter time.Duration `json:"escalateAfter,omitempty"`
 	Timeout       time.Duration `json:"timeout"`
+	// BreakGlass lets an operator decide without the inbox, with a reason;
+	// off unless the route says break_glass: true. Such a decision is marked
+	// as break-glass everywhere.
+	BreakGlass bool `json:"breakGlass,omitempty"`
 }
 
 // AttributesFor returns the directory attributes with the claimed username
@@ -443,6 +447,7 @@ func (p *Policy) approval(w *Worker, vars map[string]any, override, by string) (
 		ReminderAfter: r.reminderAfter,
 		EscalateAfter: r.escalateAfter,
 		Timeout:       r.timeout,
+		BreakGlass:    r.breakGlass,
 	}
 	resolve := func(ref, role string, required bool) (string, string) {
 		field := ""

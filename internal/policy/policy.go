@@ -77,6 +77,7 @@ type route struct {
 	reminderAfter  time.Duration
 	escalateAfter  time.Duration
 	timeout        time.Duration
+	breakGlass     bool
 }
 
 type exception struct {
@@ -558,7 +559,7 @@ func (b *builder) buildRoutes(raw []rawRoute) {
 		path := fmt.Sprintf("approval.routes[%d]", i)
 		b.ruleName(path+".name", rr.Name, names)
 		b.routes[rr.Name] = true
-		r := route{name: rr.Name, approver: rr.Approver, secondApprover: rr.SecondApprover, escalateTo: rr.EscalateTo}
+		r := route{name: rr.Name, approver: rr.Approver, secondApprover: rr.SecondApprover, escalateTo: rr.EscalateTo, breakGlass: rr.BreakGlass}
 		for j, d := range rr.Delegates {
 			dp := fmt.Sprintf("%s.delegates[%d]", path, j)
 			b.approverRef(dp, d)

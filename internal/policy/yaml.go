@@ -101,6 +101,7 @@ type rawRoute struct {
 	EscalateAfter  string   `yaml:"escalate_after"`
 	EscalateTo     string   `yaml:"escalate_to"`
 	Timeout        string   `yaml:"timeout"`
+	BreakGlass     bool     `yaml:"break_glass"`
 }
 
 type rawProvisioning struct {
