@@ -30,6 +30,9 @@ type rawPolicy struct {
 	Provisioning rawProvisioning     `yaml:"provisioning"`
 	Credentials  rawCredentials      `yaml:"credentials"`
 	Exceptions   []rawException      `yaml:"exceptions"`
+	// Intake is parsed by ParseIntake (intake.go), not by Parse: the HR
+	// intake reads it without compiling the whole policy.
+	Intake rawIntake `yaml:"intake"`
 }
 
 type rawNaming struct {
