@@ -69,6 +69,11 @@ type Config struct {
 	SMTPStartTLS bool
 	SMTPCAFile   string
 	MailDomain   string
+
+	// Payload encryption (internal/codec) and its codec server.
+	CodecKeysFile string
+	CodecAddr     string
+	CodecToken    string
 }
 
 // Var documents one environment variable.
@@ -162,6 +167,10 @@ func Vars() []Var {
 		{Name: "JOINERY_SMTP_STARTTLS", Default: "false", Doc: "Require STARTTLS before AUTH and DATA", set: boolean(func(c *Config) *bool { return &c.SMTPStartTLS })},
 		{Name: "JOINERY_SMTP_CA_FILE", Default: "", Doc: "PEM CA bundle that verifies the SMTP server's certificate", set: str(func(c *Config) *string { return &c.SMTPCAFile })},
 		{Name: "JOINERY_MAIL_DOMAIN", Default: "joinery.test", Doc: "Domain of people's addresses when the directory has no mail attribute", set: str(func(c *Config) *string { return &c.MailDomain })},
+
+		{Name: "JOINERY_CODEC_KEYS_FILE", Default: "", Doc: "Payload encryption keys: one `<key-id> <base64 32 bytes>` per line, newest (encrypting) first, mode 0600; when set every Temporal client and worker seals payloads and failure messages (the dev stack generates .state/keys/codec.keys)", set: str(func(c *Config) *string { return &c.CodecKeysFile })},
+		{Name: "JOINERY_CODEC_ADDR", Default: "127.0.0.1:8094", Doc: "Listen address of `starter codec-server`, the codec endpoint of the Web UI and `temporal --codec-endpoint`", set: str(func(c *Config) *string { return &c.CodecAddr })},
+		{Name: "JOINERY_CODEC_TOKEN", Default: "dev-codec-token", Doc: "Bearer token operators present to the codec server (`--codec-auth \"Bearer ...\"`); the dev default only works on a loopback address", Secret: true, set: str(func(c *Config) *string { return &c.CodecToken })},
 	}
 }
 
