@@ -17,6 +17,7 @@ import (
 	"github.com/joinery/joinery/connectors/directory"
 	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/connectors/secrets"
+	"github.com/joinery/joinery/internal/codec"
 	"github.com/joinery/joinery/internal/config"
 	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/workflows"
@@ -31,16 +32,34 @@ func NewLogger(level string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// Dial connects to Temporal.
+// Dial connects to Temporal. With JOINERY_CODEC_KEYS_FILE set, the client
+// (and every worker built on it) seals payloads and failure messages before
+// they reach the server and opens them on the way back (see internal/codec),
+// so joiners' personal data never sits in clear in a history. Everything
+// that talks to Temporal dials here, so nothing can write a history in clear
+// by being wired differently.
 func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c, err := client.DialContext(ctx, client.Options{
+	opts := client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    tlog.NewStructuredLogger(logger),
-	})
+	}
+	if cfg.CodecKeysFile != "" {
+		cd, err := codec.Load(cfg.CodecKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("JOINERY_CODEC_KEYS_FILE: %w", err)
+		}
+		opt, err := codec.DialOption(cd)
+		if err != nil {
+			return nil, err
+		}
+		opts.ConnectionOptions.DialOptions = append(opts.ConnectionOptions.DialOptions, opt)
+		logger.Debug("payload encryption on", "activeKey", cd.ActiveKeyID(), "keys", len(cd.KeyIDs()))
+	}
+	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
