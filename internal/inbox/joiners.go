@@ -1,0 +1,209 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/joinery/joinery/workflows"
+)
+
+// workflowIDShape is what a joiner's workflow ID looks like
+// (workflows.JoinerWorkflowID of an HRIS ID or a non-human key).
+var workflowIDShape = regexp.MustCompile(`^joiner-[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+
+// errNotFound means there is no such joiner, or none this person may see:
+// the two are deliberately one answer.
+var errNotFound = errors.New("no such joiner")
+
+// joiner is a workflow's status as the inbox reads it.
+type joiner struct {
+	ID      string
+	Running bool
+	Status  workflows.Status
+}
+
+// rights is what one person may do with one joiner right now.
+type rights struct {
+	// Decide: approve or reject (approver, delegate, escalation target, or
+	// the second approver who has not approved yet).
+	Decide bool
+	// Extend: move the end date of active time-bound access they own.
+	Extend bool
+	// Related: the person has a part in this joiner (may see its page).
+	Related bool
+}
+
+// closedStages are stages in which nobody decides any more.
+var closedStages = []workflows.Stage{
+	workflows.StageCompleted, workflows.StageExpired, workflows.StageRevoked, workflows.StageRevoking,
+	workflows.StageRollingBack, workflows.StageRejected, workflows.StageRescinded, workflows.StageFailed,
+	workflows.StageCompensationFailed,
+}
+
+// rightsOf reads a person's rights from the joiner's own status, never from
+// the request: the workflow is the authority on who may decide.
+func rightsOf(j joiner, user string) rights {
+	st := j.Status
+	var r rights
+	named := slices.Contains(st.Approvers, user) || (st.SecondApprover != "" && st.SecondApprover == user)
+	decided := false
+	for _, d := range st.Approvals {
+		if d.Approver == user {
+			decided = true
+		}
+	}
+	r.Related = named || decided || (st.Owner != "" && st.Owner == user)
+	if !j.Running || user == "" {
+		return r
+	}
+	if named && !hasApproved(st, user) && st.Stage != workflows.StageActive && !slices.Contains(closedStages, st.Stage) {
+		r.Decide = true
+	}
+	if st.Stage == workflows.StageActive && st.Owner != "" && st.Owner == user {
+		r.Extend = true
+	}
+	return r
+}
+
+// hasApproved says whether user's approval already counted: a second
+// approval by the same person adds nothing (four eyes means two people).
+func hasApproved(st workflows.Status, user string) bool {
+	for _, d := range st.Approvals {
+		if d.Approver == user && d.Approved && d.Refused == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// load reads a joiner's execution state and status query.
+func (s *Server) load(ctx context.Context, id string) (joiner, error) {
+	if !workflowIDShape.MatchString(id) {
+		return joiner{}, errNotFound
+	}
+	desc, err := s.temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return joiner{}, errNotFound
+		}
+		return joiner{}, fmt.Errorf("describe %s: %w", id, err)
+	}
+	j := joiner{ID: id, Running: desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING}
+	v, err := s.temporal.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return joiner{}, errNotFound
+		}
+		return joiner{}, fmt.Errorf("query %s: %w", id, err)
+	}
+	if err := v.Get(&j.Status); err != nil {
+		return joiner{}, fmt.Errorf("query %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// quote makes a visibility query string literal.
+func quote(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+// listed is one row of a visibility query.
+type listed struct {
+	ID      string
+	Running bool
+}
+
+// maxListed bounds how many joiners one page asks about (each costs a query).
+const maxListed = 200
+
+func (s *Server) list(ctx context.Context, query string) ([]listed, error) {
+	var out []listed
+	var token []byte
+	for len(out) < maxListed {
+		resp, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, NextPageToken: token, PageSize: 100})
+		if err != nil {
+			return nil, fmt.Errorf("list (%s): %w", query, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			out = append(out, listed{ID: e.GetExecution().GetWorkflowId(), Running: e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING})
+			if len(out) == maxListed {
+				break
+			}
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// waitingFor lists the running joiners user may decide on now: the
+// JoinerDeciders search attribute finds candidates, and each joiner's own
+// status has the last word (the attribute may lag a signal behind).
+func (s *Server) waitingFor(ctx context.Context, user string) ([]joiner, error) {
+	rows, err := s.list(ctx, workflows.SADeciders.GetName()+" = "+quote(user)+" AND ExecutionStatus = 'Running'")
+	if err != nil {
+		return nil, err
+	}
+	var out []joiner
+	for _, r := range rows {
+		j, err := s.load(ctx, r.ID)
+		if err != nil {
+			// One joiner that cannot answer (no worker for its version,
+			// just closed) must not hide the others.
+			s.log.Warn("waiting list: joiner did not answer", "workflow", r.ID, "err", err)
+			continue
+		}
+		if rr := rightsOf(j, user); rr.Decide || rr.Extend {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// pastDecision is one of a person's decisions on one joiner.
+type pastDecision struct {
+	WorkflowID string
+	Stage      workflows.Stage
+	Running    bool
+	Decisions  []workflows.Decision
+	// Unavailable is set when the joiner's status could not be read.
+	Unavailable string
+}
+
+// decidedBy lists the joiners user decided on, with their decisions.
+func (s *Server) decidedBy(ctx context.Context, user string) ([]pastDecision, error) {
+	rows, err := s.list(ctx, workflows.SADecidedBy.GetName()+" = "+quote(user))
+	if err != nil {
+		return nil, err
+	}
+	var out []pastDecision
+	for _, r := range rows {
+		p := pastDecision{WorkflowID: r.ID, Running: r.Running}
+		j, err := s.load(ctx, r.ID)
+		if err != nil {
+			p.Unavailable = "status not available now"
+			out = append(out, p)
+			continue
+		}
+		p.Stage = j.Status.Stage
+		for _, d := range j.Status.Approvals {
+			if d.Approver == user {
+				p.Decisions = append(p.Decisions, d)
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
