@@ -11,6 +11,8 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/joinery/joinery/internal/config"
 )
 
 const (
@@ -168,4 +170,19 @@ func TestOrigin(t *testing.T) {
 	require.Equal(t, "http://127.0.0.1:8233", o)
 	_, err = Origin("127.0.0.1:8233")
 	require.Error(t, err)
+}
+
+func TestCheckListen(t *testing.T) {
+	require.NoError(t, CheckListen("127.0.0.1:8094", DevToken))
+	require.NoError(t, CheckListen("[::1]:8094", DevToken))
+	require.NoError(t, CheckListen("localhost:8094", DevToken))
+	require.Error(t, CheckListen("0.0.0.0:8094", DevToken))
+	require.Error(t, CheckListen(":8094", DevToken), "an empty host listens everywhere")
+	require.NoError(t, CheckListen("0.0.0.0:8094", "a-real-token"))
+}
+
+func TestDevTokenIsTheConfigDefault(t *testing.T) {
+	cfg, err := config.Load(func(string) string { return "" })
+	require.NoError(t, err)
+	require.Equal(t, DevToken, cfg.CodecToken)
 }
