@@ -34,6 +34,13 @@ type Endpoints struct {
 	// HRISAdminToken authorises the reference HRIS's test-only admin API.
 	HRISAdminToken string
 
+	// SMTPAddr is Mailpit's SMTP host:port, e.g. 127.0.0.1:1025 (plain
+	// SMTP, no AUTH needed).
+	SMTPAddr string
+	// MailpitAPIURL is Mailpit's HTTP API base URL, e.g.
+	// http://127.0.0.1:8025 (GET /api/v1/messages reads what was sent).
+	MailpitAPIURL string
+
 	// BinDir holds the stack's binaries (temporal, vault, refhris).
 	BinDir string
 	// StateDir holds databases, PID files and logs.

@@ -20,5 +20,6 @@ func Env(ep Endpoints) []string {
 		"JOINERY_HRIS_API_KEY=" + ep.HRISAPIKey,
 		"JOINERY_HRIS_WEBHOOK_SECRET=" + ep.HRISWebhookSecret,
 		"JOINERY_INBOX_DIR=" + filepath.Join(ep.StateDir, "mail"),
+		"JOINERY_SMTP_ADDR=" + ep.SMTPAddr,
 	}
 }

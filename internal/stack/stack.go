@@ -1,5 +1,6 @@
 // Package stack owns Joinery's loopback dev stack: the Temporal dev server
-// (with its Web UI), a Vault server, OpenLDAP slapd and the reference HRIS.
+// (with its Web UI), a Vault server, OpenLDAP slapd, the reference HRIS and
+// Mailpit (SMTP with an HTTP API to read what was sent).
 //
 // One package starts it for `make run`, `make stack`, the integration tests
 // and benchmarks, so that they all agree on ports, credentials and seed data.
@@ -40,12 +41,20 @@ type Config struct {
 	LDAPPort int
 	// HRISPort is the reference HRIS port (JOINERY_STACK_HRIS_PORT, 8090).
 	HRISPort int
+	// MailpitSMTPPort is Mailpit's SMTP port (JOINERY_STACK_MAILPIT_SMTP_PORT, 1025).
+	MailpitSMTPPort int
+	// MailpitHTTPPort is Mailpit's HTTP API port (JOINERY_STACK_MAILPIT_HTTP_PORT, 8025).
+	MailpitHTTPPort int
 
 	// LDAPTLS, when set, makes slapd also serve StartTLS on LDAPPort and
 	// ldaps:// on LDAPSPort with these files (used by TLS tests on a
 	// private slapd; the dev stack itself runs plain LDAP on loopback).
 	LDAPTLS   *TLSFiles
 	LDAPSPort int
+
+	// Mailpit, when set, makes Mailpit demand TLS and AUTH (private
+	// instances for mail tests; the dev stack's accepts plain SMTP).
+	Mailpit *MailpitOptions
 
 	// StartTimeout bounds the wait for each server to answer.
 	StartTimeout time.Duration
@@ -80,15 +89,17 @@ var SearchAttributes = [][2]string{
 // overridden by the environment.
 func DefaultConfig(repoDir string) Config {
 	c := Config{
-		RepoDir:        repoDir,
-		BinDir:         envOr("JOINERY_BIN_DIR", filepath.Join(repoDir, "bin")),
-		StateDir:       envOr("JOINERY_STATE_DIR", filepath.Join(repoDir, ".state")),
-		TemporalPort:   envInt("JOINERY_STACK_TEMPORAL_PORT", 7233),
-		TemporalUIPort: envInt("JOINERY_STACK_TEMPORAL_UI_PORT", 8233),
-		VaultPort:      envInt("JOINERY_STACK_VAULT_PORT", 8200),
-		LDAPPort:       envInt("JOINERY_STACK_LDAP_PORT", 3389),
-		HRISPort:       envInt("JOINERY_STACK_HRIS_PORT", 8090),
-		StartTimeout:   90 * time.Second,
+		RepoDir:         repoDir,
+		BinDir:          envOr("JOINERY_BIN_DIR", filepath.Join(repoDir, "bin")),
+		StateDir:        envOr("JOINERY_STATE_DIR", filepath.Join(repoDir, ".state")),
+		TemporalPort:    envInt("JOINERY_STACK_TEMPORAL_PORT", 7233),
+		TemporalUIPort:  envInt("JOINERY_STACK_TEMPORAL_UI_PORT", 8233),
+		VaultPort:       envInt("JOINERY_STACK_VAULT_PORT", 8200),
+		LDAPPort:        envInt("JOINERY_STACK_LDAP_PORT", 3389),
+		HRISPort:        envInt("JOINERY_STACK_HRIS_PORT", 8090),
+		MailpitSMTPPort: envInt("JOINERY_STACK_MAILPIT_SMTP_PORT", 1025),
+		MailpitHTTPPort: envInt("JOINERY_STACK_MAILPIT_HTTP_PORT", 8025),
+		StartTimeout:    90 * time.Second,
 	}
 	return c
 }
@@ -116,6 +127,7 @@ func FindRepoDir() (string, error) {
 // check that anything is running.
 func (c Config) Endpoints() Endpoints {
 	token, _ := os.ReadFile(c.vaultTokenFile())
+	smtpAddr, mailpitAPI := c.mailpitAddrs()
 	return Endpoints{
 		TemporalAddress:   fmt.Sprintf("127.0.0.1:%d", c.TemporalPort),
 		TemporalNamespace: TemporalNamespace,
@@ -131,6 +143,8 @@ func (c Config) Endpoints() Endpoints {
 		HRISAPIKey:        HRISAPIKey,
 		HRISWebhookSecret: HRISWebhookSecret,
 		HRISAdminToken:    HRISAdminToken,
+		SMTPAddr:          smtpAddr,
+		MailpitAPIURL:     mailpitAPI,
 		BinDir:            c.BinDir,
 		StateDir:          c.StateDir,
 	}
@@ -169,7 +183,7 @@ type server struct {
 }
 
 func (c Config) servers() []server {
-	return []server{c.slapdServer(), c.vaultServer(), c.temporalServer(), c.hrisServer()}
+	return []server{c.slapdServer(), c.vaultServer(), c.temporalServer(), c.hrisServer(), c.mailpitServer()}
 }
 
 // Up starts every server that does not already answer, waits for all of them
