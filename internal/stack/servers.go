@@ -304,6 +304,8 @@ func (c Config) temporalServer() server {
 				"--ip", "127.0.0.1",
 				"--port", fmt.Sprint(c.TemporalPort),
 				"--ui-port", fmt.Sprint(c.TemporalUIPort),
+				// The Web UI decodes payloads through `starter codec-server`.
+				"--ui-codec-endpoint", "http://" + envOr("JOINERY_CODEC_ADDR", "127.0.0.1:8094"),
 				"--db-filename", filepath.Join(dir, "temporal.db"),
 				"--namespace", TemporalNamespace,
 				"--log-level", "warn",

@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/joinery/joinery/internal/codec"
 )
 
 // Config locates the stack's binaries and state and fixes its ports.
@@ -198,6 +200,13 @@ func Up(ctx context.Context, c Config) (Endpoints, error) {
 		return Endpoints{}, err
 	}
 	defer unlock()
+	// The payload encryption key is made once and never replaced: a new
+	// one would make every history sealed with the old one unreadable.
+	if created, err := codec.EnsureKeyFile(codecKeysFile(c.StateDir)); err != nil {
+		return Endpoints{}, fmt.Errorf("stack: codec key: %w", err)
+	} else if created {
+		c.logf("codec: generated %s", codecKeysFile(c.StateDir))
+	}
 	for _, s := range c.servers() {
 		if err := c.ensure(ctx, s); err != nil {
 			return Endpoints{}, fmt.Errorf("stack: %s: %w (log: %s)", s.name, err, c.logFile(s.name))
@@ -337,6 +346,9 @@ func (c Config) vaultTokenFile() string     { return filepath.Join(c.dataDir("va
 func (c Config) vaultInitFile() string      { return filepath.Join(c.dataDir("vault"), "init.json") }
 func (c Config) bin(name string) string     { return filepath.Join(c.BinDir, name) }
 func (c Config) testdata(rel string) string { return filepath.Join(c.RepoDir, "testdata", rel) }
+
+// codecKeysFile is the dev stack's payload encryption key file (0600).
+func codecKeysFile(stateDir string) string { return filepath.Join(stateDir, "keys", "codec.keys") }
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
