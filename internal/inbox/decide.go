@@ -49,8 +49,12 @@ type decideResult struct {
 // decide checks that user may make this decision on this joiner's current
 // plan, signs it and sends it. Nothing is signed unless every check passed.
 func (s *Server) decide(ctx context.Context, user string, req decideRequest) decideResult {
-	bad := func(msg string) decideResult { return decideResult{Code: http.StatusBadRequest, Outcome: OutcomeRefused, Message: msg} }
-	refused := func(msg string) decideResult { return decideResult{Code: http.StatusConflict, Outcome: OutcomeRefused, Message: msg} }
+	bad := func(msg string) decideResult {
+		return decideResult{Code: http.StatusBadRequest, Outcome: OutcomeRefused, Message: msg}
+	}
+	refused := func(msg string) decideResult {
+		return decideResult{Code: http.StatusConflict, Outcome: OutcomeRefused, Message: msg}
+	}
 	switch req.Action {
 	case decision.ActionApprove, decision.ActionReject:
 		if req.EndDate != "" {
