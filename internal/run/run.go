@@ -16,6 +16,7 @@ import (
 	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/connectors/directory"
 	"github.com/joinery/joinery/connectors/hris"
+	"github.com/joinery/joinery/connectors/mail"
 	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/codec"
 	"github.com/joinery/joinery/internal/config"
@@ -109,10 +110,30 @@ func Activities(ctx context.Context, cfg config.Config, logger *slog.Logger) (*a
 		return nil, err
 	}
 	inbox := activities.FileInbox{Dir: cfg.InboxDir}
+	// People are told by e-mail (JOINERY_NOTIFIER=smtp) or, in unit-style
+	// runs, through the file inbox. Credential handover stays on the file
+	// inbox either way: a wrapped token does not belong in e-mail.
+	var notifier activities.Notifier = inbox
+	if cfg.Notifier == "smtp" {
+		sender, err := mail.New(mail.Config{
+			Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+			StartTLS: cfg.SMTPStartTLS, CAFile: cfg.SMTPCAFile,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("notifier: %w", err)
+		}
+		book := activities.DirectoryAddressBook{Domain: cfg.MailDomain}
+		// The directory's mail attribute is used once the directory client
+		// can look it up by username; until then, username@JOINERY_MAIL_DOMAIN.
+		if l, ok := any(cn.Directory).(activities.MailLookup); ok {
+			book.Lookup = l
+		}
+		notifier = activities.MailNotifier{Sender: sender, Addresses: book, InboxURL: cfg.InboxURL}
+	}
 	logger.Info("policy loaded", "file", cfg.PolicyFile, "version", pol.Version)
 	return &activities.Activities{
 		Directory: cn.Directory, Secrets: cn.Secrets, Workloads: cn.Secrets, HRIS: cn.HRIS, Policy: pol,
-		Handover: inbox, Notifier: inbox, Logger: logger,
+		Handover: inbox, Notifier: notifier, Logger: logger,
 	}, nil
 }
 
