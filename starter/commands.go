@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/inbox"
 	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/workflows"
 )
@@ -77,19 +78,39 @@ func startAndReport(ctx context.Context, cfg config.Config, stdout, stderr io.Wr
 	return exitOK
 }
 
+// cmdDecide approves or rejects as a person, through the approval inbox
+// (which signs the decision), or as an operator with --break-glass directly
+// through Temporal where the joiner's policy route allows it.
 func cmdDecide(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, approve bool) int {
 	name := "reject"
 	if approve {
 		name = "approve"
 	}
+	usage := fmt.Sprintf("usage: starter %s ID [--as USER] [--comment C] [--wait] [--password-stdin]\n"+
+		"       starter %s ID --break-glass --reason R [--as OPERATOR] [--wait]\n", name, name)
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	as := fs.String("as", "", "approver identity (directory username), required")
+	as := fs.String("as", operator(), "your directory username (the inbox checks your password)")
 	comment := fs.String("comment", "", "comment recorded with the decision")
-	wait := fs.Bool("wait", false, "use the validated update and wait for the joiner's answer")
+	wait := fs.Bool("wait", false, "wait for the joiner's answer (the validated update) instead of sending a signal")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin instead of the terminal")
+	breakGlass := fs.Bool("break-glass", false, "operator decision without the inbox, only where policy enables it; needs --reason")
+	reason := fs.String("reason", "", "why break-glass is needed (required with --break-glass)")
 	pos, err := parseInterleaved(fs, args)
-	if err != nil || len(pos) != 1 || *as == "" {
-		fmt.Fprintf(stderr, "usage: starter %s ID --as USER [--comment C] [--wait]\n", name)
+	if err != nil || len(pos) != 1 || strings.TrimSpace(*as) == "" {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	if !*breakGlass {
+		if *reason != "" {
+			fmt.Fprintf(stderr, "%s: --reason is for --break-glass; use --comment\n", name)
+			return exitUsage
+		}
+		return inboxDecision(ctx, cfg, stdout, stderr, credentials{user: *as, passwordStdin: *pwStdin}, pos[0],
+			inbox.DecisionRequest{Action: name, Comment: *comment, Wait: *wait})
+	}
+	if strings.TrimSpace(*reason) == "" {
+		fmt.Fprintf(stderr, "%s: --break-glass needs --reason: the joiner records it and marks the decision as break-glass\n", name)
 		return exitUsage
 	}
 	c, ok := dial(ctx, cfg, stderr)
@@ -97,14 +118,15 @@ func cmdDecide(ctx context.Context, cfg config.Config, args []string, stdout, st
 		return exitFailed
 	}
 	defer c.Close()
-	s := workflows.ApprovalSignal{Approver: *as, Comment: *comment, Approve: approve}
+	s := workflows.ApprovalSignal{BreakGlass: &workflows.BreakGlass{Operator: *as, Reason: strings.TrimSpace(*reason)},
+		Comment: *comment, Approve: approve}
 	if *wait {
 		out, err := run.Decide(ctx, c, pos[0], s)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitRefused
 		}
-		fmt.Fprintf(stdout, "%s: %s by %s\n", run.ResolveID(pos[0]), out, *as)
+		fmt.Fprintf(stdout, "%s: %s by break-glass (%s)\n", run.ResolveID(pos[0]), out, *as)
 		return exitOK
 	}
 	signal := workflows.SignalReject
@@ -115,8 +137,8 @@ func cmdDecide(ctx context.Context, cfg config.Config, args []string, stdout, st
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
-	fmt.Fprintf(stdout, "%s: %s signal sent as %s (the joiner records a refusal if %s is not its approver)\n",
-		run.ResolveID(pos[0]), signal, *as, *as)
+	fmt.Fprintf(stdout, "%s: break-glass %s sent as %s (the joiner refuses it unless its policy route allows break-glass)\n",
+		run.ResolveID(pos[0]), signal, *as)
 	return exitOK
 }
 

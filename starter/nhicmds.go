@@ -10,6 +10,7 @@ import (
 
 	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/inbox"
 	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/workflows"
 )
@@ -76,22 +77,25 @@ func cmdRequest(ctx context.Context, cfg config.Config, args []string, stdout, s
 			StartDate: *start, EndDate: *until, Tools: tools}}, *asJSON)
 }
 
+// cmdExtend asks, as the owner, to move the end date of time-bound access,
+// through the approval inbox, which signs the extension.
 func cmdExtend(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("extend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	as := fs.String("as", "", "the owner (sponsor or manager), required")
+	as := fs.String("as", operator(), "your directory username: the owner (sponsor or manager)")
 	comment := fs.String("comment", "", "why")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin instead of the terminal")
 	pos, err := parseInterleaved(fs, args)
-	if err != nil || len(pos) != 2 || *as == "" {
-		fmt.Fprintln(stderr, "usage: starter extend ID YYYY-MM-DD --as OWNER [--comment C]")
+	if err != nil || len(pos) != 2 || strings.TrimSpace(*as) == "" {
+		fmt.Fprintln(stderr, "usage: starter extend ID YYYY-MM-DD [--as OWNER] [--comment C] [--password-stdin]")
 		return exitUsage
 	}
 	if _, err := time.Parse(time.DateOnly, pos[1]); err != nil {
 		fmt.Fprintf(stderr, "extend: date %q: want YYYY-MM-DD\n", pos[1])
 		return exitUsage
 	}
-	return sendSignal(ctx, cfg, stdout, stderr, pos[0], workflows.SignalExtend, workflows.ExtendSignal{EndDate: pos[1], By: *as, Comment: *comment},
-		fmt.Sprintf("extension to %s sent as %s (the joiner records a refusal if policy does not allow it)", pos[1], *as))
+	return inboxDecision(ctx, cfg, stdout, stderr, credentials{user: *as, passwordStdin: *pwStdin}, pos[0],
+		inbox.DecisionRequest{Action: "extend", EndDate: pos[1], Comment: *comment})
 }
 
 func cmdRevoke(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {

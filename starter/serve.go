@@ -2,19 +2,32 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
+	"go.temporal.io/sdk/client"
+
+	"github.com/joinery/joinery/connectors/directory"
 	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/decision"
+	"github.com/joinery/joinery/internal/inbox"
 	"github.com/joinery/joinery/internal/intake"
 	"github.com/joinery/joinery/internal/run"
 )
 
-func init() { commands["serve"] = cmdServe }
+func init() {
+	commands["serve"] = cmdServe
+	commands["inbox"] = cmdInbox
+}
 
-const serveUsage = `usage: starter serve [--addr HOST:PORT]
+const serveUsage = `usage: starter serve [--addr HOST:PORT] [--inbox-addr HOST:PORT]
 
 Runs the HR intake server (default address JOINERY_INTAKE_ADDR):
   POST /hris/webhook   signed HRIS webhooks (JOINERY_HRIS_WEBHOOK_SECRET)
@@ -22,15 +35,31 @@ Runs the HR intake server (default address JOINERY_INTAKE_ADDR):
   POST /joiners:bulk   CSV or NDJSON upload  (bearer)
   POST /scim/v2/Bulk   SCIM bulk request, Entra API-driven provisioning shape (bearer)
   GET  /healthz, /readyz
-SIGINT or SIGTERM shuts it down gracefully.
+and beside it, unless JOINERY_INBOX_ADDR is empty, the approval inbox
+(default address JOINERY_INBOX_ADDR, reached as JOINERY_INBOX_URL):
+  GET  /               sign in with your directory account; joiners waiting for you
+  GET  /joiners/ID     the plan; approve, reject or extend (signed with JOINERY_DECISION_KEY_FILE)
+  GET  /decisions      your past decisions
+  GET  /handover       initial credentials waiting for you (JOINERY_INBOX_DIR), unwrapped once
+  GET  /api/v1/waiting, POST /api/v1/joiners/ID/decision   the CLI's API (HTTP Basic)
+SIGINT or SIGTERM shuts both down gracefully.
 `
 
-// cmdServe runs the intake server until SIGINT or SIGTERM.
+const inboxUsage = `usage: starter inbox [--addr HOST:PORT]
+
+Runs the approval inbox alone (default address JOINERY_INBOX_ADDR); see
+"starter serve --help" for its pages. SIGINT or SIGTERM shuts it down.
+`
+
+// cmdServe runs the intake server, and the inbox beside it, until SIGINT or
+// SIGTERM. Either failing stops both: a half-running front door would hide
+// the failure from whoever watches the process.
 func cmdServe(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, serveUsage) }
-	addr := fs.String("addr", cfg.IntakeAddr, "listen address")
+	addr := fs.String("addr", cfg.IntakeAddr, "intake listen address")
+	inboxAddr := fs.String("inbox-addr", cfg.InboxAddr, "inbox listen address (empty: no inbox)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil || len(pos) != 0 {
 		fmt.Fprint(stderr, serveUsage)
@@ -50,6 +79,17 @@ func cmdServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	if cfg.HRISWebhookSecret == "" {
 		logger.Warn("JOINERY_HRIS_WEBHOOK_SECRET is empty: /hris/webhook refuses every delivery")
 	}
+	var ib *inbox.Server
+	if *inboxAddr != "" {
+		// Built before anything listens, so a missing key or bad URL stops
+		// the start instead of leaving the intake running alone.
+		if ib, err = newInbox(cfg, c, logger); err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFailed
+		}
+	} else {
+		logger.Info("JOINERY_INBOX_ADDR is empty: the approval inbox is off")
+	}
 	st := intake.NewTemporalStarter(c, cfg)
 	srv := &intake.Server{
 		Starter:  st,
@@ -58,9 +98,81 @@ func cmdServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		Logger:   logger,
 		Ready:    st.Ready,
 	}
-	if err := srv.ListenAndServe(ctx, *addr); err != nil {
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	n := 1
+	go func() { errc <- srv.ListenAndServe(ctx, *addr) }()
+	if ib != nil {
+		n++
+		go func() { errc <- ib.ListenAndServe(ctx, *inboxAddr) }()
+	}
+	var errs []error
+	for range n {
+		if err := <-errc; err != nil {
+			errs = append(errs, err)
+		}
+		cancel() // the first to stop, for whatever reason, stops the other
+	}
+	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
 	}
 	return exitOK
+}
+
+// cmdInbox runs the approval inbox alone.
+func cmdInbox(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("inbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, inboxUsage) }
+	addr := fs.String("addr", cfg.InboxAddr, "listen address")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil || len(pos) != 0 || *addr == "" {
+		fmt.Fprint(stderr, inboxUsage)
+		return exitUsage
+	}
+	// A server runs until it is told to stop, not for the two minutes the
+	// quick commands get: keep ending on SIGINT/SIGTERM, drop the deadline.
+	ctx, stop := signal.NotifyContext(context.WithoutCancel(ctx), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := run.NewLogger(cfg.LogLevel, stderr)
+	c, err := run.Dial(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	defer c.Close()
+	ib, err := newInbox(cfg, c, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	if err := ib.ListenAndServe(ctx, *addr); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// newInbox builds the approval inbox from configuration: the signing key
+// (only the inbox reads it), the directory for sign-in, Vault for the
+// credential handover.
+func newInbox(cfg config.Config, c client.Client, logger *slog.Logger) (*inbox.Server, error) {
+	signer, err := decision.LoadFileSigner(cfg.DecisionKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w (JOINERY_DECISION_KEY_FILE)", err)
+	}
+	dir, err := directory.New(run.DirectoryConfig(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w", err)
+	}
+	var wrapping inbox.Wrapping
+	if cfg.VaultAddr != "" {
+		wrapping = inbox.VaultWrapping{Addr: cfg.VaultAddr}
+	}
+	return inbox.New(inbox.Config{
+		BaseURL: cfg.InboxURL, SessionIdle: cfg.InboxSessionIdle, SessionMax: cfg.InboxSessionMax, HandoverDir: cfg.InboxDir,
+	}, inbox.Deps{Auth: dir, Signer: signer, Temporal: c, Wrapping: wrapping, Logger: logger})
 }
