@@ -30,6 +30,9 @@ type AppRoleOptions struct {
 }
 
 // WritePolicy creates or replaces the ACL policy name (sys/policies/acl).
+// It is an operator operation (the bootstrap installs the workload policies
+// with it): the worker's own policy does not allow it, because writing
+// policy text of one's choosing is the way to root.
 func (c *Client) WritePolicy(ctx context.Context, name, hcl string) error {
 	const op = "policy-write"
 	if err := checkSegment(name); err != nil {
@@ -46,6 +49,8 @@ func (c *Client) WritePolicy(ctx context.Context, name, hcl string) error {
 }
 
 // DeletePolicy deletes the ACL policy name; an absent policy counts as deleted.
+// The worker may delete only the per-joiner policies (joinery-nhi-*) that
+// workloads provisioned before the workload catalogue existed still use.
 func (c *Client) DeletePolicy(ctx context.Context, name string) error {
 	const op = "policy-delete"
 	if err := checkSegment(name); err != nil {
@@ -107,7 +112,9 @@ func (c *Client) CreateAppRole(ctx context.Context, name string, opts AppRoleOpt
 
 // WrappedSecretID issues a new SecretID for role, response-wrapped for ttl,
 // so that only the non-human joiner's bootstrap (whoever unwraps first) ever
-// sees it. The Handover's Path is the role's secret-id API path.
+// sees it. The Handover's Path is the role's secret-id API path. It carries
+// no metadata, so a workload-policy role gets nothing from it: use
+// IssueWorkload for workloads.
 func (c *Client) WrappedSecretID(ctx context.Context, role string, ttl time.Duration) (string, Handover, error) {
 	const op = "approle-secret-id"
 	if err := checkSegment(role); err != nil {
@@ -116,20 +123,7 @@ func (c *Client) WrappedSecretID(ctx context.Context, role string, ttl time.Dura
 	if err := checkWrapTTL(ttl); err != nil {
 		return "", Handover{}, invalid(op, err.Error())
 	}
-	apiPath := c.rolePath(role) + "/secret-id"
-	req := vault.NewLogicalWriteRequest(apiPath, map[string]any{}, http.Header{"X-Vault-Wrap-TTL": {wrapTTL(ttl)}})
-	var sec *vault.Secret
-	// A 403 retry after re-login cannot mint two SecretIDs: a 403 means the
-	// first request generated nothing.
-	err := c.call(ctx, op, apiPath, func(ctx context.Context, vc *vault.Client) error {
-		var err error
-		sec, err = vc.Logical().WriteWithRequest(ctx, req)
-		return err
-	})
-	if err != nil {
-		return "", Handover{}, err
-	}
-	return handover(op, apiPath, 0, apiPath, sec)
+	return c.wrappedSecretID(ctx, role, ttl, nil)
 }
 
 // DeleteAppRole deletes the role (and with it every SecretID issued for it);

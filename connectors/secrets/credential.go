@@ -33,7 +33,10 @@ const cleanupTimeout = 10 * time.Second
 // password is never live on an account without being recorded; if setting
 // fails, the just-written version is destroyed so the stored latest version
 // never offers a password the directory refused. If delivery fails, the
-// wrapping token is revoked: an undelivered token must not stay redeemable.
+// wrapping token is redeemed here and dropped: an undelivered token must not
+// stay redeemable, and redeeming needs no capability beyond the token itself
+// (revoking by accessor would need auth/token/revoke-accessor, which can end
+// any token in Vault and is therefore not in the worker's policy).
 //
 // Running it again for the same joiner writes a new version, sets it and
 // delivers a new handover, so after any successful call the directory's
@@ -85,9 +88,9 @@ func (c *Client) IssueInitialCredential(ctx context.Context, joinerKey string, m
 	if err := deliver(ctx, token); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		// Best effort: if the revocation fails too, the token still expires
-		// at h.ExpiresAt, and the retry issues a fresh one.
-		_ = c.RevokeAccessor(cctx, h.WrapAccessor)
+		// Best effort: if redeeming fails too, the token still expires at
+		// h.ExpiresAt, and the retry issues a fresh one.
+		_, _ = c.unwrapOwn(cctx, token)
 		return Handover{}, withheld(op, "delivering the initial credential", err, pw, token)
 	}
 	return h, nil
@@ -105,24 +108,26 @@ func (c *Client) destroyVersion(ctx context.Context, s StoredSecret) {
 	})
 }
 
-// RevokeInitialCredential undoes IssueInitialCredential: it revokes the
-// wrapping token by accessor (if any) — destroying the KV path alone would
-// leave the wrapped copy redeemable — then destroys the path with all its
-// versions. Both steps succeed when there is nothing left to undo, so the
-// compensation can run any number of times. Both are attempted even if the
-// first fails; the errors are joined.
+// RevokeInitialCredential undoes IssueInitialCredential by destroying the
+// path with all its versions; destroying an absent path succeeds, so the
+// compensation can run any number of times.
+//
+// The wrapping token (accessor) is deliberately not revoked: revoking by
+// accessor needs auth/token/revoke-accessor, which can end any token in
+// Vault, and the worker's policy does not have it. The wrapped copy stays
+// redeemable until its TTL (Handover.ExpiresAt); what it holds is the
+// password of the account the same compensation deletes or disables. An
+// operator who must end it sooner runs RevokeAccessor with their own token.
 func (c *Client) RevokeInitialCredential(ctx context.Context, path, accessor string) error {
-	var errs []error
-	if accessor != "" {
-		errs = append(errs, c.RevokeAccessor(ctx, accessor))
-	}
-	errs = append(errs, c.Destroy(ctx, path))
-	return errors.Join(errs...)
+	_ = accessor // recorded in history for operators; see above
+	return c.Destroy(ctx, path)
 }
 
 // RevokeAccessor revokes the token behind accessor (typically a wrapping
 // token) without knowing the token. A token already redeemed, expired,
-// revoked or never known counts as revoked.
+// revoked or never known counts as revoked. It is an operator operation:
+// auth/token/revoke-accessor reaches every token in Vault, so the worker's
+// policy does not grant it.
 func (c *Client) RevokeAccessor(ctx context.Context, accessor string) error {
 	const op = "revoke-accessor"
 	if accessor == "" {

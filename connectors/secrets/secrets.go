@@ -10,16 +10,12 @@
 // Every failure is a *connectors.Error with system "vault", classified so that
 // the activity layer can tell Temporal whether to retry.
 //
-// Capabilities the worker's token needs (KV mount "secret", default prefix):
-//
-//	path "secret/data/joinery/joiners/*"     { capabilities = ["create", "update", "read"] }
-//	path "secret/metadata/joinery/joiners/*" { capabilities = ["read", "patch", "delete"] }
-//	path "secret/destroy/joinery/joiners/*"  { capabilities = ["update"] }
-//	path "sys/policies/password/joinery-initial/generate" { capabilities = ["read"] }
-//	path "auth/token/revoke-accessor"        { capabilities = ["update"] }
-//
-// plus, for non-human joiners, create/update/read/delete on
-// "auth/approle/role/*" and "sys/policies/acl/*" (ideally scoped by name).
+// The worker's Vault policy is rendered by WorkerPolicyHCL (the dev stack's
+// bootstrap installs it; testdata/vault/joinery-worker.hcl is the rendering
+// for the default joiner policy, with the reasoning). It cannot write ACL
+// policies, cannot give a role token policies outside the pre-created
+// workload catalogue (see IssueWorkload) and cannot revoke tokens it did not
+// just create.
 package secrets
 
 import (
@@ -69,6 +65,9 @@ type Config struct {
 	PasswordPolicy string
 	// Timeout bounds every single Vault request (default 30s).
 	Timeout time.Duration
+	// WorkloadCataloguePath is the logical KV path of the workload
+	// catalogue the bootstrap records (default DefaultWorkloadCataloguePath).
+	WorkloadCataloguePath string
 }
 
 // Client talks to one Vault server. It is safe for concurrent use.
@@ -89,6 +88,11 @@ type Client struct {
 	renewAt   time.Time // when to renew or re-login; zero = never
 	expiresAt time.Time // when the current token expires
 	renewable bool
+
+	// catMu guards the workload catalogue cached from Vault.
+	catMu     sync.Mutex
+	catalogue WorkloadCatalogue
+	catLoaded bool
 }
 
 // New builds a client. With RoleID set it logs in with AppRole immediately,
@@ -135,9 +139,13 @@ func withDefaults(cfg Config) Config {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.WorkloadCataloguePath == "" {
+		cfg.WorkloadCataloguePath = DefaultWorkloadCataloguePath
+	}
 	cfg.AppRoleMount = strings.Trim(cfg.AppRoleMount, "/")
 	cfg.KVMount = strings.Trim(cfg.KVMount, "/")
 	cfg.PathPrefix = strings.Trim(cfg.PathPrefix, "/")
+	cfg.WorkloadCataloguePath = strings.Trim(cfg.WorkloadCataloguePath, "/")
 	return cfg
 }
 
@@ -155,7 +163,7 @@ func validateConfig(cfg Config) error {
 	case cfg.RoleID != "" && cfg.SecretID == "":
 		return invalid("an AppRole role ID is configured without a secret ID")
 	}
-	for name, p := range map[string]string{"KV mount": cfg.KVMount, "path prefix": cfg.PathPrefix, "AppRole mount": cfg.AppRoleMount} {
+	for name, p := range map[string]string{"KV mount": cfg.KVMount, "path prefix": cfg.PathPrefix, "AppRole mount": cfg.AppRoleMount, "workload catalogue path": cfg.WorkloadCataloguePath} {
 		if err := checkPath(p); err != nil {
 			return invalid(fmt.Sprintf("invalid %s: %v", name, err))
 		}

@@ -388,10 +388,15 @@ func TestIntegrationRevokeInitialCredential(t *testing.T) {
 	_, found, err := c.Metadata(ctx, h.Path)
 	require.NoError(t, err)
 	require.False(t, found, "the path and all its versions are gone")
-	_, err = unwrap(t, ep.VaultAddr, token)
-	require.Error(t, err, "the wrapping token is revoked")
+	// The wrapping token is not revoked: that needs auth/token/revoke-accessor,
+	// which reaches every token and is not the worker's to have. The residual
+	// is documented: the wrapped copy lives until its TTL (the account it
+	// unlocks is removed by the same compensation). An operator ends it early.
 	_, err = rootAPI(t, ep).Auth().Token().LookupAccessorWithContext(ctx, h.WrapAccessor)
-	require.Error(t, err, "the accessor no longer resolves")
+	require.NoError(t, err, "the accessor still resolves until the token's TTL")
+	require.NoError(t, c.RevokeAccessor(ctx, h.WrapAccessor), "an operator token can revoke it")
+	_, err = unwrap(t, ep.VaultAddr, token)
+	require.Error(t, err, "revoked by the operator")
 
 	// Revoking a used token's accessor and destroying an absent path succeed.
 	stored, err := c.Put(ctx, h.Path, map[string]any{"password": "p"}, nil)

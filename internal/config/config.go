@@ -15,6 +15,10 @@ import (
 
 // Config is the whole of Joinery's runtime configuration.
 type Config struct {
+	// DevMode lets secrets fall back to the dev stack's well-known values
+	// (JOINERY_DEV_MODE). Off, every secret must be supplied.
+	DevMode bool
+
 	TemporalAddress   string
 	TemporalNamespace string
 	TaskQueue         string
@@ -80,7 +84,11 @@ type Config struct {
 type Var struct {
 	Name    string
 	Default string
-	Doc     string
+	// DevDefault replaces Default when JOINERY_DEV_MODE is on. Secrets have
+	// only this: a well-known value is acceptable against the loopback dev
+	// stack and nowhere else.
+	DevDefault string
+	Doc        string
 	// Secret marks values that must never be printed.
 	Secret bool
 	set    func(c *Config, v string) error
@@ -112,10 +120,16 @@ func duration(p func(*Config) *time.Duration) func(*Config, string) error {
 	}
 }
 
+// DevModeVar turns development mode on. It is read before the others
+// because it decides their defaults.
+const DevModeVar = "JOINERY_DEV_MODE"
+
 // Vars lists every variable Joinery reads, in documentation order. Defaults
-// point at the loopback dev stack (`make stack`).
+// point at the loopback dev stack (`make stack`); secrets default only in
+// development mode.
 func Vars() []Var {
 	return []Var{
+		{Name: DevModeVar, Default: "false", Doc: "Development mode: secrets default to the dev stack's well-known values (`devstack env` turns it on). Off, each binary refuses to start without the secrets it needs", set: boolean(func(c *Config) *bool { return &c.DevMode })},
 		{Name: "JOINERY_TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Doc: "Temporal frontend host:port", set: str(func(c *Config) *string { return &c.TemporalAddress })},
 		{Name: "JOINERY_TEMPORAL_NAMESPACE", Default: "default", Doc: "Temporal namespace joiners run in", set: str(func(c *Config) *string { return &c.TemporalNamespace })},
 		{Name: "JOINERY_TASK_QUEUE", Default: "joinery-joiners", Doc: "Task queue the worker polls and the starter targets", set: str(func(c *Config) *string { return &c.TaskQueue })},
@@ -123,7 +137,7 @@ func Vars() []Var {
 
 		{Name: "JOINERY_LDAP_URL", Default: "ldap://127.0.0.1:3389", Doc: "Directory URL (ldap:// or ldaps://)", set: str(func(c *Config) *string { return &c.LDAPURL })},
 		{Name: "JOINERY_LDAP_BIND_DN", Default: "cn=admin,dc=joinery,dc=test", Doc: "DN the worker binds as", set: str(func(c *Config) *string { return &c.LDAPBindDN })},
-		{Name: "JOINERY_LDAP_BIND_PASSWORD", Default: "dev-ldap-admin", Doc: "Password for the bind DN (dev stack default)", Secret: true, set: str(func(c *Config) *string { return &c.LDAPBindPassword })},
+		{Name: "JOINERY_LDAP_BIND_PASSWORD", DevDefault: "dev-ldap-admin", Doc: "Password for the bind DN (required by the worker)", Secret: true, set: str(func(c *Config) *string { return &c.LDAPBindPassword })},
 		{Name: "JOINERY_LDAP_BASE_DN", Default: "dc=joinery,dc=test", Doc: "Directory suffix; people, groups and service accounts are OUs below it", set: str(func(c *Config) *string { return &c.LDAPBaseDN })},
 		{Name: "JOINERY_LDAP_STARTTLS", Default: "false", Doc: "Upgrade ldap:// connections with StartTLS", set: boolean(func(c *Config) *bool { return &c.LDAPStartTLS })},
 		{Name: "JOINERY_LDAP_CA_FILE", Default: "", Doc: "PEM CA bundle for ldaps:// and StartTLS", set: str(func(c *Config) *string { return &c.LDAPCAFile })},
@@ -133,8 +147,8 @@ func Vars() []Var {
 
 		{Name: "JOINERY_VAULT_ADDR", Default: "http://127.0.0.1:8200", Doc: "Vault API address", set: str(func(c *Config) *string { return &c.VaultAddr })},
 		{Name: "JOINERY_VAULT_TOKEN", Default: "", Doc: "Vault token (dev); prefer AppRole in production", Secret: true, set: str(func(c *Config) *string { return &c.VaultToken })},
-		{Name: "JOINERY_VAULT_TOKEN_FILE", Default: ".state/vault/root-token", Doc: "File holding the Vault token when JOINERY_VAULT_TOKEN and AppRole are unset (the dev stack writes it)", set: str(func(c *Config) *string { return &c.VaultTokenFile })},
-		{Name: "JOINERY_VAULT_ROLE_ID", Default: "", Doc: "AppRole RoleID; when set the worker logs in with AppRole", set: str(func(c *Config) *string { return &c.VaultRoleID })},
+		{Name: "JOINERY_VAULT_TOKEN_FILE", Default: "", Doc: "File holding the Vault token when JOINERY_VAULT_TOKEN and AppRole are unset (no default, not even in development mode: the dev stack's worker logs in with AppRole, its root token is for the bootstrap only)", set: str(func(c *Config) *string { return &c.VaultTokenFile })},
+		{Name: "JOINERY_VAULT_ROLE_ID", Default: "", Doc: "AppRole RoleID; when set the worker logs in with AppRole (`devstack env` sets the dev stack's joinery-worker role)", set: str(func(c *Config) *string { return &c.VaultRoleID })},
 		{Name: "JOINERY_VAULT_SECRET_ID", Default: "", Doc: "AppRole SecretID", Secret: true, set: str(func(c *Config) *string { return &c.VaultSecretID })},
 		{Name: "JOINERY_VAULT_SECRET_ID_FILE", Default: "", Doc: "File holding the AppRole SecretID (preferred over the variable)", set: str(func(c *Config) *string { return &c.VaultSecretIDFile })},
 		{Name: "JOINERY_VAULT_KV_MOUNT", Default: "secret", Doc: "KV v2 mount for joiner credentials", set: str(func(c *Config) *string { return &c.VaultKVMount })},
@@ -142,13 +156,13 @@ func Vars() []Var {
 
 		{Name: "JOINERY_HRIS_URL", Default: "http://127.0.0.1:8090", Doc: "BambooHR-compatible API base URL (the reference HRIS in dev)", set: str(func(c *Config) *string { return &c.HRISURL })},
 		{Name: "JOINERY_HRIS_COMPANY", Default: "joinery", Doc: "BambooHR company domain in API paths", set: str(func(c *Config) *string { return &c.HRISCompany })},
-		{Name: "JOINERY_HRIS_API_KEY", Default: "dev-hris-key", Doc: "HRIS API key", Secret: true, set: str(func(c *Config) *string { return &c.HRISAPIKey })},
-		{Name: "JOINERY_HRIS_WEBHOOK_SECRET", Default: "dev-webhook-secret", Doc: "HMAC key that signs HRIS webhooks", Secret: true, set: str(func(c *Config) *string { return &c.HRISWebhookSecret })},
+		{Name: "JOINERY_HRIS_API_KEY", DevDefault: "dev-hris-key", Doc: "HRIS API key (required by the worker)", Secret: true, set: str(func(c *Config) *string { return &c.HRISAPIKey })},
+		{Name: "JOINERY_HRIS_WEBHOOK_SECRET", DevDefault: "dev-webhook-secret", Doc: "HMAC key that signs HRIS webhooks (required by `starter serve`)", Secret: true, set: str(func(c *Config) *string { return &c.HRISWebhookSecret })},
 
 		{Name: "JOINERY_POLICY_FILE", Default: "testdata/policy/default.yaml", Doc: "Joiner policy (YAML with CEL conditions)", set: str(func(c *Config) *string { return &c.PolicyFile })},
 		{Name: "JOINERY_INBOX_DIR", Default: ".state/mail", Doc: "Dev delivery channel: wrapped credential tokens land in handover/<user>/<joiner>.token (0600), notifications in inbox/<user>.jsonl", set: str(func(c *Config) *string { return &c.InboxDir })},
 		{Name: "JOINERY_INTAKE_ADDR", Default: "127.0.0.1:8091", Doc: "Listen address of `starter serve` (HR webhooks and API)", set: str(func(c *Config) *string { return &c.IntakeAddr })},
-		{Name: "JOINERY_INTAKE_TOKEN", Default: "dev-intake-token", Doc: "Bearer token for the intake API", Secret: true, set: str(func(c *Config) *string { return &c.IntakeToken })},
+		{Name: "JOINERY_INTAKE_TOKEN", DevDefault: "dev-intake-token", Doc: "Bearer token for the intake API (required by `starter serve`)", Secret: true, set: str(func(c *Config) *string { return &c.IntakeToken })},
 		{Name: "JOINERY_LOG_LEVEL", Default: "info", Doc: "debug, info, warn or error", set: str(func(c *Config) *string { return &c.LogLevel })},
 
 		{Name: "JOINERY_INBOX_ADDR", Default: "127.0.0.1:8092", Doc: "Listen address of the approval inbox (served by `starter serve`; empty turns it off)", set: str(func(c *Config) *string { return &c.InboxAddr })},
@@ -182,10 +196,19 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	var c Config
 	var problems []string
+	dev := false
+	if v := getenv(DevModeVar); v != "" {
+		// A malformed value is reported by the loop below; until then it
+		// counts as off, the safe side.
+		dev, _ = strconv.ParseBool(v)
+	}
 	for _, v := range Vars() {
 		val := getenv(v.Name)
 		if val == "" {
 			val = v.Default
+			if dev && v.DevDefault != "" {
+				val = v.DevDefault
+			}
 		}
 		if val == "" {
 			continue
@@ -235,7 +258,65 @@ func (c Config) VaultCredentials() (token, secretID string, err error) {
 		token = strings.TrimSpace(string(b))
 	}
 	if token == "" {
-		return "", "", fmt.Errorf("no Vault credentials: set JOINERY_VAULT_TOKEN, JOINERY_VAULT_TOKEN_FILE or AppRole")
+		return "", "", fmt.Errorf("no Vault credentials: set JOINERY_VAULT_ROLE_ID with JOINERY_VAULT_SECRET_ID_FILE (AppRole), or JOINERY_VAULT_TOKEN / JOINERY_VAULT_TOKEN_FILE")
 	}
 	return token, "", nil
+}
+
+// Binary names a Joinery program whose start-up requirements Require checks.
+type Binary string
+
+// The binaries with secrets they cannot run without.
+const (
+	// Worker needs the LDAP bind password, the HRIS API key and Vault
+	// credentials.
+	Worker Binary = "worker"
+	// Serve (`starter serve`) needs the intake token and the webhook secret.
+	Serve Binary = "starter serve"
+)
+
+// Require reports every secret b cannot start without, naming each
+// variable, so that a deployment missing one fails at start rather than at
+// the first joiner (or, worse, with an intake nobody can authenticate to).
+// Outside development mode nothing defaults, so this is what catches it.
+func (c Config) Require(b Binary) error {
+	var missing []string
+	need := func(name, val string) {
+		if val == "" {
+			missing = append(missing, name)
+		}
+	}
+	switch b {
+	case Worker:
+		need("JOINERY_LDAP_BIND_PASSWORD", c.LDAPBindPassword)
+		need("JOINERY_HRIS_API_KEY", c.HRISAPIKey)
+		if _, _, err := c.VaultCredentials(); err != nil {
+			missing = append(missing, err.Error())
+		}
+	case Serve:
+		need("JOINERY_INTAKE_TOKEN", c.IntakeToken)
+		need("JOINERY_HRIS_WEBHOOK_SECRET", c.HRISWebhookSecret)
+	default:
+		return fmt.Errorf("configuration: unknown binary %q", b)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	hint := ""
+	if !c.DevMode {
+		hint = " (secrets have no defaults unless " + DevModeVar + "=true, which is for the loopback dev stack only)"
+	}
+	return fmt.Errorf("%s cannot start, missing: %s%s", b, strings.Join(missing, "; "), hint)
+}
+
+// LoadFor is Load followed by Require(b): one call for a binary's main.
+func LoadFor(b Binary, getenv func(string) string) (Config, error) {
+	c, err := Load(getenv)
+	if err != nil {
+		return c, err
+	}
+	if err := c.Require(b); err != nil {
+		return Config{}, err
+	}
+	return c, nil
 }

@@ -72,3 +72,62 @@ func TestVaultCredentials(t *testing.T) {
 	_, _, err = c.VaultCredentials()
 	require.ErrorContains(t, err, "JOINERY_VAULT_TOKEN_FILE")
 }
+
+func TestSecretsDefaultOnlyInDevMode(t *testing.T) {
+	secrets := map[string]func(Config) string{
+		"JOINERY_LDAP_BIND_PASSWORD":  func(c Config) string { return c.LDAPBindPassword },
+		"JOINERY_HRIS_API_KEY":        func(c Config) string { return c.HRISAPIKey },
+		"JOINERY_HRIS_WEBHOOK_SECRET": func(c Config) string { return c.HRISWebhookSecret },
+		"JOINERY_INTAKE_TOKEN":        func(c Config) string { return c.IntakeToken },
+	}
+	prod, err := Load(env(nil))
+	require.NoError(t, err)
+	require.False(t, prod.DevMode, "development mode is off unless asked for")
+	dev, err := Load(env(map[string]string{DevModeVar: "true"}))
+	require.NoError(t, err)
+	require.True(t, dev.DevMode)
+	for name, get := range secrets {
+		require.Empty(t, get(prod), "%s must have no default outside development mode", name)
+		require.NotEmpty(t, get(dev), "%s defaults to the dev stack's value in development mode", name)
+	}
+	require.Empty(t, prod.VaultTokenFile, "no Vault token file by default")
+	require.Empty(t, dev.VaultTokenFile, "not even the dev stack's root token in development mode")
+
+	for _, v := range Vars() {
+		if _, ok := secrets[v.Name]; ok {
+			require.Empty(t, v.Default, "%s: a secret's default belongs in DevDefault", v.Name)
+		}
+	}
+	_, err = Load(env(map[string]string{DevModeVar: "sometimes"}))
+	require.ErrorContains(t, err, DevModeVar)
+}
+
+func TestRequireNamesWhatIsMissing(t *testing.T) {
+	c, err := Load(env(nil))
+	require.NoError(t, err)
+	err = c.Require(Worker)
+	require.Error(t, err)
+	for _, want := range []string{"worker", "JOINERY_LDAP_BIND_PASSWORD", "JOINERY_HRIS_API_KEY", "JOINERY_VAULT_ROLE_ID", DevModeVar} {
+		require.ErrorContains(t, err, want)
+	}
+	err = c.Require(Serve)
+	require.Error(t, err)
+	for _, want := range []string{"starter serve", "JOINERY_INTAKE_TOKEN", "JOINERY_HRIS_WEBHOOK_SECRET"} {
+		require.ErrorContains(t, err, want)
+	}
+	require.NotContains(t, err.Error(), "JOINERY_LDAP_BIND_PASSWORD", "serve does not need the directory password")
+
+	sid := filepath.Join(t.TempDir(), "sid")
+	require.NoError(t, os.WriteFile(sid, []byte("sid\n"), 0o600))
+	ok := env(map[string]string{
+		"JOINERY_LDAP_BIND_PASSWORD": "p", "JOINERY_HRIS_API_KEY": "k", "JOINERY_VAULT_ROLE_ID": "r",
+		"JOINERY_VAULT_SECRET_ID_FILE": sid, "JOINERY_INTAKE_TOKEN": "t", "JOINERY_HRIS_WEBHOOK_SECRET": "w",
+	})
+	_, err = LoadFor(Worker, ok)
+	require.NoError(t, err)
+	_, err = LoadFor(Serve, ok)
+	require.NoError(t, err)
+	_, err = LoadFor(Worker, env(map[string]string{DevModeVar: "true"}))
+	require.ErrorContains(t, err, "no Vault credentials", "development mode does not hand out Vault credentials")
+	require.NotContains(t, err.Error(), "JOINERY_LDAP_BIND_PASSWORD")
+}

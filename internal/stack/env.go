@@ -1,11 +1,23 @@
 package stack
 
-import "path/filepath"
+import (
+	"os"
+	"path/filepath"
+	"strings"
+)
 
 // Env returns the JOINERY_* settings (KEY=value) that point the worker and
 // starter at this stack. Secrets are referenced by file where possible.
+//
+// The worker authenticates to Vault with the AppRole identity the bootstrap
+// created (RoleID, SecretID file), never with the root token, so that what
+// runs against the dev stack is what runs in production. Development mode
+// is on: it is what lets the dev stack's well-known secrets (bind password,
+// API key, webhook secret, intake token) be used as defaults.
 func Env(ep Endpoints) []string {
+	roleID, _ := os.ReadFile(VaultWorkerRoleIDFile(ep.StateDir))
 	return []string{
+		"JOINERY_DEV_MODE=true",
 		"JOINERY_TEMPORAL_ADDRESS=" + ep.TemporalAddress,
 		"JOINERY_TEMPORAL_NAMESPACE=" + ep.TemporalNamespace,
 		"JOINERY_TEMPORAL_UI_URL=" + ep.TemporalUIURL,
@@ -14,13 +26,13 @@ func Env(ep Endpoints) []string {
 		"JOINERY_LDAP_BIND_PASSWORD=" + ep.LDAPBindPassword,
 		"JOINERY_LDAP_BASE_DN=" + ep.LDAPBaseDN,
 		"JOINERY_VAULT_ADDR=" + ep.VaultAddr,
-		"JOINERY_VAULT_TOKEN_FILE=" + filepath.Join(ep.StateDir, "vault", "root-token"),
+		"JOINERY_VAULT_ROLE_ID=" + strings.TrimSpace(string(roleID)),
+		"JOINERY_VAULT_SECRET_ID_FILE=" + VaultWorkerSecretIDFile(ep.StateDir),
 		"JOINERY_HRIS_URL=" + ep.HRISURL,
 		"JOINERY_HRIS_COMPANY=" + ep.HRISCompany,
 		"JOINERY_HRIS_API_KEY=" + ep.HRISAPIKey,
 		"JOINERY_HRIS_WEBHOOK_SECRET=" + ep.HRISWebhookSecret,
 		"JOINERY_INBOX_DIR=" + filepath.Join(ep.StateDir, "mail"),
-		"JOINERY_CODEC_KEYS_FILE=" + codecKeysFile(ep.StateDir),
 		"JOINERY_SMTP_ADDR=" + ep.SMTPAddr,
 	}
 }

@@ -247,18 +247,25 @@ func (c Config) bootstrapVault(ctx context.Context, addr string) error {
 		return fmt.Errorf("password policy: %w", err)
 	}
 	// A fresh KV v2 mount upgrades itself in the background; wait until it
-	// accepts reads so the first joiner does not race it.
+	// accepts reads so the first joiner (and the catalogue write below) does
+	// not race it.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := cli.Logical().ReadWithContext(ctx, "secret/config")
 		if err == nil {
-			return nil
+			break
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("kv mount not ready: %w", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The worker gets its own least-privilege AppRole identity; the root
+	// token stays with the bootstrap and with tests that inspect Vault.
+	if err := c.setupVaultWorker(ctx, addr, keys.RootToken); err != nil {
+		return fmt.Errorf("worker identity: %w", err)
+	}
+	return nil
 }
 
 // UnsealVault unseals the stack's Vault with the key kept at init. Tests that
