@@ -34,6 +34,8 @@ func NewServerFromConfig(cfg config.Config, logger *slog.Logger) (http.Handler, 
 		AllowedOrigin: cfg.TemporalUIURL,
 		Namespace:     cfg.TemporalNamespace,
 		Logger:        logger,
+		// The Web UI can only carry a cookie, not our bearer token.
+		BrowserLogin: true,
 	})
 }
 

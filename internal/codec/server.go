@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/converter"
 )
@@ -77,6 +78,11 @@ type ServerOptions struct {
 	MaxBodyBytes int64
 	// Logger records every use and refusal; nil discards.
 	Logger *slog.Logger
+	// BrowserLogin serves GET/POST /login and POST /logout: an operator signs
+	// in once with a token the Authorizer accepts and the browser carries a
+	// session cookie (see login.go); SessionTTL bounds it (0: 8h).
+	BrowserLogin bool
+	SessionTTL   time.Duration
 }
 
 // Origin returns the origin (scheme://host[:port]) of a URL such as
@@ -112,12 +118,17 @@ func NewServer(o ServerOptions) (http.Handler, error) {
 		}
 		o.AllowedOrigin = origin
 	}
-	return &server{o: o, inner: converter.NewPayloadCodecHTTPHandler(o.Codec)}, nil
+	s := &server{o: o, inner: converter.NewPayloadCodecHTTPHandler(o.Codec)}
+	if o.BrowserLogin {
+		s.sessions = newSessions(o.SessionTTL)
+	}
+	return s, nil
 }
 
 type server struct {
-	o     ServerOptions
-	inner http.Handler
+	o        ServerOptions
+	inner    http.Handler
+	sessions *sessions
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -126,6 +137,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	log := s.o.Logger.With("method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	if s.sessions != nil && (r.URL.Path == "/login" || r.URL.Path == "/logout") {
+		s.serveLogin(w, r)
+		return
+	}
 
 	if origin := r.Header.Get("Origin"); origin != "" {
 		h.Add("Vary", "Origin")
@@ -158,7 +173,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	caller, err := s.o.Authorize(r)
+	caller, err := s.authorize(r)
 	if err != nil {
 		log.Warn("codec request refused: not authenticated", "reason", err.Error())
 		h.Set("WWW-Authenticate", `Bearer realm="joinery-codec"`)
