@@ -108,7 +108,7 @@ func TestDecisionUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"approve"}, {"approve", "1", "2"},
 		{"approve", "1", "--password", "hunter2"}, // there is no password flag
-		{"approve", "1", "--break-glass"},          // break-glass needs a reason
+		{"approve", "1", "--break-glass"},         // break-glass needs a reason
 		{"approve", "1", "--break-glass", "--reason", "  "},
 		{"reject", "1", "--reason", "x"}, // a reason is for break-glass
 		{"extend", "1"}, {"extend", "1", "soon"},
