@@ -27,11 +27,14 @@ import (
 type Directory interface {
 	ClaimFirstWith(ctx context.Context, candidates []string, person func(username string) directory.Person) (directory.Account, error)
 	FindByEmployeeID(ctx context.Context, employeeID string, nonHuman bool) (*directory.Entry, error)
-	SetPassword(ctx context.Context, dn, password string) error
-	AddMember(ctx context.Context, groupDN, memberDN string) error
-	RemoveMember(ctx context.Context, groupDN, memberDN string) error
-	Delete(ctx context.Context, dn string) error
-	Disable(ctx context.Context, dn string) error
+	// FindByOwner and the changes below take the joiner (workflow ID) that
+	// must have created the entry: Joinery only changes what it created.
+	FindByOwner(ctx context.Context, owner string) (*directory.Entry, error)
+	SetPassword(ctx context.Context, dn, owner, password string) error
+	AddMember(ctx context.Context, groupDN, memberDN, owner string) error
+	RemoveMember(ctx context.Context, groupDN, memberDN, owner string) error
+	Delete(ctx context.Context, dn, owner string) error
+	Disable(ctx context.Context, dn, owner string) error
 	GroupDN(cn string) string
 }
 

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -116,14 +117,68 @@ type ClaimResult struct {
 	Existing bool   `json:"existing"`
 }
 
+// Error types of a claim that found the person already in the directory, and
+// of a change refused because the entry is not this joiner's. All three are
+// non-retryable; the first two carry an ExistingAccount as their details.
+const (
+	// ErrTypeAlreadyProvisioned: the person (by employee number, in the
+	// people or the service-accounts container) has an entry created by
+	// another joiner, or by an earlier run of this one. Nothing was changed.
+	ErrTypeAlreadyProvisioned = directory.TypeAlreadyProvisioned
+	// ErrTypeNeedsOperator: the person has an entry Joinery did not create
+	// (made by hand or by another system, active or disabled). Nothing was
+	// changed; an operator decides.
+	ErrTypeNeedsOperator = directory.TypeNeedsOperator
+	// ErrTypeNotOwner: a password, grant, disable or delete was refused
+	// because the entry does not carry this joiner's marker.
+	ErrTypeNotOwner = directory.TypeNotOwner
+)
+
+// ExistingAccount is the details payload of ErrTypeAlreadyProvisioned and
+// ErrTypeNeedsOperator errors: the entry that stopped the claim.
+type ExistingAccount struct {
+	DN         string `json:"dn"`
+	EmployeeID string `json:"employeeId"`
+	Username   string `json:"username,omitempty"`
+	// Joiner and Run are the entry's ownership marker; empty for
+	// ErrTypeNeedsOperator.
+	Joiner string `json:"joiner,omitempty"`
+	Run    string `json:"run,omitempty"`
+}
+
+// joiner identifies the joiner an account activity runs for.
+type joiner struct {
+	// ID is the workflow ID, the ownership marker of its entries.
+	ID string
+	// Run is the workflow run ID ("" outside an activity: any run).
+	Run string
+}
+
+// joinerOf returns the joiner ctx's activity runs for, from Temporal's own
+// activity info: an activity input can lie, the task's workflow execution
+// cannot. Outside an activity (a test or an operator tool calling the method
+// directly, trusted code) it falls back to the workflow ID convention of
+// workflows.JoinerWorkflowID, which this package cannot import.
+func joinerOf(ctx context.Context, hrisID string) joiner {
+	if activity.IsActivity(ctx) {
+		we := activity.GetInfo(ctx).WorkflowExecution
+		return joiner{ID: we.ID, Run: we.RunID}
+	}
+	return joiner{ID: "joiner-" + hrisID}
+}
+
 // ClaimAccount claims a username and creates the directory entry in one LDAP
 // add per candidate: the directory's own uniqueness decides, so two joiners
-// racing for one name can never both get it. A retry after a lost response
-// finds the entry by employee number and returns it.
+// racing for one name can never both get it. The entry carries this
+// joiner's marker (workflow ID and run); a retry after a lost response finds
+// it by that marker and returns it. A person who already has an entry stops
+// the claim before any change: ErrTypeAlreadyProvisioned or
+// ErrTypeNeedsOperator, with the entry as ExistingAccount details.
 func (a *Activities) ClaimAccount(ctx context.Context, in ClaimInput) (ClaimResult, error) {
 	if err := a.fault(StepClaim, in.HRISID); err != nil {
 		return ClaimResult{}, err
 	}
+	j := joinerOf(ctx, in.HRISID)
 	person := func(username string) directory.Person {
 		attrs := map[string]string{}
 		for k, v := range in.Attributes {
@@ -131,6 +186,8 @@ func (a *Activities) ClaimAccount(ctx context.Context, in ClaimInput) (ClaimResu
 		}
 		p := directory.Person{
 			EmployeeID:  in.HRISID,
+			Owner:       j.ID,
+			OwnerRun:    j.Run,
 			GivenName:   in.Worker.FirstName,
 			Surname:     in.Worker.LastName,
 			DisplayName: strings.TrimSpace(in.Worker.FirstName + " " + in.Worker.LastName),
@@ -157,10 +214,21 @@ func (a *Activities) ClaimAccount(ctx context.Context, in ClaimInput) (ClaimResu
 		return p
 	}
 	acct, err := a.Directory.ClaimFirstWith(ctx, in.Candidates, person)
+	var found *directory.ExistingEntryError
+	if errors.As(err, &found) {
+		typ := ErrTypeNeedsOperator
+		if found.Owner != "" {
+			typ = ErrTypeAlreadyProvisioned
+		}
+		a.log().Warn("joiner stopped: the person already has a directory entry", "hrisId", in.HRISID,
+			"joiner", j.ID, "dn", found.DN, "owner", found.Owner, "type", typ)
+		return ClaimResult{}, temporal.NewNonRetryableApplicationError(err.Error(), typ, err, ExistingAccount{
+			DN: found.DN, EmployeeID: found.EmployeeID, Username: found.Username, Joiner: found.Owner, Run: found.OwnerRun})
+	}
 	if err != nil {
 		return ClaimResult{}, classify(err)
 	}
-	a.log().Info("username claimed", "hrisId", in.HRISID, "username", acct.Username, "dn", acct.DN, "existing", acct.Existing)
+	a.log().Info("username claimed", "hrisId", in.HRISID, "joiner", j.ID, "username", acct.Username, "dn", acct.DN, "existing", acct.Existing)
 	return ClaimResult{Username: acct.Username, DN: acct.DN, Existing: acct.Existing}, nil
 }
 
@@ -171,22 +239,41 @@ type AccountRef struct {
 	NonHuman bool   `json:"nonHuman,omitempty"`
 }
 
-// DeleteAccount removes the joiner's entry. It deletes only the entry whose
-// employee number is this joiner's, so a compensation can never remove a
-// namesake; nothing there means nothing to undo.
-func (a *Activities) DeleteAccount(ctx context.Context, in AccountRef) error {
-	e, err := a.Directory.FindByEmployeeID(ctx, in.HRISID, in.NonHuman)
-	if err != nil {
-		return classify(err)
+// ownEntry finds the entry this joiner created, by its marker, or nil when
+// there is nothing of this run's to act on. An entry of an earlier run of the
+// same joiner counts only when this run recorded its DN (its claim returned
+// it, e.g. after a workflow reset): when this run's claim never succeeded
+// (in.DN empty), the entry is an earlier run's, possibly a live account, and
+// this run has nothing to undo.
+func (a *Activities) ownEntry(ctx context.Context, j joiner, in AccountRef) (*directory.Entry, error) {
+	e, err := a.Directory.FindByOwner(ctx, j.ID)
+	if err != nil || e == nil {
+		return nil, err
 	}
-	if e == nil {
-		return nil
+	if j.Run != "" && e.OwnerRun != j.Run && in.DN == "" {
+		a.log().Warn("the joiner's entry was created by an earlier run; this run created nothing there",
+			"hrisId", in.HRISID, "joiner", j.ID, "dn", e.DN, "entryRun", e.OwnerRun, "run", j.Run)
+		return nil, nil
 	}
 	if in.DN != "" && !strings.EqualFold(e.DN, in.DN) {
-		a.log().Warn("joiner's entry is not at the recorded DN; deleting the one that carries its employee number",
+		a.log().Warn("joiner's entry is not at the recorded DN; acting on the one that carries its marker",
 			"hrisId", in.HRISID, "recorded", in.DN, "found", e.DN)
 	}
-	return classify(a.Directory.Delete(ctx, e.DN))
+	return e, nil
+}
+
+// DeleteAccount removes the joiner's entry. It finds and deletes only the
+// entry that carries this joiner's marker (the delete asserts it), so a
+// compensation can never remove a namesake, a person who was already in the
+// directory, or another joiner's account; nothing there means nothing to
+// undo.
+func (a *Activities) DeleteAccount(ctx context.Context, in AccountRef) error {
+	j := joinerOf(ctx, in.HRISID)
+	e, err := a.ownEntry(ctx, j, in)
+	if err != nil || e == nil {
+		return classify(err)
+	}
+	return classify(a.Directory.Delete(ctx, e.DN, j.ID))
 }
 
 // GroupInput names one membership.
@@ -196,7 +283,10 @@ type GroupInput struct {
 	MemberDN string `json:"memberDn"`
 }
 
-// GrantGroup adds the member; already a member counts as success.
+// GrantGroup adds the member; already a member counts as success. The
+// member must be this joiner's own entry (its marker is checked), so a grant
+// can never land on someone who was in the directory before; the directory
+// itself only lets the service account change the groups the policy lists.
 func (a *Activities) GrantGroup(ctx context.Context, in GroupInput) error {
 	if err := a.fault(StepGrant+":"+in.Group, in.HRISID); err != nil {
 		return err
@@ -204,12 +294,13 @@ func (a *Activities) GrantGroup(ctx context.Context, in GroupInput) error {
 	if err := a.fault(StepGrant, in.HRISID); err != nil {
 		return err
 	}
-	return classify(a.Directory.AddMember(ctx, a.Directory.GroupDN(in.Group), in.MemberDN))
+	return classify(a.Directory.AddMember(ctx, a.Directory.GroupDN(in.Group), in.MemberDN, joinerOf(ctx, in.HRISID).ID))
 }
 
-// RevokeGroup removes the member; not a member counts as success.
+// RevokeGroup removes the member; not a member counts as success. The member
+// must be this joiner's entry, or gone.
 func (a *Activities) RevokeGroup(ctx context.Context, in GroupInput) error {
-	return classify(a.Directory.RemoveMember(ctx, a.Directory.GroupDN(in.Group), in.MemberDN))
+	return classify(a.Directory.RemoveMember(ctx, a.Directory.GroupDN(in.Group), in.MemberDN, joinerOf(ctx, in.HRISID).ID))
 }
 
 // CredentialInput asks for a joiner's initial credential.
@@ -241,12 +332,12 @@ func (a *Activities) IssueCredential(ctx context.Context, in CredentialInput) (C
 	if in.Recipient == "" {
 		return CredentialResult{}, temporal.NewNonRetryableApplicationError("no recipient for the initial credential", ErrTypeInvalidJoiner, nil)
 	}
-	meta := map[string]string{"joiner": in.HRISID, "username": in.Username, "dn": in.DN, "recipient": in.Recipient}
-	if info := activity.GetInfo(ctx); info.WorkflowExecution.ID != "" {
-		meta["workflow"] = info.WorkflowExecution.ID
-	}
+	j := joinerOf(ctx, in.HRISID)
+	meta := map[string]string{"joiner": in.HRISID, "username": in.Username, "dn": in.DN, "recipient": in.Recipient, "workflow": j.ID}
+	// The password only goes on an entry this joiner created: a DN in the
+	// input that names someone else's account is refused (ErrTypeNotOwner).
 	h, err := a.Secrets.IssueInitialCredential(ctx, in.HRISID, meta, in.WrapTTL,
-		func(ctx context.Context, pw string) error { return a.Directory.SetPassword(ctx, in.DN, pw) },
+		func(ctx context.Context, pw string) error { return a.Directory.SetPassword(ctx, in.DN, j.ID, pw) },
 		func(ctx context.Context, token string) error {
 			return a.Handover.Deliver(ctx, in.Recipient, in.HRISID, token)
 		})

@@ -169,14 +169,14 @@ func (a *Activities) RevokeWorkload(ctx context.Context, in RevokeWorkloadInput)
 }
 
 // DisableAccount disables the joiner's directory entry (kept for the audit
-// trail, unusable for login); nothing there means nothing to do.
+// trail, unusable for login); nothing there means nothing to do. Only the
+// entry carrying this joiner's marker is disabled (the modify asserts it),
+// never another account of the same person.
 func (a *Activities) DisableAccount(ctx context.Context, in AccountRef) error {
-	e, err := a.Directory.FindByEmployeeID(ctx, in.HRISID, in.NonHuman)
-	if err != nil {
+	j := joinerOf(ctx, in.HRISID)
+	e, err := a.ownEntry(ctx, j, in)
+	if err != nil || e == nil {
 		return classify(err)
 	}
-	if e == nil {
-		return nil
-	}
-	return classify(a.Directory.Disable(ctx, e.DN))
+	return classify(a.Directory.Disable(ctx, e.DN, j.ID))
 }

@@ -89,9 +89,11 @@ func uniqueNames(names []string) []string {
 
 // Claim creates the entry of p under username if no entry holds it: the add
 // itself is the claim, so the directory's uniqueness decides between racing
-// joiners. When the entry exists and holds p's employee id it is this
-// joiner's from an earlier attempt and is returned with Existing set; when it
-// belongs to someone else the error wraps ErrUsernameTaken.
+// joiners. When the entry exists and carries p's marker (Owner and
+// OwnerRun) it is this claim's from an earlier attempt and is returned with
+// Existing set; when it belongs to someone else the error wraps
+// ErrUsernameTaken. Claim does not look for other entries of p's employee
+// id; ClaimFirst and ClaimFirstWith do.
 func (c *Client) Claim(ctx context.Context, username string, p Person) (Account, error) {
 	draft, err := c.cfg.Profile.Entry(username, p)
 	if err != nil {
@@ -109,18 +111,27 @@ func (c *Client) Claim(ctx context.Context, username string, p Person) (Account,
 	return acct, nil
 }
 
-// ClaimFirst claims the first free candidate for p. An entry already holding
-// p's employee id (an earlier attempt, possibly under a later candidate) is
-// returned with Existing set. Names Taken reports as held are skipped without
-// an add; the others are claimed in order. When none is left the error has
-// type UsernameExhausted and wraps ErrNoCandidate.
+// ClaimFirst claims the first free candidate for p. Before any change it
+// looks for entries that already exist for p:
+//
+//   - an entry carrying p's marker and run (an earlier attempt of this claim,
+//     possibly under a later candidate) is returned with Existing set;
+//   - an entry carrying p's marker from another run, or another joiner's
+//     marker, with p's employee id: TypeAlreadyProvisioned;
+//   - an entry with p's employee id and no marker: TypeNeedsOperator.
+//
+// Both containers (people and service accounts) are searched. Names Taken
+// reports as held are then skipped without an add; the others are claimed
+// in order. When none is left the error has type UsernameExhausted and
+// wraps ErrNoCandidate.
 func (c *Client) ClaimFirst(ctx context.Context, candidates []string, p Person) (Account, error) {
 	return c.ClaimFirstWith(ctx, candidates, func(string) Person { return p })
 }
 
 // ClaimFirstWith is ClaimFirst for entries whose attributes depend on the
 // username being claimed (mail = <username>@domain, say): person builds the
-// Person for each candidate. The employee ID and NonHuman must not vary.
+// Person for each candidate. The employee ID, owner, run and NonHuman must
+// not vary.
 func (c *Client) ClaimFirstWith(ctx context.Context, candidates []string, person func(username string) Person) (Account, error) {
 	names := uniqueNames(candidates)
 	if len(names) == 0 {
@@ -132,8 +143,9 @@ func (c *Client) ClaimFirstWith(ctx context.Context, candidates []string, person
 	persons := make([]Person, len(names))
 	for i, n := range names {
 		persons[i] = person(n)
-		if persons[i].EmployeeID != persons[0].EmployeeID || persons[i].NonHuman != persons[0].NonHuman {
-			return Account{}, invalidInput("claim-first", errors.New("the person builder must keep employee ID and kind fixed"))
+		p0, pi := persons[0], persons[i]
+		if pi.EmployeeID != p0.EmployeeID || pi.NonHuman != p0.NonHuman || pi.Owner != p0.Owner || pi.OwnerRun != p0.OwnerRun {
+			return Account{}, invalidInput("claim-first", errors.New("the person builder must keep employee ID, owner, run and kind fixed"))
 		}
 		d, err := c.cfg.Profile.Entry(n, persons[i])
 		if err != nil {
@@ -144,13 +156,12 @@ func (c *Client) ClaimFirstWith(ctx context.Context, candidates []string, person
 	p := persons[0]
 	var acct Account
 	err := c.do(ctx, "claim-first", func(conn *ldap.Conn) error {
-		existing, err := c.findByEmployeeID(conn, p.EmployeeID, p.NonHuman)
-		if err != nil {
+		a, err := c.existingFor(conn, p)
+		if err != nil || a != nil {
+			if a != nil {
+				acct = *a
+			}
 			return err
-		}
-		if existing != nil {
-			acct = Account{Username: existing.Username, DN: existing.DN, Existing: true}
-			return nil
 		}
 		taken := make(map[string]bool, len(names))
 		if err := c.taken(conn, names, taken); err != nil {
@@ -178,6 +189,48 @@ func (c *Client) ClaimFirstWith(ctx context.Context, candidates []string, person
 	return acct, nil
 }
 
+// existingFor settles what already exists for p before a claim changes
+// anything: this claim's own entry (returned), another entry of p's
+// employee id (an error), or nothing (nil, nil).
+func (c *Client) existingFor(conn *ldap.Conn, p Person) (*Account, error) {
+	own, err := c.findOwned(conn, p.Owner)
+	if err != nil {
+		return nil, err
+	}
+	if own != nil {
+		if !sameRun(own, p) {
+			// This joiner's marker from another run: a run that ended
+			// (failed, terminated) and left its entry. Adopting it would
+			// hand a live account to this run; an operator decides.
+			return nil, existingEntry(own)
+		}
+		return &Account{Username: own.Username, DN: own.DN, Existing: true}, nil
+	}
+	same, err := c.findAll(conn, "("+c.cfg.Profile.EmployeeIDAttribute()+"="+ldap.EscapeFilter(p.EmployeeID)+")")
+	if err != nil {
+		return nil, err
+	}
+	if len(same) > 0 {
+		// Prefer reporting an entry without a marker: that is the one an
+		// operator must look at first.
+		pick := same[0]
+		for _, e := range same {
+			if e.Owner == "" {
+				pick = e
+				break
+			}
+		}
+		return nil, existingEntry(pick)
+	}
+	return nil, nil
+}
+
+// sameRun reports whether e was created by p's run (any run when p names
+// none).
+func sameRun(e *Entry, p Person) bool {
+	return e.Owner == p.Owner && (p.OwnerRun == "" || e.OwnerRun == p.OwnerRun)
+}
+
 func exhausted(candidates []string) error {
 	return connectors.Permanent(System, "claim-first", TypeUsernameExhausted,
 		fmt.Sprintf("all %d username candidates are taken [%s]", len(candidates), strings.Join(candidates, ", ")),
@@ -192,7 +245,7 @@ func (c *Client) claim(conn *ldap.Conn, username string, p Person, draft Draft) 
 		dn := rdn + "," + parent
 		err := conn.Add(&ldap.AddRequest{DN: dn, Attributes: draft.Attributes})
 		if err == nil {
-			return c.confirm(conn, username, dn, false)
+			return c.confirm(conn, username, dn, p.Owner, false)
 		}
 		// 68 is OpenLDAP's answer for a held DN and AD's for a held DN or
 		// sAMAccountName; some AD versions answer 19 for the latter.
@@ -204,9 +257,11 @@ func (c *Client) claim(conn *ldap.Conn, username string, p Person, draft Draft) 
 			return Account{}, herr
 		}
 		for _, h := range holders {
-			if h.EmployeeID == p.EmployeeID {
-				// Our own entry from an earlier attempt whose answer was lost.
-				return c.confirm(conn, username, h.DN, true)
+			if h.Owner != "" && sameRun(h, p) {
+				// Our own entry from an earlier attempt whose answer was
+				// lost: recognised by the marker, never by the employee
+				// id, which another system's entry may hold too.
+				return c.confirm(conn, username, h.DN, p.Owner, true)
 			}
 		}
 		if len(holders) > 0 {
@@ -227,7 +282,7 @@ func (c *Client) claim(conn *ldap.Conn, username string, p Person, draft Draft) 
 // within a container, so a human and a non-human could both have added it.
 // Every claimer that sees a rival withdraws; since the later of two adds
 // always sees the earlier one, at most one claimer keeps the name.
-func (c *Client) confirm(conn *ldap.Conn, username, dn string, existing bool) (Account, error) {
+func (c *Client) confirm(conn *ldap.Conn, username, dn, owner string, existing bool) (Account, error) {
 	holders, err := c.holders(conn, username)
 	if err != nil {
 		return Account{}, err
@@ -240,7 +295,13 @@ func (c *Client) confirm(conn *ldap.Conn, username, dn string, existing bool) (A
 			}
 			continue
 		}
-		if err := conn.Del(ldap.NewDelRequest(dn, nil)); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		// The withdrawal asserts our marker too: dn is ours, and must
+		// still be when it goes.
+		ctrls, err := c.ownerControls(owner)
+		if err != nil {
+			return Account{}, err
+		}
+		if err := conn.Del(ldap.NewDelRequest(dn, ctrls)); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 			return Account{}, fmt.Errorf("withdraw %s after finding %s with the same username: %w", dn, h.DN, err)
 		}
 		return Account{}, usernameTaken(username, h.DN)
@@ -252,7 +313,8 @@ func (c *Client) confirm(conn *ldap.Conn, username, dn string, existing bool) (A
 func (c *Client) holders(conn *ldap.Conn, username string) ([]*Entry, error) {
 	p := c.cfg.Profile
 	entries, err := search(conn, c.cfg.BaseDN, ldap.ScopeWholeSubtree,
-		usernameFilter(p.UsernameAttribute(), []string{username}), p.UsernameAttribute(), p.EmployeeIDAttribute())
+		usernameFilter(p.UsernameAttribute(), []string{username}), p.UsernameAttribute(), p.EmployeeIDAttribute(),
+		p.OwnerAttribute(), p.OwnerRunAttribute())
 	if err != nil {
 		return nil, err
 	}
@@ -263,8 +325,29 @@ func (c *Client) holders(conn *ldap.Conn, username string) ([]*Entry, error) {
 	return out, nil
 }
 
+// FindByOwner returns the entry carrying owner's marker (a joiner's
+// workflow ID) under PeopleDN or ServiceAccountsDN, or nil, nil when there
+// is none. Compensations find what their joiner created with it.
+func (c *Client) FindByOwner(ctx context.Context, owner string) (*Entry, error) {
+	if err := checkOwner(owner); err != nil {
+		return nil, invalidInput("find-owned", err)
+	}
+	var entry *Entry
+	err := c.do(ctx, "find-owned", func(conn *ldap.Conn) error {
+		var err error
+		entry, err = c.findOwned(conn, owner)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return entry, nil
+}
+
 // FindByEmployeeID returns the entry holding employeeID under PeopleDN (or
-// ServiceAccountsDN when nonHuman), or nil, nil when there is none.
+// ServiceAccountsDN when nonHuman), or nil, nil when there is none. It says
+// nothing about who created the entry (see Entry.Owner): never change an
+// entry found this way without checking its owner.
 func (c *Client) FindByEmployeeID(ctx context.Context, employeeID string, nonHuman bool) (*Entry, error) {
 	if strings.TrimSpace(employeeID) == "" {
 		return nil, invalidInput("find", errors.New("employee id is required"))

@@ -20,9 +20,28 @@
 // one, so at most one keeps the name (both may back off; that only costs a
 // candidate).
 //
-// Idempotency rests on the employee id (employeeNumber in OpenLDAP,
-// employeeID in AD): an entry already holding this joiner's id is the result
-// of an earlier attempt and is returned with Account.Existing set.
+// # Ownership
+//
+// Joinery only changes what it created. Every entry a claim adds carries an
+// ownership marker: the joiner's workflow ID (and the run that added it) in
+// joineryJoiner / joineryRun of the auxiliary class joineryManaged
+// (testdata/ldap/joinery.schema), or in two extension attributes with AD.
+// Idempotency rests on that marker, not on the employee id: an entry holding
+// this joiner's marker and run is the result of an earlier attempt of this
+// claim and is returned with Account.Existing set. Any other entry for the
+// same employee id, in the people or the service-accounts container, stops
+// the claim before any change: with another marker (or an earlier run of
+// this joiner) it is TypeAlreadyProvisioned, without a marker
+// TypeNeedsOperator. Both wrap an *ExistingEntryError naming the entry.
+//
+// SetPassword, AddMember, RemoveMember, Disable and Delete take the expected
+// owner and refuse (TypeNotOwner) an entry that does not carry it. With
+// OpenLDAP the check travels with the modify or delete as an RFC 4528
+// assertion, so it is atomic; the Password Modify extended operation and
+// AD do not support assertions, so there the marker is read and checked
+// first. The directory's access rules are the second line: the service
+// account may only set passwords on, disable and delete entries it created
+// (see internal/stack's slapd.conf and README, "Directory service account").
 //
 // # Active Directory
 //
@@ -114,9 +133,16 @@ type Config struct {
 
 // Person is what the directory needs to know about a joiner.
 type Person struct {
-	// EmployeeID is the HR id, stored in employeeNumber (employeeID in AD). It
-	// is THE idempotency key of a joiner's entry and is required.
+	// EmployeeID is the HR id, stored in employeeNumber (employeeID in AD).
+	// It is required: a second entry for the same id stops the claim.
 	EmployeeID string
+	// Owner is the ID of the joiner (its workflow ID, e.g. "joiner-200")
+	// creating the entry: the ownership marker, required.
+	Owner string
+	// OwnerRun is the run of that joiner (its run ID). A claim only adopts
+	// an entry with the same Owner and OwnerRun: an entry from an earlier
+	// run of the same joiner is not this attempt's. Empty matches any run.
+	OwnerRun string
 	// GivenName, Surname, DisplayName, Mail, Title, Department and ManagerDN
 	// are mapped to the matching directory attributes when not empty.
 	GivenName, Surname, DisplayName, Mail, Title, Department, ManagerDN string
@@ -136,8 +162,8 @@ type Account struct {
 	Username string
 	// DN is the entry's distinguished name.
 	DN string
-	// Existing is true when the entry was already there for this same joiner
-	// (an earlier attempt succeeded).
+	// Existing is true when the entry was already there with this joiner's
+	// marker and run (an earlier attempt of this claim succeeded).
 	Existing bool
 }
 
@@ -151,6 +177,9 @@ type Entry struct {
 	Username string
 	// EmployeeID is the value of the profile's employee id attribute.
 	EmployeeID string
+	// Owner and OwnerRun are the ownership marker ("" when the entry was
+	// not created by Joinery).
+	Owner, OwnerRun string
 	// Attributes holds every user attribute except passwords, keyed by the
 	// name the server returned.
 	Attributes map[string][]string
@@ -277,6 +306,8 @@ func (c *Client) toEntry(e *ldap.Entry) *Entry {
 		DN:         e.DN,
 		Username:   e.GetEqualFoldAttributeValue(c.cfg.Profile.UsernameAttribute()),
 		EmployeeID: e.GetEqualFoldAttributeValue(c.cfg.Profile.EmployeeIDAttribute()),
+		Owner:      e.GetEqualFoldAttributeValue(c.cfg.Profile.OwnerAttribute()),
+		OwnerRun:   e.GetEqualFoldAttributeValue(c.cfg.Profile.OwnerRunAttribute()),
 		Attributes: make(map[string][]string, len(e.Attributes)),
 	}
 	for _, a := range e.Attributes {

@@ -1,8 +1,12 @@
 package directory
 
-// Integration tests against the dev stack's slapd (stacktest.Ensure). Every
+// Integration tests against a real slapd: a private one for this test binary
+// (stack.PrivateSlapd, with the dev stack's generated slapd.conf, schema,
+// access rules and seed), so they neither need nor disturb the shared dev
+// stack. The connector binds as the worker's service account, as the worker
+// does; assertions about what the directory holds bind as the rootdn. Every
 // test uses names and employee ids with a random suffix and deletes what it
-// creates, so runs do not interfere and the seeded directory stays as it was.
+// creates, so tests do not interfere and the seeded directory stays as it was.
 
 import (
 	"context"
@@ -10,16 +14,18 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/joinery/joinery/connectors"
 	"github.com/joinery/joinery/internal/stack"
-	"github.com/joinery/joinery/internal/stack/stacktest"
 )
 
 const (
@@ -27,10 +33,59 @@ const (
 	seedPeople = "ou=people," + seedBase
 )
 
+// slapdOnce is the private slapd of this test binary, started by the first
+// test that needs it and stopped by TestMain.
+var slapdOnce = sync.OnceValues(func() (stack.Endpoints, error) {
+	repo, err := stack.FindRepoDir()
+	if err != nil {
+		return stack.Endpoints{}, err
+	}
+	cfg := stack.DefaultConfig(repo)
+	if cfg.StateDir, err = os.MkdirTemp("", "joinery-directory-it-"); err != nil {
+		return stack.Endpoints{}, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return stack.Endpoints{}, err
+	}
+	cfg.LDAPPort = l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stop, err := stack.PrivateSlapd(ctx, cfg)
+	if err != nil {
+		_ = os.RemoveAll(cfg.StateDir)
+		return stack.Endpoints{}, err
+	}
+	stopSlapd = func() { stop(); _ = os.RemoveAll(cfg.StateDir) }
+	return cfg.Endpoints(), nil
+})
+
+// stopSlapd ends the private slapd, if a test started it.
+var stopSlapd = func() {}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stopSlapd()
+	os.Exit(code)
+}
+
+// integrationSlapd returns the private slapd's endpoints; LDAPBindDN is its
+// rootdn, for assertions only.
+func integrationSlapd(t *testing.T) stack.Endpoints {
+	t.Helper()
+	ep, err := slapdOnce()
+	if err != nil {
+		t.Fatalf("a private slapd is needed and could not start: %v", err)
+	}
+	return ep
+}
+
+// integrationClient is a Client bound as the worker's service account.
 func integrationClient(t *testing.T, mutate ...func(*Config)) (*Client, stack.Endpoints) {
 	t.Helper()
-	ep := stacktest.Ensure(t)
-	cfg := Config{URL: ep.LDAPURL, BindDN: ep.LDAPBindDN, BindPassword: ep.LDAPBindPassword, BaseDN: ep.LDAPBaseDN}
+	ep := integrationSlapd(t)
+	cfg := Config{URL: ep.LDAPURL, BindDN: stack.LDAPServiceDN, BindPassword: stack.LDAPServicePassword, BaseDN: ep.LDAPBaseDN}
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -60,17 +115,67 @@ func employeeID(t *testing.T) string {
 func person(t *testing.T, given, surname string) Person {
 	t.Helper()
 	return Person{
-		EmployeeID: employeeID(t), GivenName: given, Surname: surname, DisplayName: given + " " + surname,
+		EmployeeID: employeeID(t), Owner: "joiner-it-" + tag(t), OwnerRun: "run-" + tag(t),
+		GivenName: given, Surname: surname, DisplayName: given + " " + surname,
 		Mail: strings.ToLower(given+"."+surname) + "@joinery.test", Title: "Tester", Department: "QA",
 		ManagerDN: "uid=grace.hopper," + seedPeople,
 	}
 }
 
-// deleteLater removes dn when the test ends (Delete of a missing entry is
-// success, so tests may delete it themselves too).
+// robot is a non-human joiner.
+func robot(t *testing.T, name string) Person {
+	t.Helper()
+	return Person{EmployeeID: employeeID(t), Owner: "nhi-it-" + tag(t), OwnerRun: "run-" + tag(t), DisplayName: name, NonHuman: true}
+}
+
+// deleteLater removes dn when the test ends, with the owner its marker names
+// (Delete of a missing entry is success, so tests may delete it themselves
+// too).
 func deleteLater(t *testing.T, c *Client, dn string) {
 	t.Helper()
-	t.Cleanup(func() { require.NoError(t, c.Delete(context.Background(), dn)) })
+	t.Cleanup(func() {
+		owner := markerOf(t, dn)
+		if owner == "" {
+			return // already gone
+		}
+		require.NoError(t, c.Delete(context.Background(), dn, owner))
+	})
+}
+
+// rootConn is a connection bound as the rootdn, for assertions about what
+// the directory holds (the service account cannot see everything).
+func rootConn(t *testing.T) *ldap.Conn {
+	t.Helper()
+	ep := integrationSlapd(t)
+	conn, err := ldap.DialURL(ep.LDAPURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	require.NoError(t, conn.Bind(ep.LDAPBindDN, ep.LDAPBindPassword))
+	return conn
+}
+
+// rawEntry reads dn as the rootdn with every user and operational attribute
+// (password hash included), or nil when it does not exist.
+func rawEntry(t *testing.T, dn string) *ldap.Entry {
+	t.Helper()
+	res, err := rootConn(t).Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"*", "+"}, nil))
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return nil
+	}
+	require.NoError(t, err)
+	require.Len(t, res.Entries, 1)
+	return res.Entries[0]
+}
+
+// markerOf returns the joineryJoiner of dn ("" when dn does not exist).
+func markerOf(t *testing.T, dn string) string {
+	t.Helper()
+	e := rawEntry(t, dn)
+	if e == nil {
+		return ""
+	}
+	return e.GetAttributeValue(JoinerAttribute)
 }
 
 // bind tries a simple bind as dn on a connection of its own.
@@ -151,8 +256,14 @@ func TestIntegrationClaimFindDelete(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, taken[username])
 
-	require.NoError(t, c.Delete(ctx, acct.DN))
-	require.NoError(t, c.Delete(ctx, acct.DN), "deleting a missing entry succeeds")
+	require.Equal(t, p.Owner, e.Owner, "the entry carries its joiner's marker")
+	require.Equal(t, p.OwnerRun, e.OwnerRun)
+	raw := rawEntry(t, acct.DN)
+	require.Contains(t, raw.GetAttributeValues("objectClass"), ManagedClass)
+	require.True(t, sameDN(stack.LDAPServiceDN, raw.GetAttributeValue("creatorsName")), "created by the service account")
+
+	require.NoError(t, c.Delete(ctx, acct.DN, p.Owner))
+	require.NoError(t, c.Delete(ctx, acct.DN, p.Owner), "deleting a missing entry succeeds")
 	gone, err := c.FindByEmployeeID(ctx, p.EmployeeID, false)
 	require.NoError(t, err)
 	require.Nil(t, gone)
@@ -305,8 +416,8 @@ func TestIntegrationCrossContainerRace(t *testing.T) {
 	for round := range 20 {
 		username := fmt.Sprintf("xrace-%s-%02d", run, round)
 		human := person(t, "Cross", "Human")
-		robot := Person{EmployeeID: employeeID(t), DisplayName: "Cross robot", NonHuman: true}
-		people := []Person{human, robot}
+		bot := robot(t, "Cross robot")
+		people := []Person{human, bot}
 		accts := make([]Account, 2)
 		errs := make([]error, 2)
 		start := make(chan struct{})
@@ -334,10 +445,10 @@ func TestIntegrationCrossContainerRace(t *testing.T) {
 
 	// Sequentially, the second claimer always sees the first and withdraws.
 	username := "xseq-" + run
-	robot, err := c.Claim(ctx, username, Person{EmployeeID: employeeID(t), DisplayName: "Seq robot", NonHuman: true})
+	bot, err := c.Claim(ctx, username, robot(t, "Seq robot"))
 	require.NoError(t, err)
-	deleteLater(t, c, robot.DN)
-	require.Equal(t, "uid="+username+",ou=service-accounts,"+seedBase, robot.DN)
+	deleteLater(t, c, bot.DN)
+	require.Equal(t, "uid="+username+",ou=service-accounts,"+seedBase, bot.DN)
 	_, err = c.Claim(ctx, username, person(t, "Seq", "Human"))
 	require.ErrorIs(t, err, ErrUsernameTaken)
 	require.Equal(t, 1, holderCount(t, ep, username))
@@ -346,11 +457,12 @@ func TestIntegrationCrossContainerRace(t *testing.T) {
 func TestIntegrationMembership(t *testing.T) {
 	c, _ := integrationClient(t)
 	ctx := context.Background()
-	acct, err := c.Claim(ctx, "member-"+tag(t), person(t, "Group", "Member"))
+	p := person(t, "Group", "Member")
+	acct, err := c.Claim(ctx, "member-"+tag(t), p)
 	require.NoError(t, err)
 	deleteLater(t, c, acct.DN)
 	group := c.GroupDN("all-staff")
-	t.Cleanup(func() { require.NoError(t, c.RemoveMember(context.Background(), group, acct.DN)) })
+	t.Cleanup(func() { require.NoError(t, c.RemoveMember(context.Background(), group, acct.DN, p.Owner)) })
 
 	isMember := func() bool {
 		t.Helper()
@@ -360,7 +472,7 @@ func TestIntegrationMembership(t *testing.T) {
 	}
 	require.False(t, isMember())
 	for range 2 {
-		require.NoError(t, c.AddMember(ctx, group, acct.DN))
+		require.NoError(t, c.AddMember(ctx, group, acct.DN, p.Owner))
 		require.True(t, isMember())
 	}
 	// The server compares DNs, not strings.
@@ -368,7 +480,7 @@ func TestIntegrationMembership(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	for range 2 {
-		require.NoError(t, c.RemoveMember(ctx, group, acct.DN))
+		require.NoError(t, c.RemoveMember(ctx, group, acct.DN, p.Owner))
 		require.False(t, isMember())
 	}
 	// The seeded placeholder is untouched.
@@ -377,7 +489,7 @@ func TestIntegrationMembership(t *testing.T) {
 	require.True(t, ok)
 
 	// Removing from a group that does not exist has nothing to undo.
-	require.NoError(t, c.RemoveMember(ctx, c.GroupDN("no-such-group-"+tag(t)), acct.DN))
+	require.NoError(t, c.RemoveMember(ctx, c.GroupDN("no-such-group-"+tag(t)), acct.DN, p.Owner))
 	_, err = c.IsMember(ctx, c.GroupDN("no-such-group-"+tag(t)), acct.DN)
 	requireType(t, err, TypeNoSuchEntry, false)
 }
@@ -391,7 +503,7 @@ func TestIntegrationPasswordAndDisable(t *testing.T) {
 	deleteLater(t, c, acct.DN)
 
 	password := "Initial-" + tag(t) + "-Pa55"
-	require.NoError(t, c.SetPassword(ctx, acct.DN, password))
+	require.NoError(t, c.SetPassword(ctx, acct.DN, p.Owner, password))
 	require.NoError(t, bind(t, ep, acct.DN, password))
 	require.True(t, ldap.IsErrorWithCode(bind(t, ep, acct.DN, password+"x"), ldap.LDAPResultInvalidCredentials))
 
@@ -401,7 +513,7 @@ func TestIntegrationPasswordAndDisable(t *testing.T) {
 	require.NotContains(t, e.Attributes, "userPassword")
 
 	for range 2 {
-		require.NoError(t, c.Disable(ctx, acct.DN))
+		require.NoError(t, c.Disable(ctx, acct.DN, p.Owner))
 		require.True(t, ldap.IsErrorWithCode(bind(t, ep, acct.DN, password), ldap.LDAPResultInvalidCredentials),
 			"a disabled account cannot bind")
 	}
@@ -410,11 +522,11 @@ func TestIntegrationPasswordAndDisable(t *testing.T) {
 	require.Equal(t, []string{DisabledMarker}, e.Attributes["description"], "marker recorded once")
 
 	// Errors never carry the password.
-	err = c.SetPassword(ctx, "uid=nobody-"+tag(t)+","+seedPeople, password)
+	err = c.SetPassword(ctx, "uid=nobody-"+tag(t)+","+seedPeople, p.Owner, password)
 	require.Error(t, err)
 	require.False(t, connectors.IsRetryable(err))
 	require.NotContains(t, err.Error(), password)
-	requireType(t, c.Disable(ctx, "uid=nobody-"+tag(t)+","+seedPeople), TypeNoSuchEntry, false)
+	requireType(t, c.Disable(ctx, "uid=nobody-"+tag(t)+","+seedPeople, p.Owner), TypeNoSuchEntry, false)
 }
 
 func TestIntegrationPosixAndNonHuman(t *testing.T) {
@@ -431,22 +543,22 @@ func TestIntegrationPosixAndNonHuman(t *testing.T) {
 	require.Equal(t, []string{"/home/" + h.Username}, e.Attributes["homeDirectory"])
 	require.Equal(t, []string{DefaultLoginShell}, e.Attributes["loginShell"])
 
-	robot := Person{EmployeeID: employeeID(t), DisplayName: "Deploy bot", NonHuman: true}
-	r, err := c.Claim(ctx, "svc-"+tag(t), robot)
+	bot := robot(t, "Deploy bot")
+	r, err := c.Claim(ctx, "svc-"+tag(t), bot)
 	require.NoError(t, err)
 	deleteLater(t, c, r.DN)
 	require.Equal(t, "uid="+r.Username+",ou=service-accounts,"+seedBase, r.DN)
-	e, err = c.FindByEmployeeID(ctx, robot.EmployeeID, true)
+	e, err = c.FindByEmployeeID(ctx, bot.EmployeeID, true)
 	require.NoError(t, err)
 	require.Equal(t, []string{NoLoginShell}, e.Attributes["loginShell"])
 	require.Equal(t, []string{"Deploy bot"}, e.Attributes["sn"])
-	none, err := c.FindByEmployeeID(ctx, robot.EmployeeID, false)
+	none, err := c.FindByEmployeeID(ctx, bot.EmployeeID, false)
 	require.NoError(t, err)
 	require.Nil(t, none, "non-humans are not searched under people")
 
 	// Disabling a POSIX account takes its shell away too.
-	require.NoError(t, c.SetPassword(ctx, h.DN, "Posix-Pa55-"+tag(t)))
-	require.NoError(t, c.Disable(ctx, h.DN))
+	require.NoError(t, c.SetPassword(ctx, h.DN, human.Owner, "Posix-Pa55-"+tag(t)))
+	require.NoError(t, c.Disable(ctx, h.DN, human.Owner))
 	e, err = c.FindByEmployeeID(ctx, human.EmployeeID, false)
 	require.NoError(t, err)
 	require.Equal(t, []string{NoLoginShell}, e.Attributes["loginShell"])
@@ -465,33 +577,40 @@ func TestIntegrationDirectoryErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, e, "a refused add leaves nothing")
 
-	// Two entries with one employee id (here made on purpose) are reported,
-	// never guessed between.
+	// Two entries with one employee id (here made on purpose by two
+	// joiners, with Claim, which does not look for the person's other
+	// entries) are reported, never guessed between.
 	dup := person(t, "Dup", "Licate")
 	a, err := c.Claim(ctx, "dup-a-"+tag(t), dup)
 	require.NoError(t, err)
 	deleteLater(t, c, a.DN)
-	b, err := c.Claim(ctx, "dup-b-"+tag(t), dup)
+	dup2 := dup
+	dup2.Owner = "joiner-it-other-" + tag(t)
+	b, err := c.Claim(ctx, "dup-b-"+tag(t), dup2)
 	require.NoError(t, err)
 	deleteLater(t, c, b.DN)
 	_, err = c.FindByEmployeeID(ctx, dup.EmployeeID, false)
 	requireType(t, err, TypeDuplicateEmployeeID, false)
-	_, err = c.ClaimFirst(ctx, []string{"dup-c-" + tag(t)}, dup)
-	requireType(t, err, TypeDuplicateEmployeeID, false)
+	dup3 := dup
+	dup3.Owner = "joiner-it-third-" + tag(t)
+	_, err = c.ClaimFirst(ctx, []string{"dup-c-" + tag(t)}, dup3)
+	requireType(t, err, TypeAlreadyProvisioned, false)
 
 	// Wrong bind password: permanent, and the password is not in the error.
 	wrong, _ := integrationClient(t, func(cfg *Config) { cfg.BindPassword = "definitely-wrong-" + tag(t) })
 	_, err = wrong.Taken(ctx, []string{"john.smith"})
 	ce := requireType(t, err, TypeInvalidCredentials, false)
 	require.NotContains(t, err.Error(), "definitely-wrong")
-	require.Contains(t, ce.Error(), ep.LDAPBindDN)
+	require.Contains(t, ce.Error(), stack.LDAPServiceDN)
+	_ = ep
 
 	// An unprivileged bind DN may read but not write.
-	reader, err := c.Claim(ctx, "reader-"+tag(t), person(t, "Read", "Only"))
+	rp := person(t, "Read", "Only")
+	reader, err := c.Claim(ctx, "reader-"+tag(t), rp)
 	require.NoError(t, err)
 	deleteLater(t, c, reader.DN)
 	pw := "Reader-Pa55-" + tag(t)
-	require.NoError(t, c.SetPassword(ctx, reader.DN, pw))
+	require.NoError(t, c.SetPassword(ctx, reader.DN, rp.Owner, pw))
 	weak, _ := integrationClient(t, func(cfg *Config) { cfg.BindDN = reader.DN; cfg.BindPassword = pw })
 	_, err = weak.Claim(ctx, "denied-"+tag(t), person(t, "Access", "Denied"))
 	requireType(t, err, TypeAccessDenied, false)

@@ -43,11 +43,25 @@ const (
 	TypeInvalidUsername = "DirectoryInvalidUsername"
 	// TypeDuplicateEmployeeID: more than one entry holds the employee id.
 	TypeDuplicateEmployeeID = "DirectoryDuplicateEmployeeID"
+	// TypeDuplicateOwner: more than one entry carries one joiner's marker.
+	TypeDuplicateOwner = "DirectoryDuplicateOwner"
 	// TypeUsernameTaken: another joiner holds the username; try the next
 	// candidate. Wraps ErrUsernameTaken.
 	TypeUsernameTaken = "UsernameTaken"
 	// TypeUsernameExhausted: every candidate is taken. Wraps ErrNoCandidate.
 	TypeUsernameExhausted = "UsernameExhausted"
+	// TypeNotOwner: the entry does not carry the expected joiner's
+	// ownership marker (or the directory refused the change because the
+	// service account did not create it). Wraps ErrNotOwner.
+	TypeNotOwner = "DirectoryNotOwner"
+	// TypeAlreadyProvisioned: a claim found an entry for the employee id
+	// carrying another joiner's marker, or an earlier run of this joiner.
+	// Wraps ErrAlreadyProvisioned and an *ExistingEntryError.
+	TypeAlreadyProvisioned = "AlreadyProvisioned"
+	// TypeNeedsOperator: a claim found an entry for the employee id without
+	// Joinery's marker (created by another system or by hand). Wraps
+	// ErrNeedsOperator and an *ExistingEntryError.
+	TypeNeedsOperator = "NeedsOperator"
 	// TypeDirectoryError: any other LDAP result; the message carries the
 	// result code and the server's diagnostic.
 	TypeDirectoryError = "DirectoryError"

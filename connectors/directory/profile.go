@@ -23,6 +23,18 @@ type Profile interface {
 	// EmployeeIDAttribute names the attribute holding the HR employee id
 	// (employeeNumber, employeeID).
 	EmployeeIDAttribute() string
+	// OwnerAttribute names the attribute holding the ownership marker: the
+	// ID of the joiner (workflow) that created the entry (joineryJoiner,
+	// or an AD extension attribute).
+	OwnerAttribute() string
+	// OwnerRunAttribute names the attribute holding the run of that joiner
+	// that created the entry, which tells a retried claim of this run from
+	// an earlier run of the same joiner.
+	OwnerRunAttribute() string
+	// AssertsOwner reports whether the server honours the RFC 4528
+	// assertion control, so that a modify or delete can carry the owner
+	// check and fail atomically (122) instead of reading first.
+	AssertsOwner() bool
 	// Entry maps a username and a person to the entry to add. It validates
 	// both and returns an error wrapping ErrInvalidUsername for a username the
 	// directory cannot hold.
@@ -70,8 +82,20 @@ const (
 	DisabledMarker = "joinery: account disabled"
 )
 
+// The ownership marker of OpenLDAP entries (testdata/ldap/joinery.schema).
+const (
+	// ManagedClass is the auxiliary object class every entry Joinery
+	// creates carries.
+	ManagedClass = "joineryManaged"
+	// JoinerAttribute is the joiner (workflow ID) that created the entry.
+	JoinerAttribute = "joineryJoiner"
+	// JoinerRunAttribute is the run of that joiner that created it.
+	JoinerRunAttribute = "joineryRun"
+)
+
 // OpenLDAPProfile stores joiners as inetOrgPerson entries named uid=<username>,
-// optionally with posixAccount.
+// optionally with posixAccount, and the joineryManaged marker class. The
+// directory must load testdata/ldap/joinery.schema.
 type OpenLDAPProfile struct {
 	// Posix adds the posixAccount class: uidNumber, gidNumber, homeDirectory
 	// and loginShell. It requires numeric employee ids.
@@ -101,9 +125,19 @@ func (OpenLDAPProfile) UsernameAttribute() string { return "uid" }
 // EmployeeIDAttribute implements Profile.
 func (OpenLDAPProfile) EmployeeIDAttribute() string { return "employeeNumber" }
 
+// OwnerAttribute implements Profile.
+func (OpenLDAPProfile) OwnerAttribute() string { return JoinerAttribute }
+
+// OwnerRunAttribute implements Profile.
+func (OpenLDAPProfile) OwnerRunAttribute() string { return JoinerRunAttribute }
+
+// AssertsOwner implements Profile: OpenLDAP supports the assertion control
+// on modify and delete (not on the Password Modify extended operation).
+func (OpenLDAPProfile) AssertsOwner() bool { return true }
+
 // openLDAPProtected are the attributes Person.Extra may not set: they carry
-// the entry's identity or its credentials.
-var openLDAPProtected = []string{"objectClass", "uid", "employeeNumber", "userPassword", "uidNumber"}
+// the entry's identity, its owner or its credentials.
+var openLDAPProtected = []string{"objectClass", "uid", "employeeNumber", "userPassword", "uidNumber", JoinerAttribute, JoinerRunAttribute}
 
 // posixName is the portable subset of POSIX user names (plus dots, which
 // Joinery's naming patterns use): it keeps /home/<uid> a single safe path
@@ -128,9 +162,9 @@ func (o OpenLDAPProfile) Entry(username string, p Person) (Draft, error) {
 	}
 	var a attrList
 	if o.Posix {
-		a.set("objectClass", "inetOrgPerson", "posixAccount")
+		a.set("objectClass", "inetOrgPerson", "posixAccount", ManagedClass)
 	} else {
-		a.set("objectClass", "inetOrgPerson")
+		a.set("objectClass", "inetOrgPerson", ManagedClass)
 	}
 	a.set("uid", username)
 	a.set("cn", cn)
@@ -142,6 +176,10 @@ func (o OpenLDAPProfile) Entry(username string, p Person) (Draft, error) {
 	a.set("title", p.Title)
 	a.set("departmentNumber", p.Department)
 	a.set("manager", p.ManagerDN)
+	// The marker goes in with the add: the service account may add it to
+	// an entry it creates but never change it afterwards (slapd ACLs).
+	a.set(JoinerAttribute, p.Owner)
+	a.set(JoinerRunAttribute, p.OwnerRun)
 	if o.Posix {
 		uidNumber, err := o.uidNumber(p)
 		if err != nil {
@@ -227,7 +265,23 @@ type ADProfile struct {
 	// (result 53), and the password is only set after the claim: such domains
 	// need CreateDisabled and an explicit enable after SetPassword.
 	CreateDisabled bool
+	// MarkerAttribute holds the ownership marker (the joiner's workflow ID);
+	// "" means DefaultADOwnerAttribute. AD has no Joinery schema, so the
+	// marker lives in an extension attribute the organisation reserves
+	// for Joinery; see README, "Directory service account".
+	MarkerAttribute string
+	// MarkerRunAttribute holds the run that created the entry; "" means
+	// DefaultADOwnerRunAttribute.
+	MarkerRunAttribute string
 }
+
+// Default AD marker attributes: msDS-cloudExtensionAttribute1..20 are part of
+// the user class since the Windows Server 2012 schema (no Exchange schema
+// needed) and are rarely used; the last two are taken for Joinery.
+const (
+	DefaultADOwnerAttribute    = "msDS-cloudExtensionAttribute20"
+	DefaultADOwnerRunAttribute = "msDS-cloudExtensionAttribute19"
+)
 
 var _ Profile = ADProfile{}
 
@@ -252,6 +306,14 @@ func (a ADProfile) Validate() error {
 	if a.UPNSuffix == "" || strings.ContainsAny(a.UPNSuffix, "@ ") {
 		return fmt.Errorf("ADProfile.UPNSuffix must be a domain such as corp.example.com, got %q", a.UPNSuffix)
 	}
+	for _, attr := range []string{a.OwnerAttribute(), a.OwnerRunAttribute()} {
+		if !attributeName.MatchString(attr) || slices.ContainsFunc(adProtected, func(p string) bool { return strings.EqualFold(p, attr) }) {
+			return fmt.Errorf("ADProfile owner attribute %q is not a free attribute name", attr)
+		}
+	}
+	if strings.EqualFold(a.OwnerAttribute(), a.OwnerRunAttribute()) {
+		return fmt.Errorf("ADProfile owner attributes (MarkerAttribute, MarkerRunAttribute) must differ, both are %q", a.OwnerAttribute())
+	}
 	return nil
 }
 
@@ -260,6 +322,26 @@ func (ADProfile) UsernameAttribute() string { return "sAMAccountName" }
 
 // EmployeeIDAttribute implements Profile.
 func (ADProfile) EmployeeIDAttribute() string { return "employeeID" }
+
+// OwnerAttribute implements Profile.
+func (a ADProfile) OwnerAttribute() string {
+	if a.MarkerAttribute == "" {
+		return DefaultADOwnerAttribute
+	}
+	return a.MarkerAttribute
+}
+
+// OwnerRunAttribute implements Profile.
+func (a ADProfile) OwnerRunAttribute() string {
+	if a.MarkerRunAttribute == "" {
+		return DefaultADOwnerRunAttribute
+	}
+	return a.MarkerRunAttribute
+}
+
+// AssertsOwner implements Profile: AD does not implement RFC 4528, so the
+// connector reads the marker and checks it before each change.
+func (ADProfile) AssertsOwner() bool { return false }
 
 // Entry implements Profile. The RDN is cn=<display name>, AD's convention; the
 // cn attribute itself is left out because AD derives it from the RDN.
@@ -297,7 +379,9 @@ func (a ADProfile) Entry(username string, p Person) (Draft, error) {
 	at.set("manager", p.ManagerDN)
 	at.set("employeeID", p.EmployeeID)
 	at.set("userAccountControl", strconv.Itoa(uac))
-	if err := at.merge(p.Extra, adProtected); err != nil {
+	at.set(a.OwnerAttribute(), p.Owner)
+	at.set(a.OwnerRunAttribute(), p.OwnerRun)
+	if err := at.merge(p.Extra, append(slices.Clone(adProtected), a.OwnerAttribute(), a.OwnerRunAttribute())); err != nil {
 		return Draft{}, err
 	}
 	// Two people may share a display name but never a sAMAccountName, so the
@@ -373,12 +457,34 @@ func checkUsername(username string, maxRunes int) error {
 // checkPerson validates what every profile needs from a person.
 func checkPerson(p Person) error {
 	if strings.TrimSpace(p.EmployeeID) == "" {
-		return errors.New("employee id is required: it is the idempotency key of the entry")
+		return errors.New("employee id is required: it links the entry to the HR record")
 	}
 	if p.ManagerDN != "" {
 		if _, err := ldap.ParseDN(p.ManagerDN); err != nil {
 			return fmt.Errorf("manager DN %q: %v", p.ManagerDN, err)
 		}
+	}
+	if err := checkOwner(p.Owner); err != nil {
+		return err
+	}
+	if p.OwnerRun != "" && (strings.IndexFunc(p.OwnerRun, unicode.IsControl) >= 0 || len(p.OwnerRun) > maxOwnerLen) {
+		return fmt.Errorf("owner run %q is not a run ID", p.OwnerRun)
+	}
+	return nil
+}
+
+// maxOwnerLen bounds marker values (joineryJoiner is a 256-character
+// directory string; workflow IDs are far shorter).
+const maxOwnerLen = 256
+
+// checkOwner validates an ownership marker value (a joiner's workflow ID).
+func checkOwner(owner string) error {
+	switch {
+	case strings.TrimSpace(owner) == "":
+		return errors.New("owner is required: every entry carries the joiner that created it")
+	case strings.TrimSpace(owner) != owner, !utf8.ValidString(owner), len(owner) > maxOwnerLen,
+		strings.IndexFunc(owner, unicode.IsControl) >= 0:
+		return fmt.Errorf("owner %q is not a joiner ID", owner)
 	}
 	return nil
 }

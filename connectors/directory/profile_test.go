@@ -23,7 +23,7 @@ func attrs(t *testing.T, d Draft) map[string][]string {
 }
 
 var ada = Person{
-	EmployeeID: "1042", GivenName: "Ada", Surname: "Lovelace", DisplayName: "Ada Lovelace",
+	EmployeeID: "1042", Owner: "joiner-1042", OwnerRun: "run-1", GivenName: "Ada", Surname: "Lovelace", DisplayName: "Ada Lovelace",
 	Mail: "ada@joinery.test", Title: "Engineer", Department: "Engineering",
 	ManagerDN: "uid=grace.hopper,ou=people,dc=joinery,dc=test",
 }
@@ -33,7 +33,7 @@ func TestOpenLDAPProfileEntry(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"uid=ada.lovelace"}, d.RDNs)
 	require.Equal(t, map[string][]string{
-		"objectClass":      {"inetOrgPerson"},
+		"objectClass":      {"inetOrgPerson", ManagedClass},
 		"uid":              {"ada.lovelace"},
 		"cn":               {"Ada Lovelace"},
 		"sn":               {"Lovelace"},
@@ -44,6 +44,8 @@ func TestOpenLDAPProfileEntry(t *testing.T) {
 		"title":            {"Engineer"},
 		"departmentNumber": {"Engineering"},
 		"manager":          {"uid=grace.hopper,ou=people,dc=joinery,dc=test"},
+		"joineryJoiner":    {"joiner-1042"},
+		"joineryRun":       {"run-1"},
 	}, attrs(t, d))
 }
 
@@ -59,7 +61,7 @@ func TestOpenLDAPProfilePosix(t *testing.T) {
 			profile: OpenLDAPProfile{Posix: true},
 			person:  ada,
 			want: map[string][]string{
-				"objectClass": {"inetOrgPerson", "posixAccount"}, "uidNumber": {"11042"}, "gidNumber": {"100"},
+				"objectClass": {"inetOrgPerson", "posixAccount", ManagedClass}, "uidNumber": {"11042"}, "gidNumber": {"100"},
 				"homeDirectory": {"/home/ada.lovelace"}, "loginShell": {"/bin/bash"},
 			},
 		},
@@ -74,7 +76,7 @@ func TestOpenLDAPProfilePosix(t *testing.T) {
 		{
 			name:    "non-human gets nologin and the service base",
 			profile: OpenLDAPProfile{Posix: true, ServiceUIDNumberBase: 900000, LoginShell: "/bin/zsh"},
-			person:  Person{EmployeeID: "7", DisplayName: "CI deployer", NonHuman: true},
+			person:  Person{EmployeeID: "7", Owner: "joiner-7", DisplayName: "CI deployer", NonHuman: true},
 			want: map[string][]string{
 				"uidNumber": {"900007"}, "loginShell": {NoLoginShell}, "sn": {"CI deployer"}, "cn": {"CI deployer"},
 			},
@@ -119,11 +121,11 @@ func TestOpenLDAPProfileRejects(t *testing.T) {
 		{"bad utf8", OpenLDAPProfile{}, "ad\xffa", ada, true, "UTF-8"},
 		{"posix name", OpenLDAPProfile{Posix: true}, "ada/../root", ada, true, "POSIX"},
 		{"no employee id", OpenLDAPProfile{}, "ada", Person{GivenName: "Ada"}, false, "employee id is required"},
-		{"non-numeric id with posix", OpenLDAPProfile{Posix: true}, "ada", Person{EmployeeID: "E-1"}, false, "numeric employee id"},
-		{"uid overflow", OpenLDAPProfile{Posix: true, UIDNumberBase: 4294967000}, "ada", Person{EmployeeID: "4000"}, false, "exceeds"},
-		{"bad manager", OpenLDAPProfile{}, "ada", Person{EmployeeID: "1", ManagerDN: "not a dn"}, false, "manager DN"},
-		{"protected extra", OpenLDAPProfile{}, "ada", Person{EmployeeID: "1", Extra: map[string][]string{"UID": {"root"}}}, false, "managed by the directory connector"},
-		{"bad extra name", OpenLDAPProfile{}, "ada", Person{EmployeeID: "1", Extra: map[string][]string{"x)(uid=*": {"v"}}}, false, "not a valid LDAP attribute"},
+		{"non-numeric id with posix", OpenLDAPProfile{Posix: true}, "ada", Person{EmployeeID: "E-1", Owner: "joiner-E-1"}, false, "numeric employee id"},
+		{"uid overflow", OpenLDAPProfile{Posix: true, UIDNumberBase: 4294967000}, "ada", Person{EmployeeID: "4000", Owner: "joiner-4000"}, false, "exceeds"},
+		{"bad manager", OpenLDAPProfile{}, "ada", Person{EmployeeID: "1", Owner: "joiner-1", ManagerDN: "not a dn"}, false, "manager DN"},
+		{"protected extra", OpenLDAPProfile{}, "ada", Person{EmployeeID: "1", Owner: "joiner-1", Extra: map[string][]string{"UID": {"root"}}}, false, "managed by the directory connector"},
+		{"bad extra name", OpenLDAPProfile{}, "ada", Person{EmployeeID: "1", Owner: "joiner-1", Extra: map[string][]string{"x)(uid=*": {"v"}}}, false, "not a valid LDAP attribute"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,7 +138,7 @@ func TestOpenLDAPProfileRejects(t *testing.T) {
 }
 
 func TestOpenLDAPProfileEscapesRDN(t *testing.T) {
-	d, err := OpenLDAPProfile{}.Entry("a,b+c", Person{EmployeeID: "1"})
+	d, err := OpenLDAPProfile{}.Entry("a,b+c", Person{EmployeeID: "1", Owner: "joiner-1"})
 	require.NoError(t, err)
 	require.Equal(t, []string{`uid=a\,b\+c`}, d.RDNs)
 	dn, err := ldap.ParseDN(d.RDNs[0] + ",ou=people,dc=x")
@@ -168,7 +170,7 @@ func TestOpenLDAPDisableChanges(t *testing.T) {
 		change(ldap.AddAttribute, "description", DisabledMarker),
 	}, OpenLDAPProfile{}.DisableChanges(plain))
 
-	posix := &Entry{Attributes: map[string][]string{"objectclass": {"inetOrgPerson", "posixAccount"}, "loginShell": {"/bin/bash"}}}
+	posix := &Entry{Attributes: map[string][]string{"objectclass": {"inetOrgPerson", "posixAccount", ManagedClass}, "loginShell": {"/bin/bash"}}}
 	require.Equal(t, []ldap.Change{
 		change(ldap.ReplaceAttribute, "userPassword", LockedPassword),
 		change(ldap.AddAttribute, "description", DisabledMarker),
@@ -177,7 +179,7 @@ func TestOpenLDAPDisableChanges(t *testing.T) {
 
 	// Already disabled: only the idempotent password replace remains.
 	done := &Entry{Attributes: map[string][]string{
-		"objectClass": {"inetOrgPerson", "posixAccount"}, "loginShell": {NoLoginShell}, "description": {"x", DisabledMarker},
+		"objectClass": {"inetOrgPerson", "posixAccount", ManagedClass}, "loginShell": {NoLoginShell}, "description": {"x", DisabledMarker},
 	}}
 	require.Equal(t, []ldap.Change{change(ldap.ReplaceAttribute, "userPassword", LockedPassword)},
 		OpenLDAPProfile{}.DisableChanges(done))
@@ -206,6 +208,9 @@ func TestADProfileEntry(t *testing.T) {
 		"manager":            {"uid=grace.hopper,ou=people,dc=joinery,dc=test"},
 		"employeeID":         {"1042"},
 		"userAccountControl": {"512"},
+		// The ownership marker, in the reserved extension attributes.
+		DefaultADOwnerAttribute:    {"joiner-1042"},
+		DefaultADOwnerRunAttribute: {"run-1"},
 	}, attrs(t, d))
 
 	d, err = ADProfile{UPNSuffix: "corp.example.com", CreateDisabled: true}.Entry("alovelace", ada)
@@ -215,19 +220,19 @@ func TestADProfileEntry(t *testing.T) {
 
 func TestADProfileRDN(t *testing.T) {
 	p := ADProfile{UPNSuffix: "corp.example.com"}
-	d, err := p.Entry("smith", Person{EmployeeID: "1", DisplayName: "Smith, John"})
+	d, err := p.Entry("smith", Person{EmployeeID: "1", Owner: "joiner-1", DisplayName: "Smith, John"})
 	require.NoError(t, err)
 	require.Equal(t, []string{`cn=Smith\, John`, `cn=Smith\, John (smith)`}, d.RDNs)
 
 	// cn is limited to 64 characters; the fallback keeps the username whole.
 	long := strings.Repeat("x", 80)
-	d, err = p.Entry("longname", Person{EmployeeID: "1", DisplayName: long})
+	d, err = p.Entry("longname", Person{EmployeeID: "1", Owner: "joiner-1", DisplayName: long})
 	require.NoError(t, err)
 	require.Equal(t, "cn="+strings.Repeat("x", 64), d.RDNs[0])
 	require.Equal(t, "cn="+strings.Repeat("x", 53)+" (longname)", d.RDNs[1])
 
 	// No display name at all: cn falls back to the username, once.
-	d, err = p.Entry("svc-ci", Person{EmployeeID: "1", NonHuman: true})
+	d, err = p.Entry("svc-ci", Person{EmployeeID: "1", Owner: "joiner-1", NonHuman: true})
 	require.NoError(t, err)
 	require.Equal(t, []string{"cn=svc-ci", "cn=svc-ci (svc-ci)"}, d.RDNs)
 }
@@ -255,7 +260,7 @@ func TestADProfileRejects(t *testing.T) {
 	_, err := p.Entry("abcdefghijklmnopqrst", ada)
 	require.NoError(t, err)
 
-	_, err = p.Entry("ok", Person{EmployeeID: "1", Extra: map[string][]string{"userAccountControl": {"66048"}}})
+	_, err = p.Entry("ok", Person{EmployeeID: "1", Owner: "joiner-1", Extra: map[string][]string{"userAccountControl": {"66048"}}})
 	require.ErrorContains(t, err, "managed by the directory connector")
 
 	_, err = ADProfile{}.Entry("ok", ada)
@@ -291,4 +296,31 @@ func TestADPasswordChanges(t *testing.T) {
 	require.Equal(t, "unicodePwd", changes[0].Modification.Type)
 	// "Pä1" quoted, UTF-16LE.
 	require.Equal(t, []byte{'"', 0, 'P', 0, 0xe4, 0, '1', 0, '"', 0}, []byte(changes[0].Modification.Vals[0]))
+}
+
+// Every entry carries its creator; the marker is the connector's, never the
+// policy's to set.
+func TestProfilesRequireAndProtectTheOwner(t *testing.T) {
+	for _, p := range []Profile{OpenLDAPProfile{}, ADProfile{UPNSuffix: "corp.example.com"}} {
+		_, err := p.Entry("ada", Person{EmployeeID: "1"})
+		require.ErrorContains(t, err, "owner is required")
+		_, err = p.Entry("ada", Person{EmployeeID: "1", Owner: "joiner 1\n"})
+		require.ErrorContains(t, err, "not a joiner ID")
+		_, err = p.Entry("ada", Person{EmployeeID: "1", Owner: "joiner-1", Extra: map[string][]string{p.OwnerAttribute(): {"joiner-2"}}})
+		require.ErrorContains(t, err, "managed by the directory connector")
+		_, err = p.Entry("ada", Person{EmployeeID: "1", Owner: "joiner-1", Extra: map[string][]string{p.OwnerRunAttribute(): {"r"}}})
+		require.ErrorContains(t, err, "managed by the directory connector")
+	}
+	require.True(t, OpenLDAPProfile{}.AssertsOwner())
+	require.False(t, ADProfile{}.AssertsOwner())
+
+	// AD's marker attributes are configurable, and must be free ones.
+	ad := ADProfile{UPNSuffix: "corp.example.com", MarkerAttribute: "extensionAttribute15", MarkerRunAttribute: "extensionAttribute14"}
+	require.NoError(t, ad.Validate())
+	d, err := ad.Entry("ada", Person{EmployeeID: "1", Owner: "joiner-1", OwnerRun: "r1"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"joiner-1"}, attrs(t, d)["extensionAttribute15"])
+	require.Equal(t, []string{"r1"}, attrs(t, d)["extensionAttribute14"])
+	require.Error(t, ADProfile{UPNSuffix: "corp.example.com", MarkerAttribute: "employeeID"}.Validate())
+	require.Error(t, ADProfile{UPNSuffix: "corp.example.com", MarkerAttribute: "x", MarkerRunAttribute: "X"}.Validate())
 }

@@ -73,7 +73,7 @@ func TestIntegrationTLSAgainstSlapd(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(stop)
 
-	base := Config{BindDN: stack.LDAPBindDN, BindPassword: stack.LDAPBindPassword, BaseDN: stack.LDAPBaseDN, Timeout: 5 * time.Second}
+	base := Config{BindDN: stack.LDAPServiceDN, BindPassword: stack.LDAPServicePassword, BaseDN: stack.LDAPBaseDN, Timeout: 5 * time.Second}
 	cases := []struct {
 		name     string
 		mutate   func(*Config)
@@ -104,7 +104,7 @@ func TestIntegrationTLSAgainstSlapd(t *testing.T) {
 			p := person(t, "Tls", "Tester")
 			acct, err := cl.Claim(ctx, "tls-"+tag(t), p)
 			require.NoError(t, err)
-			require.NoError(t, cl.Delete(ctx, acct.DN))
+			require.NoError(t, cl.Delete(ctx, acct.DN, p.Owner))
 		})
 	}
 }
