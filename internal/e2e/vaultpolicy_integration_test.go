@@ -256,7 +256,10 @@ func TestWorkerVaultIdentityCannotEscalate(t *testing.T) {
 	}
 	requireDenied(t, "writing an arbitrary secret", write("secret/data/apps/db", map[string]any{"data": map[string]any{"x": "y"}}))
 	requireDenied(t, "rewriting the workload catalogue", write("secret/data/"+secrets.DefaultWorkloadCataloguePath, map[string]any{"data": map[string]any{"catalogue": "{}"}}))
-	requireDenied(t, "listing joiners", func() error { _, err := w.Logical().ListWithContext(ctx, "secret/metadata/joinery/joiners"); return err }())
+	requireDenied(t, "listing joiners", func() error {
+		_, err := w.Logical().ListWithContext(ctx, "secret/metadata/joinery/joiners")
+		return err
+	}())
 
 	// Mounts, auth methods, policies, audit, identity.
 	requireDenied(t, "reading sys/mounts", read("sys/mounts"))
