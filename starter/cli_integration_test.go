@@ -73,11 +73,22 @@ func TestCLIEndToEnd(t *testing.T) {
 	require.Contains(t, out, "AwaitingApproval")
 	require.Contains(t, out, "all-staff")
 
-	code, _, errOut = cli(t, "approve", id, "--as", "mallory", "--wait")
-	require.Equal(t, exitRefused, code)
-	require.Contains(t, errOut, "not an approver")
-	code, out, _ = cli(t, "approve", id, "--as", "ada.lovelace", "--comment", "welcome")
-	require.Equal(t, exitOK, code, out)
+	// Decisions go through the inbox with the person's own password.
+	startInbox(t, h)
+	// Someone in the directory who is not the approver: the inbox refuses
+	// and signs nothing. Someone not in the directory cannot sign in.
+	code, _, errOut = cliAs(t, "dev-grace-pass", "approve", id, "--as", "grace.hopper", "--wait")
+	require.Equal(t, exitRefused, code, errOut)
+	require.Contains(t, errOut, "no such joiner waiting for grace.hopper")
+	code, _, errOut = cliAs(t, "guess", "approve", id, "--as", "mallory", "--wait")
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, errOut, "invalid username or password")
+	// A name typed into a signal, bypassing the inbox, proves nothing: the
+	// joiner records the refusal.
+	require.NoError(t, run.Signal(context.Background(), h.C, id, workflows.SignalApprove, workflows.ApprovalSignal{Approver: "mallory"}))
+	code, out, errOut = cliAs(t, "dev-ada-pass", "approve", id, "--as", "ada.lovelace", "--comment", "welcome", "--wait")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "approved by ada.lovelace")
 
 	res, err := h.Result(id)
 	require.NoError(t, err)
@@ -132,7 +143,7 @@ func TestCLIBadInputStartsNothing(t *testing.T) {
 		require.NotEmpty(t, errOut)
 	}
 	for _, args := range [][]string{
-		{}, {"nope"}, {"start"}, {"approve", "1"}, {"approve", "1", "--as"}, {"move-start", "1", "tomorrow"},
+		{}, {"nope"}, {"start"}, {"approve", "1", "--break-glass"}, {"approve", "1", "--as"}, {"move-start", "1", "tomorrow"},
 		{"list", "--stage", "sleeping"}, {"list", "--manager", `x" OR 1=1`}, {"status"}, {"audit"},
 	} {
 		code, _, _ := cli(t, args...)
@@ -183,8 +194,9 @@ func TestCLINonHuman(t *testing.T) {
 	require.Contains(t, out, "secret/data/workloads/"+name+"/staging/*")
 
 	later := time.Now().UTC().AddDate(0, 0, 60).Format(time.DateOnly)
-	code, _, _ = cli(t, "extend", key, later, "--as", "ada.lovelace", "--comment", "still needed")
-	require.Equal(t, exitOK, code)
+	startInbox(t, h)
+	code, _, errOut = cliAs(t, "dev-ada-pass", "extend", key, later, "--as", "ada.lovelace", "--comment", "still needed")
+	require.Equal(t, exitOK, code, errOut)
 	require.Eventually(t, func() bool { return !expiring("30d") }, 30*time.Second, 200*time.Millisecond, "the extension did not move the expiry")
 
 	code, _, _ = cli(t, "revoke", key, "--as", "security", "--reason", "cli test")
@@ -225,8 +237,9 @@ func TestCLIMoveStartAndReject(t *testing.T) {
 		return st.ProvisionAt != nil && st.ProvisionAt.Sub(before) == 14*24*time.Hour
 	}, 30*time.Second, 100*time.Millisecond, "the provisioning timer moved by the same 14 days")
 
-	code, _, _ = cli(t, "reject", id, "--as", "ada.lovelace", "--comment", "role withdrawn")
-	require.Equal(t, exitOK, code)
+	startInbox(t, h)
+	code, _, errOut = cliAs(t, "dev-ada-pass", "reject", id, "--as", "ada.lovelace", "--comment", "role withdrawn", "--wait")
+	require.Equal(t, exitOK, code, errOut)
 	res, err := h.Result(id)
 	require.NoError(t, err)
 	require.Equal(t, workflows.OutcomeRejected, res.Outcome, "an early rejection ends the joiner without waiting for the date")

@@ -179,7 +179,8 @@ func TestIntegrationServeCommand(t *testing.T) {
 	terminateLater(t, c, id)
 
 	var logs syncWriter
-	cmd := exec.Command(bin, "serve")
+	// The intake alone: the inbox beside it is TestIntegrationServeRunsTheInbox's.
+	cmd := exec.Command(bin, "serve", "--inbox-addr=")
 	cmd.Env = append(os.Environ(),
 		"JOINERY_TEMPORAL_ADDRESS="+cfg.TemporalAddress, "JOINERY_TEMPORAL_NAMESPACE="+cfg.TemporalNamespace,
 		"JOINERY_TEMPORAL_UI_URL="+cfg.TemporalUIURL, "JOINERY_TASK_QUEUE="+cfg.TaskQueue, "JOINERY_INTAKE_ADDR="+addr,
