@@ -10,7 +10,8 @@ import (
 	"github.com/joinery/joinery/internal/config"
 )
 
-// DevToken is JOINERY_CODEC_TOKEN's default, for the loopback dev stack only.
+// DevToken is JOINERY_CODEC_TOKEN's development-mode default, for the
+// loopback dev stack only.
 const DevToken = "dev-codec-token"
 
 // NewServerFromConfig builds the codec endpoint from configuration: the keys

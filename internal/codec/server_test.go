@@ -182,7 +182,12 @@ func TestCheckListen(t *testing.T) {
 }
 
 func TestDevTokenIsTheConfigDefault(t *testing.T) {
-	cfg, err := config.Load(func(string) string { return "" })
+	cfg, err := config.Load(func(k string) string { return map[string]string{config.DevModeVar: "true"}[k] })
 	require.NoError(t, err)
 	require.Equal(t, DevToken, cfg.CodecToken)
+	cfg, err = config.Load(func(string) string { return "" })
+	require.NoError(t, err)
+	require.Empty(t, cfg.CodecToken, "outside development mode there is no default token")
+	_, err = NewServerFromConfig(config.Config{CodecKeysFile: "x"}, nil)
+	require.ErrorContains(t, err, "JOINERY_CODEC_TOKEN", "the codec server refuses to start without a token")
 }

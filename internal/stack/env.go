@@ -33,6 +33,7 @@ func Env(ep Endpoints) []string {
 		"JOINERY_HRIS_API_KEY=" + ep.HRISAPIKey,
 		"JOINERY_HRIS_WEBHOOK_SECRET=" + ep.HRISWebhookSecret,
 		"JOINERY_INBOX_DIR=" + filepath.Join(ep.StateDir, "mail"),
+		"JOINERY_CODEC_KEYS_FILE=" + codecKeysFile(ep.StateDir),
 		"JOINERY_SMTP_ADDR=" + ep.SMTPAddr,
 	}
 }
