@@ -64,13 +64,31 @@ func rightsOf(j joiner, user string) rights {
 	if !j.Running || user == "" {
 		return r
 	}
-	if named && !hasApproved(st, user) && st.Stage != workflows.StageActive && !slices.Contains(closedStages, st.Stage) {
+	open := st.Stage != workflows.StageActive && !slices.Contains(closedStages, st.Stage)
+	switch {
+	case !open || hasApproved(st, user):
+	case st.SecondApprover != "" && st.SecondApprover == user:
 		r.Decide = true
+	case slices.Contains(st.Approvers, user):
+		// The approver and the delegates share one vote: once any of them
+		// approved, the others have nothing left to decide.
+		r.Decide = !firstApproved(st)
 	}
 	if st.Stage == workflows.StageActive && st.Owner != "" && st.Owner == user {
 		r.Extend = true
 	}
 	return r
+}
+
+// firstApproved says whether the approver's side (approver, a delegate,
+// the escalation target, or break-glass) has approved already.
+func firstApproved(st workflows.Status) bool {
+	for _, d := range st.Approvals {
+		if d.Approved && d.Refused == "" && (st.SecondApprover == "" || d.Approver != st.SecondApprover) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasApproved says whether user's approval already counted: a second

@@ -190,6 +190,20 @@ func TestSecondApproverDecidesOnce(t *testing.T) {
 	require.Equal(t, 1, e.signer.Count())
 }
 
+func TestDelegatesShareOneVote(t *testing.T) {
+	e := newEnv(t)
+	j := awaiting(t, "210")
+	j.status.Approvers = []string{"ada.lovelace", "alan.turing"}
+	j.status.Approvals = []workflows.Decision{{Approver: "alan.turing", Approved: true, Signed: true}}
+	e.temporal.put("joiner-210", j)
+	b := e.browser()
+	b.mustLogin("ada.lovelace", "dev-ada-pass")
+	require.NotContains(t, b.get("/").Body, "joiner-210", "her delegate approved: nothing left for her")
+	jp := b.get("/joiners/joiner-210")
+	require.Equal(t, http.StatusOK, jp.Code)
+	require.NotContains(t, jp.Body, `value="approve"`)
+}
+
 func TestOwnerExtendsActiveAccess(t *testing.T) {
 	e := newEnv(t)
 	j := awaiting(t, "nhi-bot-staging")
