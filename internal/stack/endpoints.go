@@ -19,7 +19,10 @@ type Endpoints struct {
 	LDAPURL string
 	// LDAPBaseDN is the suffix, dc=joinery,dc=test.
 	LDAPBaseDN string
-	// LDAPBindDN and LDAPBindPassword are the rootdn credentials.
+	// LDAPBindDN and LDAPBindPassword are the rootdn credentials, for the
+	// stack's bootstrap and for tests that assert what the directory holds.
+	// The worker binds as the scoped service account LDAPServiceDN /
+	// LDAPServicePassword, which is what Env exports.
 	LDAPBindDN       string
 	LDAPBindPassword string
 

@@ -22,8 +22,10 @@ func Env(ep Endpoints) []string {
 		"JOINERY_TEMPORAL_NAMESPACE=" + ep.TemporalNamespace,
 		"JOINERY_TEMPORAL_UI_URL=" + ep.TemporalUIURL,
 		"JOINERY_LDAP_URL=" + ep.LDAPURL,
-		"JOINERY_LDAP_BIND_DN=" + ep.LDAPBindDN,
-		"JOINERY_LDAP_BIND_PASSWORD=" + ep.LDAPBindPassword,
+		// The worker binds as its scoped service account, never as the
+		// rootdn (ep.LDAPBindDN), which is for bootstrap and test assertions.
+		"JOINERY_LDAP_BIND_DN=" + LDAPServiceDN,
+		"JOINERY_LDAP_BIND_PASSWORD=" + LDAPServicePassword,
 		"JOINERY_LDAP_BASE_DN=" + ep.LDAPBaseDN,
 		"JOINERY_VAULT_ADDR=" + ep.VaultAddr,
 		"JOINERY_VAULT_ROLE_ID=" + strings.TrimSpace(string(roleID)),
