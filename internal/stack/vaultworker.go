@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -95,6 +96,29 @@ func InstallWorkerVaultIdentity(ctx context.Context, admin *secrets.Client, poli
 		return "", fmt.Errorf("worker role: %w", err)
 	}
 	return roleID, nil
+}
+
+// ComposeAccessorPlaceholder stands for the AppRole mount accessor in the
+// workload policy files docker-compose's init job loads; it substitutes the
+// accessor of the Vault it initialises.
+const ComposeAccessorPlaceholder = "@APPROLE_ACCESSOR@"
+
+// ComposeVaultFiles renders what docker-compose's Vault init job (a shell
+// script with the vault CLI, no Go) needs to install the same catalogue as
+// InstallWorkerVaultIdentity: workload-policies/<name>.hcl per workload
+// policy and workload-catalogue.json. File name → content, relative to
+// testdata/vault.
+func ComposeVaultFiles(cat secrets.WorkloadCatalogue) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range cat.Policies {
+		out[filepath.Join("workload-policies", p.Name+".hcl")] = p.HCL(ComposeAccessorPlaceholder)
+	}
+	data, err := json.MarshalIndent(cat, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	out["workload-catalogue.json"] = string(data) + "\n"
+	return out, nil
 }
 
 // policyFile is the joiner policy the stack's worker runs with.

@@ -29,6 +29,26 @@ func TestWorkerPolicyFileIsTheRenderedOne(t *testing.T) {
 	got, err := os.ReadFile(file)
 	require.NoError(t, err)
 	require.Equal(t, want, string(got), "regenerate %s (see the test's comment)", file)
+
+	// docker-compose's init job has no Go: it loads the workload policies
+	// and the catalogue from these files, substituting the AppRole accessor.
+	files, err := ComposeVaultFiles(cat)
+	require.NoError(t, err)
+	dir := filepath.Join(repo, "testdata", "vault")
+	if os.Getenv("JOINERY_UPDATE_GOLDEN") != "" {
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, "workload-policies"), 0o755))
+		for name, text := range files {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644))
+		}
+	}
+	for name, text := range files {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err, "regenerate %s", name)
+		require.Equal(t, text, string(got), "regenerate %s (see the test's comment)", name)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "workload-policies"))
+	require.NoError(t, err)
+	require.Len(t, entries, len(cat.Policies), "no stale workload policy files")
 }
 
 // The catalogue is rendered from the same templates the worker's plans
