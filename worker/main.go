@@ -15,7 +15,7 @@ import (
 )
 
 func main() {
-	cfg, err := config.Load(nil)
+	cfg, err := config.LoadFor(config.Worker, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
