@@ -10,8 +10,12 @@ package directory
 import (
 	"context"
 	"errors"
+	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
@@ -317,3 +321,65 @@ func TestIntegrationServiceAccountAccess(t *testing.T) {
 	require.Nil(t, rawEntry(t, acct.DN))
 
 	require.Equal(t, adaBefore, snapshot(t, ada), "nothing above touched ada")}
+
+// A dev machine with an older directory: a slapd running a configuration the
+// code no longer generates, and a database seeded before the service account
+// existed. The next start of the stack (here PrivateSlapd, which runs the
+// same ensure as Up) restarts slapd with the generated rules and adds the
+// account, so the worker can bind.
+func TestIntegrationStackUpgradesAnOlderDirectory(t *testing.T) {
+	repo, err := stack.FindRepoDir()
+	require.NoError(t, err)
+	cfg := stack.DefaultConfig(repo)
+	cfg.StateDir = t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	cfg.LDAPPort = l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stop, err := stack.PrivateSlapd(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	url := cfg.Endpoints().LDAPURL
+
+	// Make it old: no service account, and a configuration file that is not
+	// what the code generates (as after pulling new access rules).
+	old, err := ldap.DialURL(url)
+	require.NoError(t, err)
+	defer old.Close()
+	require.NoError(t, old.Bind(stack.LDAPBindDN, stack.LDAPBindPassword))
+	require.NoError(t, old.Del(ldap.NewDelRequest(stack.LDAPServiceDN, nil)))
+	require.NoError(t, old.Del(ldap.NewDelRequest("ou=system,"+seedBase, nil)))
+	conf := filepath.Join(cfg.StateDir, "slapd", "slapd.conf")
+	generated, err := os.ReadFile(conf)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(conf, []byte("# an older generation\n"+string(generated)), 0o600))
+	probe, err := ldap.DialURL(url)
+	require.NoError(t, err)
+	require.True(t, ldap.IsErrorWithCode(probe.Bind(stack.LDAPServiceDN, stack.LDAPServicePassword), ldap.LDAPResultInvalidCredentials))
+	probe.Close()
+
+	stop2, err := stack.PrivateSlapd(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(stop2)
+
+	now, err := os.ReadFile(conf)
+	require.NoError(t, err)
+	require.Equal(t, string(generated), string(now), "the configuration is regenerated")
+	_, err = old.Search(ldap.NewSearchRequest(seedBase, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
+	require.Error(t, err, "slapd was restarted: the connection from before is gone")
+	w, err := ldap.DialURL(url)
+	require.NoError(t, err)
+	defer w.Close()
+	require.NoError(t, w.Bind(stack.LDAPServiceDN, stack.LDAPServicePassword), "the service account was added")
+	_, err = w.PasswordModify(ldap.NewPasswordModifyRequest("uid=ada.lovelace,"+seedPeople, "", "Stolen-Pa55"))
+	requireDenied(t, err, "and it is scoped")
+
+	// Unchanged configuration: no restart.
+	stop3, err := stack.PrivateSlapd(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(stop3)
+	_, err = w.Search(ldap.NewSearchRequest(seedBase, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", nil, nil))
+	require.NoError(t, err, "an up-to-date slapd keeps running")
+}
