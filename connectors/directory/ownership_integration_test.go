@@ -320,7 +320,8 @@ func TestIntegrationServiceAccountAccess(t *testing.T) {
 	require.NoError(t, c.Delete(ctx, acct.DN, p.Owner))
 	require.Nil(t, rawEntry(t, acct.DN))
 
-	require.Equal(t, adaBefore, snapshot(t, ada), "nothing above touched ada")}
+	require.Equal(t, adaBefore, snapshot(t, ada), "nothing above touched ada")
+}
 
 // A dev machine with an older directory: a slapd running a configuration the
 // code no longer generates, and a database seeded before the service account
