@@ -43,6 +43,15 @@ func WorkflowURL(cfg config.Config, workflowID string) string {
 // StartJoiner starts the joiner for an HR record, or reports the one that
 // already exists for it. A joiner that failed (and rolled back) may be
 // started again; a completed, rejected or rescinded one may not.
+//
+// The HR record decides whether there is a joiner at all, and of which
+// kind (CheckEligibility): a record that is not a pending hire is refused
+// with an error matching ErrNotEligible, and a kind the caller asks for
+// that contradicts the record is refused, not obeyed. A refusal that a
+// provisioned hire naturally reaches (already provisioned, hire date
+// passed) still answers "already done" while Temporal remembers the joiner,
+// so repeated deliveries collapse as before; once it has forgotten, the HR
+// record alone refuses the start.
 func StartJoiner(ctx context.Context, c client.Client, cfg config.Config, in workflows.JoinerInput) (StartResult, error) {
 	if err := workflows.ValidateHRISID(in.HRISID); err != nil {
 		return StartResult{}, err
@@ -50,6 +59,16 @@ func StartJoiner(ctx context.Context, c client.Client, cfg config.Config, in wor
 	if in.Kind != "" && !policy.IsKnownKind(in.Kind) {
 		return StartResult{}, fmt.Errorf("kind %q: want one of %s", in.Kind, strings.Join(policy.Kinds(), ", "))
 	}
+	checked, err := CheckEligibility(ctx, cfg, in)
+	if err != nil {
+		if collapsesOnExisting(err) {
+			if ex, ok, xerr := Existing(ctx, c, cfg, in.HRISID); xerr == nil && ok {
+				return ex, nil
+			}
+		}
+		return StartResult{WorkflowID: workflows.JoinerWorkflowID(in.HRISID)}, err
+	}
+	in = checked
 	id := workflows.JoinerWorkflowID(in.HRISID)
 	kind := in.Kind
 	if kind == "" {
