@@ -61,12 +61,32 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// api authenticates each request with HTTP Basic.
+// apiChallenge is the 401 challenge. It deliberately does not say "Basic":
+// a browser answers a Basic challenge with a password prompt and then sends
+// the cached credentials with every later request to the inbox, including
+// ones a hostile page triggers, which would bring CSRF back to the API.
+const apiChallenge = `Joinery-Basic realm="joinery-inbox"`
+
+// api authenticates each request with HTTP Basic. A state-changing request
+// must also be JSON and, if it names an Origin, ours: a cross-site form can
+// send neither application/json nor a forged Origin, so even a browser that
+// holds the person's Basic credentials cannot be made to decide.
 func (s *Server) api(h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			if o := r.Header.Get("Origin"); o != "" && o != s.origin {
+				s.security("refused a cross-origin API call", "path", r.URL.Path, "origin", o, "ip", clientIP(r))
+				writeJSON(w, http.StatusForbidden, APIError{"cross-origin requests are refused"})
+				return
+			}
+			if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "application/json") {
+				writeJSON(w, http.StatusUnsupportedMediaType, APIError{"send the body as application/json"})
+				return
+			}
+		}
 		user, pass, ok := r.BasicAuth()
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Basic realm="joinery-inbox", charset="UTF-8"`)
+			w.Header().Set("WWW-Authenticate", apiChallenge)
 			writeJSON(w, http.StatusUnauthorized, APIError{"sign in with your directory username and password (HTTP Basic)"})
 			return
 		}
@@ -78,7 +98,7 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 			writeJSON(w, code, APIError{"too many failed sign-ins; try again in " + msg + " seconds"})
 			return
 		case http.StatusUnauthorized:
-			w.Header().Set("WWW-Authenticate", `Basic realm="joinery-inbox", charset="UTF-8"`)
+			w.Header().Set("WWW-Authenticate", apiChallenge)
 			writeJSON(w, code, APIError{"invalid username or password"})
 			return
 		default:

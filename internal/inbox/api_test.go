@@ -41,7 +41,8 @@ func TestAPIAuthentication(t *testing.T) {
 	e := newEnv(t)
 	a := e.api("GET", "/api/v1/waiting", "", "", "")
 	require.Equal(t, http.StatusUnauthorized, a.Code)
-	require.Contains(t, a.Header.Get("WWW-Authenticate"), "Basic")
+	require.False(t, strings.HasPrefix(a.Header.Get("WWW-Authenticate"), "Basic"), "no browser password prompt (see apiChallenge)")
+	require.NotEmpty(t, a.Header.Get("WWW-Authenticate"))
 	require.Equal(t, http.StatusUnauthorized, e.api("GET", "/api/v1/waiting", "ada.lovelace", "wrong", "").Code)
 	require.Equal(t, http.StatusUnauthorized, e.api("GET", "/api/v1/waiting", "ada.lovelace", "", "").Code)
 	require.Equal(t, http.StatusOK, e.api("GET", "/api/v1/waiting", "ada.lovelace", "dev-ada-pass", "").Code)
@@ -60,6 +61,30 @@ func TestAPIGuessingIsThrottled(t *testing.T) {
 	require.Contains(t, a.Body["error"], "too many")
 	b := e.browser()
 	require.Equal(t, http.StatusTooManyRequests, b.login("ada.lovelace", "dev-ada-pass").Code)
+}
+
+// The adversary: a page elsewhere making a browser that holds the person's
+// Basic credentials post to the API.
+func TestAPICrossSitePostsAreRefused(t *testing.T) {
+	e := newEnv(t)
+	e.temporal.put("joiner-200", awaiting(t, "200"))
+	post := func(ct, origin string) int {
+		req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/api/v1/joiners/joiner-200/decision", strings.NewReader(`{"action":"approve","wait":true}`))
+		req.SetBasicAuth("ada.lovelace", "dev-ada-pass")
+		req.Header.Set("Content-Type", ct)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusUnsupportedMediaType, post("text/plain", ""))
+	require.Equal(t, http.StatusUnsupportedMediaType, post("application/x-www-form-urlencoded", ""))
+	require.Equal(t, http.StatusForbidden, post("application/json", "https://evil.example"))
+	require.Equal(t, 0, e.signer.Count())
+	require.Equal(t, http.StatusOK, post("application/json; charset=utf-8", ""))
 }
 
 func TestAPIWaitingAndDecide(t *testing.T) {
