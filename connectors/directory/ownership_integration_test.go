@@ -268,6 +268,23 @@ func TestIntegrationServiceAccountAccess(t *testing.T) {
 		m.Add(JoinerAttribute, []string{p.Owner})
 		requireDenied(t, w.Modify(m), "add the marker attribute alone")
 	})
+	t.Run("forge the creator", func(t *testing.T) {
+		// creatorsName is what the ownership rules trust: a client cannot
+		// set it, not even with the Relax control (that needs manage).
+		for _, ctrls := range [][]ldap.Control{nil, {ldap.NewControlString("1.3.6.1.4.1.4203.666.5.12", true, "")}} {
+			forged := "uid=forged-" + tag(t) + "," + seedPeople
+			req := ldap.NewAddRequest(forged, ctrls)
+			req.Attribute("objectClass", []string{"inetOrgPerson"})
+			req.Attribute("cn", []string{"forged"})
+			req.Attribute("sn", []string{"forged"})
+			req.Attribute("creatorsName", []string{"cn=admin," + seedBase})
+			require.Error(t, w.Add(req), "relax=%v", ctrls != nil)
+			require.Nil(t, rawEntry(t, forged))
+		}
+		m := ldap.NewModifyRequest(ada, []ldap.Control{ldap.NewControlString("1.3.6.1.4.1.4203.666.5.12", true, "")})
+		m.Replace("creatorsName", []string{stack.LDAPServiceDN})
+		require.Error(t, w.Modify(m))
+	})
 	t.Run("change its own entry's marker", func(t *testing.T) {
 		m := ldap.NewModifyRequest(acct.DN, nil)
 		m.Replace(JoinerAttribute, []string{"joiner-someone-else"})
