@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/joinery/joinery/internal/stack"
 )
 
 func TestIntegrationAuthenticate(t *testing.T) {
@@ -47,4 +49,21 @@ func TestIntegrationAuthenticate(t *testing.T) {
 	for _, m := range msgs {
 		require.Equal(t, msgs[0], m, "every refusal reads the same")
 	}
+}
+
+// The inbox binds as the worker's scoped service account, which may read
+// people but not their passwords: sign-in still tells a disabled account
+// from a live one by the disabled marker, and proves passwords by binding.
+func TestIntegrationAuthenticateAsTheScopedServiceAccount(t *testing.T) {
+	c, _ := integrationClient(t, func(cfg *Config) {
+		cfg.BindDN, cfg.BindPassword = stack.LDAPServiceDN, stack.LDAPServicePassword
+	})
+	ctx := context.Background()
+	id, err := c.Authenticate(ctx, "grace.hopper", "dev-grace-pass")
+	require.NoError(t, err)
+	require.Equal(t, "Grace Hopper", id.DisplayName)
+	_, err = c.Authenticate(ctx, "grace.hopper", "dev-ada-pass")
+	require.ErrorIs(t, err, ErrInvalidCredentials)
+	_, err = c.Authenticate(ctx, "edsger.dijkstra", "!")
+	require.ErrorIs(t, err, ErrInvalidCredentials)
 }
