@@ -548,3 +548,96 @@ func (c *Client) unwrapOwn(ctx context.Context, token string) (*vault.Secret, er
 	}
 	return vc.Logical().UnwrapWithContext(ctx, token)
 }
+
+// RevokeWorkload ends a workload: every token it holds loses its
+// permissions at once, then the role (with every SecretID) is deleted. An
+// absent role counts as revoked.
+//
+// Deleting an AppRole role does not revoke the tokens it issued, and the
+// worker has no token revocation (it would reach every token in Vault). But
+// a workload policy is a template over the role's entity-alias metadata,
+// which AppRole rewrites at every login. So the worker first logs in as the
+// role once with a SecretID that carries no slot values: the alias loses
+// them, every template path of every token of that workload resolves to
+// nothing, and the token's own policy grants nothing from then on. The
+// login's token is revoked by itself (revoke-self), and the role's CIDR
+// bindings are lifted for that one login, which may come from the worker's
+// address rather than the workload's.
+func (c *Client) RevokeWorkload(ctx context.Context, role string) error {
+	const op = "revoke-workload"
+	if err := checkSegment(role); err != nil {
+		return invalid(op, "invalid role name: "+err.Error())
+	}
+	rolePath := c.rolePath(role)
+	var roleID string
+	err := c.call(ctx, op, rolePath+"/role-id", func(ctx context.Context, vc *vault.Client) error {
+		s, err := vc.Logical().ReadWithContext(ctx, rolePath+"/role-id")
+		if err != nil {
+			return ignoreNotFound(nil, err)
+		}
+		if s != nil {
+			roleID, _ = s.Data["role_id"].(string)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if roleID != "" {
+		if err := c.disarmWorkload(ctx, op, rolePath, roleID); err != nil {
+			return err
+		}
+	}
+	return c.DeleteAppRole(ctx, role)
+}
+
+// disarmWorkload logs in as the role with slot-less SecretID metadata, so the
+// workload's entity alias (and with it every token's templated policy) has
+// no slot values left.
+func (c *Client) disarmWorkload(ctx context.Context, op, rolePath, roleID string) error {
+	err := c.call(ctx, op, rolePath, func(ctx context.Context, vc *vault.Client) error {
+		_, err := vc.Logical().WriteWithContext(ctx, rolePath, map[string]any{
+			"secret_id_bound_cidrs": []string{}, "token_bound_cidrs": []string{},
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var secretID string
+	sidPath := rolePath + "/secret-id"
+	err = c.call(ctx, op, sidPath, func(ctx context.Context, vc *vault.Client) error {
+		s, err := vc.Logical().WriteWithContext(ctx, sidPath, map[string]any{"metadata": `{"joinery_revoked":"true"}`})
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			secretID, _ = s.Data["secret_id"].(string)
+		}
+		if secretID == "" {
+			return connectors.Transient(system, op, TypeUnavailable, "Vault returned no SecretID from "+sidPath, nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	lc, err := newAPIClient(c.cfg)
+	if err != nil {
+		return invalid(op, err.Error())
+	}
+	loginPath := "auth/" + c.cfg.AppRoleMount + "/login"
+	ctx2, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	s, err := lc.Logical().WriteWithContext(ctx2, loginPath, map[string]any{"role_id": roleID, "secret_id": secretID})
+	if err != nil {
+		return classify(op, loginPath, err)
+	}
+	if s != nil && s.Auth != nil && s.Auth.ClientToken != "" {
+		lc.SetToken(s.Auth.ClientToken)
+		// Best effort: the token holds nothing any more, and it dies with
+		// its TTL anyway.
+		_ = lc.Auth().Token().RevokeSelfWithContext(ctx2, "")
+	}
+	return nil
+}

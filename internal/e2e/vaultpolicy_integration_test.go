@@ -161,7 +161,18 @@ func TestWorkerVaultPolicyIsEnough(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, r, "no role was created for grants outside the catalogue")
 
-	require.NoError(t, sec.DeleteAppRole(ctx, role), "revoking a workload")
+	// Revoking the workload takes its permissions away at once, from tokens
+	// already issued too, without the worker being able to revoke tokens:
+	// the role's entity alias loses its slot values, then the role goes.
+	_, err = workload.Logical().Read("secret/data/workloads/" + name + "/staging/db")
+	require.NoError(t, err, "still active before revocation")
+	require.NoError(t, sec.RevokeWorkload(ctx, role))
+	_, err = workload.Logical().Read("secret/data/workloads/" + name + "/staging/db")
+	requireDenied(t, "a workload token issued before revocation", err)
+	r, err = root.Logical().Read("auth/approle/role/" + role)
+	require.NoError(t, err)
+	require.Nil(t, r, "the role is deleted")
+	require.NoError(t, sec.RevokeWorkload(ctx, role), "revoking again is a no-op")
 	require.NoError(t, sec.DeletePolicy(ctx, secrets.WorkloadRolePrefix+name), "deleting a legacy per-joiner policy (absent: a no-op)")
 }
 
