@@ -430,3 +430,23 @@ func TestPastDecisions(t *testing.T) {
 func TestQuoteEscapes(t *testing.T) {
 	require.Equal(t, `'o\'brien\\'`, quote(`o'brien\`))
 }
+
+// What HR, the policy or a person typed lands escaped: with no script
+// allowed by the CSP, and none injectable, a page cannot be turned against
+// the person reading it.
+func TestPagesEscapeWhatOthersWrote(t *testing.T) {
+	e := newEnv(t)
+	j := awaiting(t, "200")
+	j.status.Plan.Groups[1].Condition = `</code><script>alert(1)</script>`
+	j.status.Approvals = []workflows.Decision{{Approver: "claimed:<img src=x onerror=alert(2)>", Refused: "unsigned"}}
+	j.status.PlanHash, _ = decision.PlanHash(j.status.Plan)
+	e.temporal.put("joiner-200", j)
+	b := e.browser()
+	b.mustLogin("ada.lovelace", "dev-ada-pass")
+	p := b.get("/joiners/joiner-200")
+	require.Equal(t, http.StatusOK, p.Code)
+	require.NotContains(t, p.Body, "<script>")
+	require.NotContains(t, p.Body, "<img")
+	require.Contains(t, p.Body, "&lt;script&gt;alert(1)&lt;/script&gt;")
+	require.Equal(t, http.StatusNotFound, b.get("/joiners/not-a-joiner").Code)
+}
