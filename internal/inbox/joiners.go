@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -174,17 +175,34 @@ func (s *Server) waitingFor(ctx context.Context, user string) ([]joiner, error) 
 	if err != nil {
 		return nil, err
 	}
+	// Each candidate costs a describe and a query; a few at a time keeps a
+	// busy manager's page quick without flooding the frontend.
+	loaded := make([]*joiner, len(rows))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, r := range rows {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			j, err := s.load(ctx, r.ID)
+			if err != nil {
+				// One joiner that cannot answer (no worker for its
+				// version, just closed) must not hide the others.
+				s.log.Warn("waiting list: joiner did not answer", "workflow", r.ID, "err", err)
+				return
+			}
+			loaded[i] = &j
+		}()
+	}
+	wg.Wait()
 	var out []joiner
-	for _, r := range rows {
-		j, err := s.load(ctx, r.ID)
-		if err != nil {
-			// One joiner that cannot answer (no worker for its version,
-			// just closed) must not hide the others.
-			s.log.Warn("waiting list: joiner did not answer", "workflow", r.ID, "err", err)
+	for _, j := range loaded {
+		if j == nil {
 			continue
 		}
-		if rr := rightsOf(j, user); rr.Decide || rr.Extend {
-			out = append(out, j)
+		if rr := rightsOf(*j, user); rr.Decide || rr.Extend {
+			out = append(out, *j)
 		}
 	}
 	return out, nil

@@ -31,7 +31,10 @@ func (s *Server) web(h webHandler) http.HandlerFunc {
 			return
 		}
 		if !s.sameOrigin(r) {
-			s.security("refused a cross-origin post", "path", r.URL.Path, "origin", r.Header.Get("Origin"), "ip", clientIP(r))
+			// "want" helps the operator whose JOINERY_INBOX_URL does not
+			// match the address people actually use.
+			s.security("refused a cross-origin post", "path", r.URL.Path, "origin", r.Header.Get("Origin"),
+				"referer", r.Header.Get("Referer"), "want", s.origin, "ip", clientIP(r))
 			s.message(w, http.StatusForbidden, nil, "Refused", "This request did not come from the inbox's own pages.", "")
 			return
 		}
@@ -84,7 +87,7 @@ func (s *Server) showLogin(w http.ResponseWriter, code int, flash, next, usernam
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	ip := clientIP(r)
 	if !s.sameOrigin(r) {
-		s.security("refused a cross-origin sign-in", "origin", r.Header.Get("Origin"), "ip", ip)
+		s.security("refused a cross-origin sign-in", "origin", r.Header.Get("Origin"), "want", s.origin, "ip", ip)
 		s.message(w, http.StatusForbidden, nil, "Refused", "This request did not come from the inbox's own pages.", "")
 		return
 	}
