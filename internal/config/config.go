@@ -156,7 +156,7 @@ func Vars() []Var {
 
 		{Name: "JOINERY_HRIS_URL", Default: "http://127.0.0.1:8090", Doc: "BambooHR-compatible API base URL (the reference HRIS in dev)", set: str(func(c *Config) *string { return &c.HRISURL })},
 		{Name: "JOINERY_HRIS_COMPANY", Default: "joinery", Doc: "BambooHR company domain in API paths", set: str(func(c *Config) *string { return &c.HRISCompany })},
-		{Name: "JOINERY_HRIS_API_KEY", DevDefault: "dev-hris-key", Doc: "HRIS API key (required by the worker)", Secret: true, set: str(func(c *Config) *string { return &c.HRISAPIKey })},
+		{Name: "JOINERY_HRIS_API_KEY", DevDefault: "dev-hris-key", Doc: "HRIS API key (required by the worker and `starter serve`)", Secret: true, set: str(func(c *Config) *string { return &c.HRISAPIKey })},
 		{Name: "JOINERY_HRIS_WEBHOOK_SECRET", DevDefault: "dev-webhook-secret", Doc: "HMAC key that signs HRIS webhooks (required by `starter serve`)", Secret: true, set: str(func(c *Config) *string { return &c.HRISWebhookSecret })},
 
 		{Name: "JOINERY_POLICY_FILE", Default: "testdata/policy/default.yaml", Doc: "Joiner policy (YAML with CEL conditions)", set: str(func(c *Config) *string { return &c.PolicyFile })},
@@ -271,7 +271,9 @@ const (
 	// Worker needs the LDAP bind password, the HRIS API key and Vault
 	// credentials.
 	Worker Binary = "worker"
-	// Serve (`starter serve`) needs the intake token and the webhook secret.
+	// Serve (`starter serve`) needs the intake token, the webhook secret and
+	// the HRIS API key (the intake reads the HR record before it starts a
+	// joiner).
 	Serve Binary = "starter serve"
 )
 
@@ -296,6 +298,7 @@ func (c Config) Require(b Binary) error {
 	case Serve:
 		need("JOINERY_INTAKE_TOKEN", c.IntakeToken)
 		need("JOINERY_HRIS_WEBHOOK_SECRET", c.HRISWebhookSecret)
+		need("JOINERY_HRIS_API_KEY", c.HRISAPIKey)
 	default:
 		return fmt.Errorf("configuration: unknown binary %q", b)
 	}

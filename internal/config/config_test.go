@@ -112,7 +112,7 @@ func TestRequireNamesWhatIsMissing(t *testing.T) {
 	}
 	err = c.Require(Serve)
 	require.Error(t, err)
-	for _, want := range []string{"starter serve", "JOINERY_INTAKE_TOKEN", "JOINERY_HRIS_WEBHOOK_SECRET"} {
+	for _, want := range []string{"starter serve", "JOINERY_INTAKE_TOKEN", "JOINERY_HRIS_WEBHOOK_SECRET", "JOINERY_HRIS_API_KEY"} {
 		require.ErrorContains(t, err, want)
 	}
 	require.NotContains(t, err.Error(), "JOINERY_LDAP_BIND_PASSWORD", "serve does not need the directory password")
