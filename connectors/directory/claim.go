@@ -178,6 +178,9 @@ func (c *Client) ClaimFirstWith(ctx context.Context, candidates []string, person
 			if err != nil {
 				return err
 			}
+			if err := c.settlePerson(conn, a, p); err != nil {
+				return err
+			}
 			acct = a
 			return nil
 		}
@@ -223,6 +226,35 @@ func (c *Client) existingFor(conn *ldap.Conn, p Person) (*Account, error) {
 		return nil, existingEntry(pick)
 	}
 	return nil, nil
+}
+
+// settlePerson checks, after the add, that no other entry holds p's
+// employee id: two joiners for one person (under different joiner IDs)
+// racing past existingFor would otherwise both create an account. As with
+// usernames, the later add always sees the earlier entry and withdraws its
+// own, so at most one account remains. Both may withdraw, so the error is
+// retryable (TypeClaimConflict): the retry reports the survivor as
+// AlreadyProvisioned, or claims afresh when there is none.
+func (c *Client) settlePerson(conn *ldap.Conn, a Account, p Person) error {
+	same, err := c.findAll(conn, "("+c.cfg.Profile.EmployeeIDAttribute()+"="+ldap.EscapeFilter(p.EmployeeID)+")")
+	if err != nil {
+		return err
+	}
+	for _, e := range same {
+		if sameDN(e.DN, a.DN) {
+			continue
+		}
+		ctrls, err := c.ownerControls(p.Owner)
+		if err != nil {
+			return err
+		}
+		if err := conn.Del(ldap.NewDelRequest(a.DN, ctrls)); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			return fmt.Errorf("withdraw %s after finding %s with the same employee id: %w", a.DN, e.DN, err)
+		}
+		return connectors.Transient(System, "claim", TypeClaimConflict,
+			fmt.Sprintf("%s appeared for the same employee id while claiming; withdrew %s", e.DN, a.DN), nil)
+	}
+	return nil
 }
 
 // sameRun reports whether e was created by p's run (any run when p names

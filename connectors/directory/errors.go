@@ -43,6 +43,10 @@ const (
 	TypeInvalidUsername = "DirectoryInvalidUsername"
 	// TypeDuplicateEmployeeID: more than one entry holds the employee id.
 	TypeDuplicateEmployeeID = "DirectoryDuplicateEmployeeID"
+	// TypeClaimConflict: another entry for the same person appeared while
+	// claiming and this claim withdrew its own. Retryable: the retry
+	// reports the survivor or claims afresh.
+	TypeClaimConflict = "DirectoryClaimConflict"
 	// TypeDuplicateOwner: more than one entry carries one joiner's marker.
 	TypeDuplicateOwner = "DirectoryDuplicateOwner"
 	// TypeUsernameTaken: another joiner holds the username; try the next

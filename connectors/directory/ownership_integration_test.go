@@ -10,16 +10,20 @@ package directory
 import (
 	"context"
 	"errors"
+	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/joinery/joinery/connectors"
 	"github.com/joinery/joinery/internal/stack"
 )
 
@@ -125,6 +129,55 @@ func TestIntegrationClaimAlreadyProvisioned(t *testing.T) {
 	_, err = c.Claim(ctx, first.Username, rerun)
 	require.ErrorIs(t, err, ErrUsernameTaken, "Claim of the held name does not adopt an earlier run's entry")
 	require.Equal(t, before, snapshot(t, first.DN))
+}
+
+// Two joiners for one person under different joiner IDs, claiming at the
+// same moment with different names: at most one account remains, and the
+// other joiner is told the person is already provisioned.
+func TestIntegrationClaimRaceForOnePerson(t *testing.T) {
+	c, _ := integrationClient(t)
+	ctx := context.Background()
+	run := tag(t)
+	for round := range 20 {
+		base := person(t, "Same", "Person")
+		people := []Person{base, base}
+		people[1].Owner, people[1].OwnerRun = base.Owner+"-b", base.OwnerRun+"-b"
+		names := [][]string{{fmt.Sprintf("same-%s-%02d-a", run, round)}, {fmt.Sprintf("same-%s-%02d-b", run, round)}}
+		accts := make([]Account, 2)
+		errs := make([]error, 2)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range people {
+			wg.Go(func() {
+				<-start
+				// What Temporal does with a retryable conflict: try
+				// again after a (jittered) backoff.
+				for attempt := range 5 {
+					accts[i], errs[i] = c.ClaimFirst(ctx, names[i], people[i])
+					if !connectors.IsRetryable(errs[i]) {
+						return
+					}
+					time.Sleep(time.Duration(attempt+1) * time.Duration(1+mrand.IntN(20)) * time.Millisecond)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		winners := 0
+		for i := range people {
+			if errs[i] == nil {
+				winners++
+				deleteLater(t, c, accts[i].DN)
+			} else {
+				existing(t, errs[i], TypeAlreadyProvisioned)
+			}
+		}
+		require.Equal(t, 1, winners, "round %d: one joiner provisions the person, the other is told so: %v", round, errs)
+		res, err := rootConn(t).Search(ldap.NewSearchRequest(seedBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+			"(employeeNumber="+base.EmployeeID+")", []string{"1.1"}, nil))
+		require.NoError(t, err)
+		require.Len(t, res.Entries, winners, "round %d: only the winner's entry remains", round)
+	}
 }
 
 // Every change takes the expected owner: another joiner's entry, or one
