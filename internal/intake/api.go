@@ -93,9 +93,17 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, int, *
 }
 
 // handleJoiner is POST /joiners: start one joiner. 201 when started, 200
-// when it already exists (the duplicate collapsed), 4xx for bad input (and
-// nothing started), 503 when Temporal could not be reached.
+// when it already exists (the duplicate collapsed), 202 when the
+// blast-radius guard held it, 422 when the HR record is not a pending hire
+// (Refusal), other 4xx for bad input (and nothing started), 429 over the
+// API's rate, 503 when Temporal could not be reached.
 func (s *Server) handleJoiner(w http.ResponseWriter, r *http.Request) {
+	// After authentication (bearer), before reading the body: a flood from
+	// the right sender costs nothing more than this, and a stranger's flood
+	// (401s) cannot use up the sender's tokens.
+	if !s.allow(w, r, SourceAPI, false) {
+		return
+	}
 	if ct := contentType(r); ct != "application/json" {
 		writeError(w, http.StatusUnsupportedMediaType, fieldErr("Content-Type", "want application/json, got %q", clip(ct, 60)))
 		return
@@ -120,12 +128,22 @@ func (s *Server) handleJoiner(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.startCtx(r.Context())
 	defer cancel()
-	res, serr := s.Start(ctx, j.Input("api"))
-	if serr != nil {
-		s.logger().Error("start failed", "request_id", requestID(r.Context()), "hris_id", j.HRISID, "source", "api", "err", serr.Error())
-		writeError(w, http.StatusServiceUnavailable, &FieldError{Reason: fmt.Sprintf("could not start the joiner: %v", serr)})
+	o := guardedStart(ctx, s.Starter, j.Input("api"))
+	switch {
+	case o.err != nil:
+		s.logger().Error("start failed", "request_id", requestID(r.Context()), "hris_id", j.HRISID, "source", "api", "err", o.err.Error())
+		writeError(w, http.StatusServiceUnavailable, &FieldError{Reason: fmt.Sprintf("could not start the joiner: %v", o.err)})
+		return
+	case o.refusal != nil:
+		s.logger().Info("joiner refused", "request_id", requestID(r.Context()), "hris_id", j.HRISID, "source", "api", "reason", o.refusal.Reason)
+		writeJSON(w, http.StatusUnprocessableEntity, o.refusal)
+		return
+	case o.held != nil:
+		s.logger().Warn("joiner held", "request_id", requestID(r.Context()), "hris_id", j.HRISID, "source", "api", "queued", o.held.Queued)
+		writeJSON(w, http.StatusAccepted, o.held)
 		return
 	}
+	res := *o.res
 	s.logger().Info("joiner start", "request_id", requestID(r.Context()), "hris_id", j.HRISID, "source", "api", "outcome", string(res.Outcome), "workflow_id", res.WorkflowID)
 	code := http.StatusOK
 	if res.Outcome == run.Started {

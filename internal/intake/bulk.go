@@ -253,7 +253,8 @@ func (j *jsonlReader) readLine() (line []byte, tooLong bool, err error) {
 }
 
 // RowResult is what happened to one row of a bulk upload or import. Status
-// is the HTTP status the row would have had on its own (201, 200, 400, 503).
+// is the HTTP status the row would have had on its own (201, 200, 202 held,
+// 400, 422 refused, 503).
 type RowResult struct {
 	Row        int    `json:"row"`
 	Line       int    `json:"line,omitempty"`
@@ -263,7 +264,11 @@ type RowResult struct {
 	WorkflowID string `json:"workflowId,omitempty"`
 	UIURL      string `json:"uiUrl,omitempty"`
 	Field      string `json:"field,omitempty"`
-	Error      string `json:"error,omitempty"`
+	// Reason is the refusal's reason code (outcome refused).
+	Reason string `json:"reason,omitempty"`
+	// HoldKey names the held item (outcome held) for `starter hold release`.
+	HoldKey string `json:"holdKey,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Totals counts the outcomes of a bulk upload or import.
@@ -273,11 +278,16 @@ type Totals struct {
 	AlreadyRunning int `json:"alreadyRunning"`
 	AlreadyDone    int `json:"alreadyDone"`
 	Invalid        int `json:"invalid"`
-	Failed         int `json:"failed"`
+	// Refused counts rows whose HR record is not a pending hire.
+	Refused int `json:"refused"`
+	// Held counts rows the blast-radius guard holds for an operator.
+	Held   int `json:"held"`
+	Failed int `json:"failed"`
 }
 
-// OK reports whether every row started or already existed.
-func (t Totals) OK() bool { return t.Invalid == 0 && t.Failed == 0 }
+// OK reports whether every row started, already existed or is held (held
+// rows are accepted: nothing is lost, an operator carries them out).
+func (t Totals) OK() bool { return t.Invalid == 0 && t.Refused == 0 && t.Failed == 0 }
 
 func (t *Totals) add(r RowResult) {
 	t.Rows++
@@ -290,6 +300,10 @@ func (t *Totals) add(r RowResult) {
 		t.AlreadyDone++
 	case OutcomeInvalid:
 		t.Invalid++
+	case OutcomeRefused:
+		t.Refused++
+	case OutcomeHeld:
+		t.Held++
 	default:
 		t.Failed++
 	}
@@ -410,15 +424,23 @@ func startRow(ctx context.Context, st Starter, row Row, opt ImportOptions) RowRe
 	}
 	sctx, cancel := context.WithTimeout(ctx, orDur(opt.StartTimeout, DefaultStartTimeout))
 	defer cancel()
-	sr, serr := st.Start(sctx, j.Input(opt.Source))
-	if serr != nil {
-		res.Outcome, res.Status, res.Error = OutcomeError, http.StatusServiceUnavailable, serr.Error()
-		return res
-	}
-	res.Outcome, res.WorkflowID, res.UIURL = string(sr.Outcome), sr.WorkflowID, sr.UIURL
-	res.Status = http.StatusOK
-	if sr.Outcome == run.Started {
-		res.Status = http.StatusCreated
+	o := guardedStart(sctx, st, j.Input(opt.Source))
+	switch {
+	case o.err != nil:
+		res.Outcome, res.Status, res.Error = OutcomeError, http.StatusServiceUnavailable, o.err.Error()
+	case o.refusal != nil:
+		res.Outcome, res.Status, res.Field, res.Reason, res.Error = OutcomeRefused, http.StatusUnprocessableEntity,
+			o.refusal.Field, o.refusal.Reason, o.refusal.Error
+	case o.held != nil:
+		res.Outcome, res.Status, res.WorkflowID, res.HoldKey, res.Error = OutcomeHeld, http.StatusAccepted,
+			o.held.WorkflowID, o.held.Key, o.held.Detail
+	default:
+		sr := *o.res
+		res.Outcome, res.WorkflowID, res.UIURL = string(sr.Outcome), sr.WorkflowID, sr.UIURL
+		res.Status = http.StatusOK
+		if sr.Outcome == run.Started {
+			res.Status = http.StatusCreated
+		}
 	}
 	return res
 }
@@ -452,6 +474,18 @@ type BulkSummary struct {
 // anything starts. After that the answer is 200 and NDJSON: one RowResult
 // per row, flushed as it is known, and a BulkSummary line last.
 func (s *Server) handleBulk(w http.ResponseWriter, r *http.Request) {
+	if !s.allow(w, r, SourceBulk, false) {
+		return
+	}
+	// Each upload holds a connection and its starts for up to BulkTimeout:
+	// bound how many run at once, so memory and Temporal load stay bounded.
+	if n := s.bulkInFlight.Add(1); int(n) > orInt(s.MaxBulkInFlight, DefaultMaxBulkInFlight) {
+		s.bulkInFlight.Add(-1)
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusTooManyRequests, fieldErr("rate", "%d bulk uploads are running; retry after 30 s", orInt(s.MaxBulkInFlight, DefaultMaxBulkInFlight)))
+		return
+	}
+	defer s.bulkInFlight.Add(-1)
 	rc := http.NewResponseController(w)
 	deadline := time.Now().Add(orDur(s.BulkTimeout, DefaultBulkTimeout))
 	_ = rc.SetReadDeadline(deadline)
@@ -523,7 +557,8 @@ func (s *Server) handleBulk(w http.ResponseWriter, r *http.Request) {
 		s.logger().Warn("bulk upload ended early", "request_id", reqID, "rows", tot.Rows, "err", ierr.Error())
 	}
 	s.logger().Info("bulk upload", "request_id", reqID, "rows", tot.Rows, "started", tot.Started,
-		"already_running", tot.AlreadyRunning, "already_done", tot.AlreadyDone, "invalid", tot.Invalid, "failed", tot.Failed)
+		"already_running", tot.AlreadyRunning, "already_done", tot.AlreadyDone, "invalid", tot.Invalid,
+		"refused", tot.Refused, "held", tot.Held, "failed", tot.Failed)
 	_ = enc.write(sum)
 }
 

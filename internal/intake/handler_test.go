@@ -109,7 +109,7 @@ func TestJoinerAPI(t *testing.T) {
 	require.Equal(t, http.StatusOK, w.Code)
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &ans))
 	require.Equal(t, run.AlreadyDone, ans.Outcome)
-	require.Equal(t, "ada", f.starts[2].RequestedBy)
+	require.Len(t, f.starts, 1, "duplicates collapse onto the existing joiner before a start is attempted")
 
 	f.startErr = errors.New("temporal unavailable")
 	w = do(t, h, req{path: "/joiners", ctype: "application/json", body: []byte(`{"hrisId":"E-9"}`)})
@@ -132,7 +132,8 @@ func TestWebhookEvents(t *testing.T) {
 	}{
 		{"created starts", nil, event("4242", "Created", []string{"firstName", "hireDate"}, map[string]any{"hireDate": "2027-02-01", "status": "Active"}),
 			want{outcome: "started", started: true}},
-		{"created again collapses", []string{"4242"}, event("4242", "Created", nil, nil), want{outcome: "already running", started: true}},
+		// A duplicate collapses onto the existing joiner before any start.
+		{"created again collapses", []string{"4242"}, event("4242", "Created", nil, nil), want{outcome: "already running"}},
 		{"created inactive is ignored", nil, event("4242", "Created", nil, map[string]any{"status": "Inactive"}), want{outcome: OutcomeIgnored}},
 		{"hire date moved", []string{"4242"}, event("4242", "Updated", []string{"hireDate"}, map[string]any{"hireDate": "2027-03-01", "status": "Active"}),
 			want{outcome: OutcomeSignalled, signal: workflows.SignalStartDateChange, payload: workflows.StartDateSignal{HireDate: "2027-03-01", By: "hris-webhook"}}},
@@ -141,8 +142,10 @@ func TestWebhookEvents(t *testing.T) {
 		{"hire date cleared is ignored", []string{"4242"}, event("4242", "Updated", []string{"hireDate"}, map[string]any{"hireDate": ""}), want{outcome: OutcomeIgnored}},
 		{"status inactive rescinds", []string{"4242"}, event("4242", "Updated", []string{"status"}, map[string]any{"status": "Inactive", "hireDate": "2027-02-01"}),
 			want{outcome: OutcomeSignalled, signal: workflows.SignalRescind, payload: workflows.RescindSignal{By: "hris-webhook", Reason: "HRIS status set to Inactive"}}},
+		// Nothing is signalled (nor counted against the blast radius) when no
+		// joiner runs.
 		{"status inactive without a joiner is ignored", nil, event("4242", "Updated", []string{"status"}, map[string]any{"status": "Inactive"}),
-			want{outcome: OutcomeIgnored, signal: workflows.SignalRescind}},
+			want{outcome: OutcomeIgnored}},
 		{"termination before the hire date rescinds", []string{"4242"},
 			event("4242", "Updated", []string{"terminationDate"}, map[string]any{"hireDate": "2027-03-01", "terminationDate": "2027-02-20"}),
 			want{outcome: OutcomeSignalled, signal: workflows.SignalRescind, payload: workflows.RescindSignal{By: "hris-webhook", Reason: "termination date 2027-02-20 set before the start"}}},
@@ -151,7 +154,7 @@ func TestWebhookEvents(t *testing.T) {
 			want{outcome: OutcomeSignalled, signal: workflows.SignalRescind, payload: workflows.RescindSignal{By: "hris-webhook", Reason: "termination date 2027-01-05 set before the start"}}},
 		{"fixed-term end after the start changes nothing", []string{"4242"},
 			event("4242", "Updated", []string{"terminationDate"}, map[string]any{"hireDate": "2027-02-01", "terminationDate": "2027-08-31"}),
-			want{outcome: "already running", started: true}},
+			want{outcome: "already running"}},
 		{"deleted rescinds", []string{"4242"}, event("4242", "Deleted", nil, nil),
 			want{outcome: OutcomeSignalled, signal: workflows.SignalRescind, payload: workflows.RescindSignal{By: "hris-webhook", Reason: "employee record deleted in the HRIS"}}},
 		{"update of an unknown pending hire starts", nil, event("4242", "Updated", []string{"status"}, map[string]any{"status": "Active", "hireDate": "2099-01-04"}),
@@ -268,6 +271,7 @@ func readFixture(t *testing.T, name, prefix string) []byte {
 
 func TestBulkCSV(t *testing.T) {
 	f := newFake()
+	f.hrKind["c-2"] = "contractor" // the HR record agrees with the file's kind
 	s := testServer(f, nil)
 	s.BulkConcurrency = 1 // deterministic: the duplicate of row 1 comes after it
 	w := do(t, s.Handler(), req{path: "/joiners:bulk", ctype: "text/csv", body: readFixture(t, "joiners.csv", "c")})
@@ -291,10 +295,11 @@ func TestBulkCSV(t *testing.T) {
 	}, got)
 	require.EqualValues(t, 1, lines[0]["row"])
 	require.EqualValues(t, 2, lines[0]["line"])
-	require.Equal(t, map[string]any{"rows": 8.0, "started": 3.0, "alreadyRunning": 1.0, "alreadyDone": 0.0, "invalid": 4.0, "failed": 0.0},
-		lines[8]["summary"])
-	require.Len(t, f.starts, 4)
+	require.Equal(t, map[string]any{"rows": 8.0, "started": 3.0, "alreadyRunning": 1.0, "alreadyDone": 0.0, "invalid": 4.0,
+		"refused": 0.0, "held": 0.0, "failed": 0.0}, lines[8]["summary"])
+	require.Len(t, f.starts, 3, "the duplicate collapses before a start")
 	require.Equal(t, workflows.JoinerInput{HRISID: "c-2", Kind: "contractor", Source: "bulk", RequestedBy: "hr-ops"}, f.starts[1])
+	require.Equal(t, "employee", f.starts[2].Kind, "an empty kind is the HR record's")
 }
 
 func TestBulkNDJSON(t *testing.T) {
@@ -308,19 +313,25 @@ func TestBulkNDJSON(t *testing.T) {
 		outcomes[l["row"].(float64)] = l["outcome"].(string)
 	}
 	require.Equal(t, "started", outcomes[1])
-	require.Equal(t, "started", outcomes[3])
+	// A person's HR record never makes a service account or an AI agent:
+	// the file's kind is refused, not obeyed.
+	require.Equal(t, "refused", outcomes[3])
+	require.Equal(t, "kind-mismatch", lines[2]["reason"])
+	require.EqualValues(t, 422, lines[2]["status"])
 	require.EqualValues(t, 4, lines[2]["line"], "the blank line is skipped but counted")
 	require.Equal(t, "invalid", outcomes[4])
 	require.Equal(t, "salary", lines[3]["field"])
 	require.Equal(t, "invalid", outcomes[5])
 	require.Equal(t, "hrisId", lines[4]["field"])
 	require.Equal(t, "invalid", outcomes[6])
-	// Rows 2 and 7 are the same joiner; with concurrent starts either may win.
-	require.ElementsMatch(t, []string{"started", "already running"}, []string{outcomes[2], outcomes[7]})
+	require.Equal(t, "refused", outcomes[2])
+	require.Equal(t, "refused", outcomes[7])
 	sum := lines[7]["summary"].(map[string]any)
 	require.EqualValues(t, 7, sum["rows"])
-	require.EqualValues(t, 3, sum["started"])
+	require.EqualValues(t, 1, sum["started"])
+	require.EqualValues(t, 3, sum["refused"])
 	require.EqualValues(t, 3, sum["invalid"])
+	require.Len(t, f.starts, 1)
 }
 
 func TestBulkRowLimit(t *testing.T) {
@@ -414,6 +425,7 @@ func (s *slowStarter) Start(ctx context.Context, in workflows.JoinerInput) (run.
 
 func TestSCIMBulk(t *testing.T) {
 	f := newFake()
+	f.hrKind["701985"] = "contractor"
 	w := do(t, testServer(f, nil).Handler(), req{path: "/scim/v2/Bulk", ctype: "application/scim+json", body: readFixture(t, "entra-bulk.json", "")})
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 	require.Equal(t, "application/scim+json", w.Header().Get("Content-Type"))
@@ -456,9 +468,19 @@ func TestSCIMKindAndInactive(t *testing.T) {
 	agent["urn:ietf:params:scim:schemas:extension:joinery:1.0:User"] = map[string]any{"JoinerKind": "AI-Agent"}
 	w := do(t, testServer(f, nil).Handler(), req{path: "/scim/v2/Bulk", ctype: "application/scim+json", body: mustJSON(scimRequest(member, gone, agent))})
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
-	require.Len(t, f.starts, 2)
-	require.Equal(t, "", f.starts[0].Kind)
-	require.Equal(t, "ai-agent", f.starts[1].Kind)
+	require.Len(t, f.starts, 1)
+	require.Equal(t, "employee", f.starts[0].Kind, "no kind asked: the HR record's")
+	// An AI agent asked for on a person's HR record is refused, not obeyed.
+	var resp struct {
+		Operations []struct {
+			Status   string
+			Response map[string]any
+		}
+	}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+	require.Equal(t, "422", resp.Operations[2].Status)
+	require.Equal(t, "invalidValue", resp.Operations[2].Response["scimType"])
+	require.Contains(t, resp.Operations[2].Response["detail"], "kind-mismatch")
 	require.Len(t, f.signals, 1)
 	require.Equal(t, fakeSignal{"900", workflows.SignalRescind, workflows.RescindSignal{By: "scim-bulk", Reason: "SCIM upload marked the user inactive"}}, f.signals[0])
 }

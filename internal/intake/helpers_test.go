@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/workflows"
@@ -37,7 +38,9 @@ type fakeSignal struct {
 }
 
 // fakeStarter is an in-memory Starter that collapses duplicates like
-// run.StartJoiner does, and records every call.
+// run.StartJoiner does, and records every call. Its HR records are
+// pending employees unless refused or hrKind say otherwise; its hold
+// admits everything unless maxStarts / maxRescinds are set (>= 0).
 type fakeStarter struct {
 	mu        sync.Mutex
 	starts    []workflows.JoinerInput // every Start call
@@ -46,10 +49,76 @@ type fakeStarter struct {
 	done      map[string]bool
 	startErr  error
 	signalErr error
+	// refused maps an HR ID to the refusal its record gets.
+	refused map[string]*activities.IneligibleError
+	// hrKind maps an HR ID to the kind its record gives (default employee).
+	hrKind map[string]string
+	// maxStarts and maxRescinds are the fake hold's window (-1: no limit).
+	maxStarts, maxRescinds int
+	admitted               map[string]int
+	held                   []workflows.HoldItem
 }
 
 func newFake() *fakeStarter {
-	return &fakeStarter{running: map[string]bool{}, done: map[string]bool{}}
+	return &fakeStarter{running: map[string]bool{}, done: map[string]bool{}, refused: map[string]*activities.IneligibleError{},
+		hrKind: map[string]string{}, maxStarts: -1, maxRescinds: -1, admitted: map[string]int{}}
+}
+
+func (f *fakeStarter) Eligible(ctx context.Context, in workflows.JoinerInput) (workflows.JoinerInput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ie := f.refused[in.HRISID]; ie != nil {
+		return in, ie
+	}
+	kind := f.hrKind[in.HRISID]
+	if kind == "" {
+		kind = "employee"
+	}
+	if in.Kind != "" && in.Kind != kind {
+		return in, &activities.IneligibleError{HRISID: in.HRISID, Reason: activities.ReasonKindMismatch, Field: "kind",
+			Detail: fmt.Sprintf("the HR record makes this a %s; a request for %q is refused, not obeyed", kind, in.Kind)}
+	}
+	in.Kind = kind
+	return in, nil
+}
+
+func (f *fakeStarter) Existing(ctx context.Context, hrisID string) (run.StartResult, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.startErr != nil {
+		return run.StartResult{}, false, f.startErr
+	}
+	id := workflows.JoinerWorkflowID(hrisID)
+	res := run.StartResult{WorkflowID: id, RunID: "run-" + hrisID, UIURL: "http://ui.test/workflows/" + id}
+	switch {
+	case f.running[hrisID]:
+		res.Outcome = run.AlreadyRunning
+	case f.done[hrisID]:
+		res.Outcome = run.AlreadyDone
+	default:
+		return res, false, nil
+	}
+	return res, true, nil
+}
+
+func (f *fakeStarter) Admit(ctx context.Context, item workflows.HoldItem) (workflows.Admission, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	max := f.maxStarts
+	if item.Action == workflows.HoldRescind {
+		max = f.maxRescinds
+	}
+	for _, h := range f.held {
+		if h.Key() == item.Key() {
+			return workflows.Admission{Held: true, AlreadyHeld: true}, nil
+		}
+	}
+	if max >= 0 && f.admitted[item.Action] >= max {
+		f.held = append(f.held, item)
+		return workflows.Admission{Held: true, Reason: "over the blast radius", Queued: len(f.held)}, nil
+	}
+	f.admitted[item.Action]++
+	return workflows.Admission{Admitted: true}, nil
 }
 
 func (f *fakeStarter) Start(ctx context.Context, in workflows.JoinerInput) (run.StartResult, error) {
@@ -127,6 +196,10 @@ func testServer(f *fakeStarter, logs *syncBuffer) *Server {
 		MaxBulkBody: 1 << 20,
 		MaxBulkRows: 500,
 		Now:         func() time.Time { return testNow },
+		// Rate limits off: handler tests send bursts on purpose; the
+		// limits have their own tests.
+		Rates:           map[string]Rate{SourceWebhook: {}, SourceAPI: {}, SourceBulk: {}, SourceSCIM: {}},
+		MaxBulkInFlight: 100,
 	}
 }
 

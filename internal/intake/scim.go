@@ -3,7 +3,6 @@ package intake
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -26,9 +25,11 @@ const (
 	scimExtensionPrefix = "urn:ietf:params:scim:schemas:extension:"
 )
 
-// MaxSCIMOperations bounds the operations of one SCIM bulk request (Entra
-// sends at most 50).
-const MaxSCIMOperations = 1000
+// MaxSCIMOperations bounds the operations of one SCIM bulk request. Entra's
+// API-driven inbound provisioning sends at most 50 per request (its
+// documented limit), so more is not Entra and is refused whole (413, SCIM
+// error) rather than half carried out.
+const MaxSCIMOperations = 50
 
 // scimActor is who the joiner records as the requester of SCIM starts.
 const scimActor = "scim-bulk"
@@ -286,6 +287,9 @@ func (s *Server) handleSCIM(w http.ResponseWriter, r *http.Request) {
 		writeSCIMError(w, http.StatusUnsupportedMediaType, "", fieldErr("Content-Type", "want application/scim+json, got %q", clip(ct, 60)))
 		return
 	}
+	if !s.allow(w, r, SourceSCIM, true) {
+		return
+	}
 	body, status, fe := readBody(w, r, orInt64(s.MaxBody, DefaultMaxBody))
 	if fe != nil {
 		writeSCIMError(w, status, "", fe)
@@ -368,25 +372,40 @@ func (s *Server) carryOutSCIM(ctx context.Context, p scimPlan) SCIMOperationResu
 		return res
 	}
 	if !p.active {
-		err := s.signal(ctx, p.joiner.HRISID, workflows.SignalRescind,
-			workflows.RescindSignal{By: scimActor, Reason: "SCIM upload marked the user inactive"})
+		o := guardedRescind(ctx, s.Starter, p.joiner.HRISID,
+			workflows.RescindSignal{By: scimActor, Reason: "SCIM upload marked the user inactive"}, "scim")
 		switch {
-		case err == nil:
+		case o.err != nil:
+			return fail(o.err)
+		case o.held != nil:
+			detail.Outcome, detail.Detail = OutcomeHeld, o.held.Detail+" (hold key "+o.held.Key+")"
+			res.Status, res.Response = "202", detail
+			return res
+		case o.signalled:
 			detail.Outcome, detail.Detail = OutcomeSignalled, "rescind sent: the user is inactive"
-		case errors.Is(err, ErrNoRunningJoiner):
-			detail.Outcome, detail.Detail = OutcomeIgnored, "inactive user with no running joiner"
 		default:
-			return fail(err)
+			detail.Outcome, detail.Detail = OutcomeIgnored, "inactive user with no running joiner"
 		}
 		res.Status, res.Response = "200", detail
 		return res
 	}
 	sctx, cancel := s.startCtx(ctx)
 	defer cancel()
-	sr, err := s.Start(sctx, p.joiner.Input("scim"))
-	if err != nil {
-		return fail(err)
+	o := guardedStart(sctx, s.Starter, p.joiner.Input("scim"))
+	switch {
+	case o.err != nil:
+		return fail(o.err)
+	case o.refusal != nil:
+		res.Status = "422"
+		res.Response = SCIMError{Schemas: []string{SCIMErrorURN}, Status: "422", SCIMType: "invalidValue",
+			Detail: o.refusal.Reason + ": " + o.refusal.Error, Error: o.refusal.Error, Field: o.refusal.Field}
+		return res
+	case o.held != nil:
+		detail.Outcome, detail.Detail = OutcomeHeld, o.held.Detail+" (hold key "+o.held.Key+")"
+		res.Status, res.Response = "202", detail
+		return res
 	}
+	sr := *o.res
 	detail.Outcome, detail.WorkflowID = string(sr.Outcome), sr.WorkflowID
 	res.Location, res.Status, res.Response = sr.UIURL, "200", detail
 	if sr.Outcome == run.Started {

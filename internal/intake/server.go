@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/joinery/joinery/connectors/hris"
@@ -39,6 +40,10 @@ const (
 	DefaultRequestTimeout  = time.Minute
 	DefaultBulkTimeout     = 30 * time.Minute
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultMaxWebhookEvents bounds one webhook delivery: BambooHR batches
+	// changes, but a delivery of thousands of events is an import, and
+	// belongs in /joiners:bulk.
+	DefaultMaxWebhookEvents = 500
 )
 
 // Server is the intake HTTP server. Set its fields, then use Handler or
@@ -76,6 +81,18 @@ type Server struct {
 	Ready func(ctx context.Context) error
 	// Now is the clock (default time.Now); webhook rules compare dates to today.
 	Now func() time.Time
+	// Rates overrides DefaultRates per source (SourceWebhook, SourceAPI,
+	// SourceBulk, SourceSCIM); a zero Rate turns that source's limit off.
+	Rates map[string]Rate
+	// MaxBulkInFlight bounds concurrent bulk uploads (default
+	// DefaultMaxBulkInFlight); more are answered 429.
+	MaxBulkInFlight int
+	// MaxWebhookEvents bounds the events of one webhook delivery (default
+	// DefaultMaxWebhookEvents).
+	MaxWebhookEvents int
+
+	limits       limiter
+	bulkInFlight atomic.Int32
 }
 
 func (s *Server) logger() *slog.Logger {

@@ -11,10 +11,22 @@ import (
 	"github.com/joinery/joinery/workflows"
 )
 
-// Starter starts joiners and signals running ones. It is deliberately small:
-// the handlers' unit tests use a fake; production and integration tests use
-// TemporalStarter.
+// Starter starts joiners and signals running ones, and is the door every
+// intake path goes through: the HR record decides (Eligible), duplicates
+// collapse (Existing), and the blast-radius hold admits or holds (Admit).
+// It is deliberately small: the handlers' unit tests use a fake;
+// production and integration tests use TemporalStarter.
 type Starter interface {
+	// Eligible reads the HR record and returns in with the kind the record
+	// gives, or an *activities.IneligibleError saying why it gets no
+	// joiner (run.CheckEligibility).
+	Eligible(ctx context.Context, in workflows.JoinerInput) (workflows.JoinerInput, error)
+	// Existing reports the joiner a start would collapse onto (running, or
+	// closed without failing); ok is false when there is none.
+	Existing(ctx context.Context, hrisID string) (res run.StartResult, ok bool, err error)
+	// Admit asks the blast-radius hold whether item may be carried out
+	// now; otherwise the hold keeps it for an operator.
+	Admit(ctx context.Context, item workflows.HoldItem) (workflows.Admission, error)
 	// Start starts the joiner for in.HRISID or reports the existing one
 	// (run.AlreadyRunning, run.AlreadyDone): duplicates collapse.
 	Start(ctx context.Context, in workflows.JoinerInput) (run.StartResult, error)
@@ -32,12 +44,44 @@ var ErrNoRunningJoiner = run.ErrNoRunningJoiner
 type TemporalStarter struct {
 	Client client.Client
 	Config config.Config
+	// Hold is the blast-radius hold (default: HoldFor(Client, Config)).
+	Hold *Hold
 }
 
 // NewTemporalStarter returns a Starter that starts joiners on cfg's task
-// queue through c.
+// queue through c, guarded by the hold workflows.HoldWorkflowID on the
+// same queue.
 func NewTemporalStarter(c client.Client, cfg config.Config) *TemporalStarter {
-	return &TemporalStarter{Client: c, Config: cfg}
+	return &TemporalStarter{Client: c, Config: cfg, Hold: HoldFor(c, cfg)}
+}
+
+// Eligible checks the HR record with run.CheckEligibility.
+func (s *TemporalStarter) Eligible(ctx context.Context, in workflows.JoinerInput) (workflows.JoinerInput, error) {
+	return run.CheckEligibility(ctx, s.Config, in)
+}
+
+// Existing is run.Existing.
+func (s *TemporalStarter) Existing(ctx context.Context, hrisID string) (run.StartResult, bool, error) {
+	return run.Existing(ctx, s.Client, s.Config, hrisID)
+}
+
+// Admit asks the hold, with the blast radius of the policy file. A policy
+// without intake.blast_radius admits everything without asking.
+func (s *TemporalStarter) Admit(ctx context.Context, item workflows.HoldItem) (workflows.Admission, error) {
+	in, err := run.IntakePolicy(s.Config)
+	if err != nil {
+		return workflows.Admission{}, err
+	}
+	if in.BlastRadius == nil {
+		return workflows.Admission{Admitted: true}, nil
+	}
+	b := in.BlastRadius
+	h := s.Hold
+	if h == nil {
+		h = HoldFor(s.Client, s.Config)
+	}
+	return h.Admit(ctx, workflows.AdmitRequest{Item: item, Limits: workflows.HoldLimits{
+		Window: b.Window, MaxStarts: b.MaxStarts, MaxRescinds: b.MaxRescinds, MaxHeld: b.MaxHeld}})
 }
 
 // Start starts a joiner with run.StartJoiner.

@@ -39,7 +39,9 @@ type EventResult struct {
 	WorkflowID string `json:"workflowId,omitempty"`
 	UIURL      string `json:"uiUrl,omitempty"`
 	Detail     string `json:"detail,omitempty"`
-	Error      string `json:"error,omitempty"`
+	// Reason is the refusal's reason code (outcome refused).
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // WebhookAnswer is the body of a webhook answer.
@@ -162,11 +164,13 @@ func planEvent(i int, ev hris.WebhookEvent, today string) (eventPlan, *FieldErro
 }
 
 // handleWebhook is POST /hris/webhook. Unsigned, badly signed, stale and
-// replayed deliveries get 401; a malformed or invalid payload 400; in both
-// cases nothing is started. Otherwise every event is carried out in order
-// and the answer lists a result per event: 200, or 503 when any event hit a
-// Temporal error so that the HRIS retries (its retry is signed afresh, and
-// what already happened collapses into "already running").
+// replayed deliveries get 401; a malformed or invalid payload 400, too many
+// events 413, over the webhook rate 429; in all these cases nothing is
+// started. Otherwise every event is carried out in order and the answer
+// lists a result per event: 200; 503 when any event hit a Temporal error so
+// that the HRIS retries (its retry is signed afresh, and what already
+// happened collapses into "already running"); 422 when every event was
+// refused (not a pending hire), 202 when every event was held.
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	body, status, fe := readBody(w, r, orInt64(s.MaxBody, DefaultMaxBody))
 	if fe != nil {
@@ -184,6 +188,14 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, fe)
 		return
 	}
+	if max := orInt(s.MaxWebhookEvents, DefaultMaxWebhookEvents); len(events) > max {
+		writeError(w, http.StatusRequestEntityTooLarge, fieldErr("employees", "%d events in one delivery, at most %d", len(events), max))
+		return
+	}
+	// After the signature: only the HRIS's own deliveries use up its tokens.
+	if !s.allow(w, r, SourceWebhook, false) {
+		return
+	}
 	today := s.now().UTC().Format(time.DateOnly)
 	plans := make([]eventPlan, 0, len(events))
 	for i, ev := range events {
@@ -196,15 +208,31 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		plans = append(plans, p)
 	}
 	ans := WebhookAnswer{Results: make([]EventResult, 0, len(plans))}
-	code := http.StatusOK
+	errored, refused, held, other := false, false, false, false
 	for i, p := range plans {
 		res := s.carryOut(r.Context(), i, p)
-		if res.Outcome == OutcomeError {
-			code = http.StatusServiceUnavailable
+		switch res.Outcome {
+		case OutcomeError:
+			errored = true
+		case OutcomeRefused:
+			refused = true
+		case OutcomeHeld:
+			held = true
+		default:
+			other = true
 		}
 		s.logger().Info("webhook event", "request_id", requestID(r.Context()), "hris_id", res.HRISID, "action", res.Action,
 			"outcome", res.Outcome, "signal", res.Signal, "event_id", p.joiner.EventID)
 		ans.Results = append(ans.Results, res)
+	}
+	code := http.StatusOK
+	switch {
+	case errored:
+		code = http.StatusServiceUnavailable // the HRIS retries; what happened collapses
+	case refused && !held && !other:
+		code = http.StatusUnprocessableEntity // every event refused: nothing to retry
+	case held && !refused && !other:
+		code = http.StatusAccepted
 	}
 	writeJSON(w, code, ans)
 }
@@ -228,7 +256,10 @@ func verifyError(err error) (int, *FieldError) {
 	}
 }
 
-// carryOut performs one planned event.
+// carryOut performs one planned event. Starts and rescinds go through the
+// eligibility check and the blast-radius guard (guardedStart,
+// guardedRescind); a moved start date is a signal and is not guarded (it
+// changes when, not whether).
 func (s *Server) carryOut(ctx context.Context, i int, p eventPlan) EventResult {
 	res := EventResult{Index: i, HRISID: p.joiner.HRISID, Action: p.ev.Action, WorkflowID: workflows.JoinerWorkflowID(p.joiner.HRISID)}
 	switch p.step {
@@ -237,14 +268,18 @@ func (s *Server) carryOut(ctx context.Context, i int, p eventPlan) EventResult {
 		return res
 	case stepRescind:
 		res.Signal = workflows.SignalRescind
-		err := s.signal(ctx, p.joiner.HRISID, workflows.SignalRescind, p.rescind)
+		sctx, cancel := s.startCtx(ctx)
+		defer cancel()
+		o := guardedRescind(sctx, s.Starter, p.joiner.HRISID, p.rescind, "webhook")
 		switch {
-		case err == nil:
+		case o.err != nil:
+			res.Outcome, res.Error = OutcomeError, o.err.Error()
+		case o.held != nil:
+			res.Outcome, res.Detail = OutcomeHeld, o.held.Detail+" (hold key "+o.held.Key+")"
+		case o.signalled:
 			res.Outcome, res.Detail = OutcomeSignalled, p.rescind.Reason
-		case errors.Is(err, ErrNoRunningJoiner):
-			res.Outcome, res.Detail = OutcomeIgnored, "no running joiner to rescind"
 		default:
-			res.Outcome, res.Error = OutcomeError, err.Error()
+			res.Outcome, res.Detail = OutcomeIgnored, o.ignored
 		}
 		return res
 	case stepMoveStart:
@@ -264,12 +299,17 @@ func (s *Server) carryOut(ctx context.Context, i int, p eventPlan) EventResult {
 	}
 	ctx, cancel := s.startCtx(ctx)
 	defer cancel()
-	sr, err := s.Start(ctx, p.joiner.Input("webhook"))
-	if err != nil {
-		res.Outcome, res.Error = OutcomeError, err.Error()
-		return res
+	o := guardedStart(ctx, s.Starter, p.joiner.Input("webhook"))
+	switch {
+	case o.err != nil:
+		res.Outcome, res.Error = OutcomeError, o.err.Error()
+	case o.refusal != nil:
+		res.Outcome, res.Reason, res.Detail = OutcomeRefused, o.refusal.Reason, o.refusal.Error
+	case o.held != nil:
+		res.Outcome, res.Detail = OutcomeHeld, o.held.Detail+" (hold key "+o.held.Key+")"
+	default:
+		res.Outcome, res.WorkflowID, res.UIURL = string(o.res.Outcome), o.res.WorkflowID, o.res.UIURL
 	}
-	res.Outcome, res.WorkflowID, res.UIURL = string(sr.Outcome), sr.WorkflowID, sr.UIURL
 	return res
 }
 

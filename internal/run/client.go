@@ -61,7 +61,7 @@ func StartJoiner(ctx context.Context, c client.Client, cfg config.Config, in wor
 	}
 	checked, err := CheckEligibility(ctx, cfg, in)
 	if err != nil {
-		if collapsesOnExisting(err) {
+		if CollapsesOnExisting(err) {
 			if ex, ok, xerr := Existing(ctx, c, cfg, in.HRISID); xerr == nil && ok {
 				return ex, nil
 			}

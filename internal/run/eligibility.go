@@ -119,12 +119,12 @@ func Existing(ctx context.Context, c client.Client, cfg config.Config, hrisID st
 	return res, true, nil
 }
 
-// collapsesOnExisting says whether a refusal is what a record reaches
+// CollapsesOnExisting says whether a refusal is what a record reaches
 // because its joiner ran: provisioned, or its hire date passed since. A
 // repeated delivery of such a hire is then answered with the existing
 // joiner ("already done"), as before. Any other refusal stands even when a
 // joiner exists.
-func collapsesOnExisting(err error) bool {
+func CollapsesOnExisting(err error) bool {
 	var ie *activities.IneligibleError
 	if !errors.As(err, &ie) {
 		return false
