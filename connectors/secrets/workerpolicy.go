@@ -87,11 +87,15 @@ const workerPolicyHead = `# Joinery worker: Vault ACL policy.
 #    redeemed by the worker itself (the token authenticates its own unwrap),
 #    an undelivered SecretID is then destroyed through
 #    auth/@APPROLE@/role/@ROLEPREFIX@*/secret-id-accessor/destroy, scoped to
-#    Joinery's roles. A delivered wrapping token cannot be ended early by the
-#    worker: compensation deletes the role (every SecretID dies with it) or
-#    destroys the KV secret and the account its password is for; the wrapped
-#    copy itself expires at its TTL. Operators can revoke it by accessor
-#    with their own token.
+#    Joinery's roles. Revoking a workload needs no token revocation either:
+#    the worker logs in once as the role with a SecretID without slot
+#    values, which rewrites the role's entity-alias metadata, so every
+#    template path of every token of that workload resolves to nothing at
+#    once; then it deletes the role (every SecretID dies with it). A
+#    delivered wrapping token of an initial credential cannot be ended early
+#    by the worker: compensation destroys the KV secret and the account its
+#    password is for, and the wrapped copy expires at its TTL. Operators can
+#    revoke it by accessor with their own token.
 #
 #  * auth/token/create, identity/*, sys/mounts, sys/auth and other secrets.
 #    The worker's own token renews itself through the default policy
