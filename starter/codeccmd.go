@@ -29,7 +29,8 @@ Runs the codec endpoint (default address JOINERY_CODEC_ADDR) that the Temporal
 Web UI and "temporal --codec-endpoint" call to show encrypted payloads:
   POST /decode, POST /encode   Authorization: Bearer JOINERY_CODEC_TOKEN
 Browsers may call it only from JOINERY_TEMPORAL_UI_URL's origin. It decrypts
-with the keys of JOINERY_CODEC_KEYS_FILE and logs every use with its caller.
+with the keys of JOINERY_CODEC_KEYS_FILE (or JOINERY_CODEC_KEYS_VAULT_PATH) and
+logs every use with its caller.
 SIGINT or SIGTERM shuts it down gracefully.
 `
 
@@ -55,7 +56,7 @@ func cmdCodecServer(ctx context.Context, cfg config.Config, args []string, stdou
 		fmt.Fprintln(stderr, err)
 		return exitUsage
 	}
-	h, err := codec.NewServerFromConfig(cfg, logger)
+	h, err := codec.NewServerFromConfig(ctx, cfg, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitUsage

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,19 +16,19 @@ import (
 const DevToken = "dev-codec-token"
 
 // NewServerFromConfig builds the codec endpoint from configuration: the keys
-// of JOINERY_CODEC_KEYS_FILE, the bearer token JOINERY_CODEC_TOKEN, the Web
+// (see FromConfig), the bearer token JOINERY_CODEC_TOKEN, the Web
 // UI's origin from JOINERY_TEMPORAL_UI_URL and the namespace. The starter's
 // codec-server command and the integration tests share it.
-func NewServerFromConfig(cfg config.Config, logger *slog.Logger) (http.Handler, error) {
-	if cfg.CodecKeysFile == "" {
-		return nil, errors.New("JOINERY_CODEC_KEYS_FILE is not set: there is nothing to decode with")
-	}
+func NewServerFromConfig(ctx context.Context, cfg config.Config, logger *slog.Logger) (http.Handler, error) {
 	if cfg.CodecToken == "" {
 		return nil, errors.New("JOINERY_CODEC_TOKEN is empty: the codec server would refuse everyone")
 	}
-	c, err := Load(cfg.CodecKeysFile)
+	c, err := FromConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("JOINERY_CODEC_KEYS_FILE: %w", err)
+		return nil, err
+	}
+	if c == nil {
+		return nil, errors.New("neither JOINERY_CODEC_KEYS_FILE nor JOINERY_CODEC_KEYS_VAULT_PATH is set: there is nothing to decode with")
 	}
 	return NewServer(ServerOptions{
 		Codec:         c,

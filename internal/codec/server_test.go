@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -188,6 +189,6 @@ func TestDevTokenIsTheConfigDefault(t *testing.T) {
 	cfg, err = config.Load(func(string) string { return "" })
 	require.NoError(t, err)
 	require.Empty(t, cfg.CodecToken, "outside development mode there is no default token")
-	_, err = NewServerFromConfig(config.Config{CodecKeysFile: "x"}, nil)
+	_, err = NewServerFromConfig(context.Background(), config.Config{CodecKeysFile: "x"}, nil)
 	require.ErrorContains(t, err, "JOINERY_CODEC_TOKEN", "the codec server refuses to start without a token")
 }

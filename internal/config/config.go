@@ -75,9 +75,10 @@ type Config struct {
 	MailDomain   string
 
 	// Payload encryption (internal/codec) and its codec server.
-	CodecKeysFile string
-	CodecAddr     string
-	CodecToken    string
+	CodecKeysFile      string
+	CodecKeysVaultPath string
+	CodecAddr          string
+	CodecToken         string
 }
 
 // Var documents one environment variable.
@@ -183,6 +184,7 @@ func Vars() []Var {
 		{Name: "JOINERY_MAIL_DOMAIN", Default: "joinery.test", Doc: "Domain of people's addresses when the directory has no mail attribute", set: str(func(c *Config) *string { return &c.MailDomain })},
 
 		{Name: "JOINERY_CODEC_KEYS_FILE", Default: "", Doc: "Payload encryption keys: one `<key-id> <base64 32 bytes>` per line, newest (encrypting) first, mode 0600; when set every Temporal client and worker seals payloads and failure messages (the dev stack generates .state/keys/codec.keys)", set: str(func(c *Config) *string { return &c.CodecKeysFile })},
+		{Name: "JOINERY_CODEC_KEYS_VAULT_PATH", Default: "", Doc: "Instead of the file: a KV v2 secret `<mount>/<path>` whose field `keys` holds the same lines, read at start with the process's Vault identity (token or AppRole)", set: str(func(c *Config) *string { return &c.CodecKeysVaultPath })},
 		{Name: "JOINERY_CODEC_ADDR", Default: "127.0.0.1:8094", Doc: "Listen address of `starter codec-server`, the codec endpoint of the Web UI and `temporal --codec-endpoint`", set: str(func(c *Config) *string { return &c.CodecAddr })},
 		{Name: "JOINERY_CODEC_TOKEN", DevDefault: "dev-codec-token", Doc: "Bearer token operators present to the codec server (`--codec-auth \"Bearer ...\"`, or the browser sign-in); required by `starter codec-server`. Development mode defaults it to dev-codec-token, which is served on a loopback address only", Secret: true, set: str(func(c *Config) *string { return &c.CodecToken })},
 	}

@@ -133,7 +133,7 @@ func TestIntegrationHistoryIsEncrypted(t *testing.T) {
 
 	// The codec server decodes the started event's input for an operator
 	// with the token, and refuses anyone without it.
-	srvHandler, err := codec.NewServerFromConfig(h.Cfg, nil)
+	srvHandler, err := codec.NewServerFromConfig(context.Background(), h.Cfg, nil)
 	require.NoError(t, err)
 	var refused atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -33,7 +33,8 @@ func NewLogger(level string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-// Dial connects to Temporal. With JOINERY_CODEC_KEYS_FILE set, the client
+// Dial connects to Temporal. With JOINERY_CODEC_KEYS_FILE (or
+// JOINERY_CODEC_KEYS_VAULT_PATH) set, the client
 // (and every worker built on it) seals payloads and failure messages before
 // they reach the server and opens them on the way back (see internal/codec),
 // so joiners' personal data never sits in clear in a history. Everything
@@ -48,11 +49,11 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 		Namespace: cfg.TemporalNamespace,
 		Logger:    tlog.NewStructuredLogger(logger),
 	}
-	if cfg.CodecKeysFile != "" {
-		cd, err := codec.Load(cfg.CodecKeysFile)
-		if err != nil {
-			return nil, fmt.Errorf("JOINERY_CODEC_KEYS_FILE: %w", err)
-		}
+	cd, err := codec.FromConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cd != nil {
 		opt, err := codec.DialOption(cd)
 		if err != nil {
 			return nil, err
