@@ -102,37 +102,91 @@ add_content_acl on
 // People keep what they had: they bind (anonymous auth on userPassword),
 // change their own password, and read the directory outside ou=system.
 func slapdAccess(groups []string) string {
-	w := LDAPServiceDN
 	var b strings.Builder
-	rule := func(what string, by ...string) {
-		b.WriteString("access to " + what + "\n")
-		for _, x := range by {
+	for _, r := range slapdRules(groups) {
+		if r.comment != "" {
+			b.WriteString("# " + r.comment + "\n")
+		}
+		b.WriteString("access to " + r.what + "\n")
+		for _, x := range r.by {
 			b.WriteString("    by " + x + "\n")
 		}
 	}
-	b.WriteString("# Service identities: they bind, nobody reads them.\n")
-	rule(`dn.subtree="`+ldapSystemDN+`" attrs=userPassword`, "anonymous auth", "* none")
-	rule(`dn.subtree="`+ldapSystemDN+`"`, "self read", "* none")
-	b.WriteString("# The suffix entry: the base of subtree searches.\n")
-	rule(`dn.base="`+LDAPBaseDN+`"`, "users read", "* none")
-	for _, c := range []string{ldapPeopleDN, ldapServiceAccountsDN} {
-		b.WriteString("# " + c + ": W creates and deletes joiners' entries here, and changes only its own.\n")
-		rule(`dn.base="`+c+`" attrs=children`, `dn.exact="`+w+`" write`, "* none")
-		rule(`dn.base="`+c+`"`, "users read", "* none")
-		rule(`dn.one="`+c+`" attrs=joineryJoiner,joineryRun`, `dn.exact="`+w+`" dnattr=creatorsName add`, "users read", "* none")
-		rule(`dn.one="`+c+`" attrs=userPassword`, "self write", `dn.exact="`+w+`" dnattr=creatorsName =w`, "anonymous auth", "* none")
-		rule(`dn.one="`+c+`"`, `dn.exact="`+w+`" dnattr=creatorsName write`, "users read", "* none")
+	return b.String()
+}
+
+// aclRule is one access directive: what it controls, and who gets what
+// (in order, the first match decides).
+type aclRule struct {
+	comment string // said above the rule in slapd.conf
+	what    string
+	by      []string
+}
+
+// slapdRules are the rules slapdAccess documents, in order.
+func slapdRules(groups []string) []aclRule {
+	w := LDAPServiceDN
+	var rules []aclRule
+	rule := func(comment, what string, by ...string) {
+		rules = append(rules, aclRule{comment: comment, what: what, by: by})
 	}
-	b.WriteString("# Groups the policy may grant (its catalogue): W adds and removes joiners' entries.\n")
+	rule("Service identities: they bind, nobody reads them.",
+		`dn.subtree="`+ldapSystemDN+`" attrs=userPassword`, "anonymous auth", "* none")
+	rule("", `dn.subtree="`+ldapSystemDN+`"`, "self read", "* none")
+	rule("The suffix entry: the base of subtree searches.", `dn.base="`+LDAPBaseDN+`"`, "users read", "* none")
+	for _, c := range []string{ldapPeopleDN, ldapServiceAccountsDN} {
+		rule(c+": W creates and deletes joiners' entries here, and changes only its own.",
+			`dn.base="`+c+`" attrs=children`, `dn.exact="`+w+`" write`, "* none")
+		rule("", `dn.base="`+c+`"`, "users read", "* none")
+		rule("", `dn.one="`+c+`" attrs=joineryJoiner,joineryRun`, `dn.exact="`+w+`" dnattr=creatorsName add`, "users read", "* none")
+		rule("", `dn.one="`+c+`" attrs=userPassword`, "self write", `dn.exact="`+w+`" dnattr=creatorsName =w`, "anonymous auth", "* none")
+		rule("", `dn.one="`+c+`"`, `dn.exact="`+w+`" dnattr=creatorsName write`, "users read", "* none")
+	}
+	comment := "Groups the policy may grant (its catalogue): W adds and removes joiners' entries."
 	for _, g := range groups {
 		dn := "cn=" + ldap.EscapeDN(g) + "," + ldapGroupsDN
 		for _, c := range []string{ldapPeopleDN, ldapServiceAccountsDN} {
-			rule(`dn.base="`+dn+`" attrs=member val.onelevel="`+c+`"`, `dn.exact="`+w+`" write`, "users read", "* none")
+			rule(comment, `dn.base="`+dn+`" attrs=member val.onelevel="`+c+`"`, `dn.exact="`+w+`" write`, "users read", "* none")
+			comment = ""
 		}
 	}
-	rule(`dn.subtree="`+ldapGroupsDN+`"`, "users read", "* none")
-	b.WriteString("# Everything else: nothing for W, read for people (as before).\n")
-	rule("*", `dn.exact="`+w+`" none`, "users read", "* none")
+	if comment != "" {
+		// No group at all: say so where the group rules would be.
+		rule(comment+" (none)", `dn.subtree="`+ldapGroupsDN+`"`, "users read", "* none")
+	} else {
+		rule("", `dn.subtree="`+ldapGroupsDN+`"`, "users read", "* none")
+	}
+	rule("Everything else: nothing for W, read for people (as before).", "*", `dn.exact="`+w+`" none`, "users read", "* none")
+	return rules
+}
+
+// slapdAccessLDIF renders the same rules for a cn=config (slapd-config)
+// server, such as the compose file's OpenLDAP, as an ldapmodify LDIF
+// (testdata/ldap/joinery-access.ldif.txt is its output for the dev policy).
+func slapdAccessLDIF(groups []string) string {
+	var b strings.Builder
+	b.WriteString(`# Joinery's access rules for a cn=config OpenLDAP, generated from
+# internal/stack (slapdRules) for the groups of testdata/policy/default.yaml;
+# regenerate with JOINERY_UPDATE_GOLDEN=1 go test ./internal/stack -run SlapdAccessLDIF.
+# README, "Directory service account", explains them. They replace the
+# database's olcAccess (the rootdn bypasses them); find the database's DN with
+#   ldapsearch -Y EXTERNAL -H ldapi:/// -b cn=config '(olcSuffix=` + LDAPBaseDN + `)' dn
+# and apply with ldapmodify -Y EXTERNAL -H ldapi:/// -f <this file>.
+dn: olcDatabase={1}mdb,cn=config
+changetype: modify
+replace: olcAddContentAcl
+olcAddContentAcl: TRUE
+-
+replace: olcAccess
+`)
+	for i, r := range slapdRules(groups) {
+		b.WriteString(fmt.Sprintf("olcAccess: {%d}to %s", i, r.what))
+		for _, x := range r.by {
+			b.WriteString(" by " + x)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("-\n")
 	return b.String()
 }
 

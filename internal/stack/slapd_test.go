@@ -47,3 +47,22 @@ func TestSlapdConfigIsValid(t *testing.T) {
 	out, err := exec.Command(slapBin("slaptest"), "-u", "-f", conf).CombinedOutput()
 	require.NoError(t, err, "slaptest (is slapd installed? make tools): %s", out)
 }
+
+// testdata/ldap/joinery-access.ldif.txt is the dev policy's rules for a
+// cn=config server; it must say what slapd.conf says.
+func TestSlapdAccessLDIFIsCurrent(t *testing.T) {
+	repo, err := FindRepoDir()
+	require.NoError(t, err)
+	c := DefaultConfig(repo)
+	pol, err := policy.Load(c.slapdPolicyFile())
+	require.NoError(t, err)
+	want := slapdAccessLDIF(pol.Groups)
+	path := c.testdata("ldap/joinery-access.ldif.txt")
+	if os.Getenv("JOINERY_UPDATE_GOLDEN") == "1" {
+		require.NoError(t, os.WriteFile(path, []byte(want), 0o644))
+	}
+	have, err := os.ReadFile(path)
+	require.NoError(t, err, "generate it with JOINERY_UPDATE_GOLDEN=1")
+	require.Equal(t, want, string(have), "regenerate with JOINERY_UPDATE_GOLDEN=1 go test ./internal/stack -run SlapdAccessLDIF")
+	require.Equal(t, len(slapdRules(pol.Groups)), strings.Count(want, "olcAccess: {"))
+}
