@@ -41,8 +41,9 @@ const (
 
 // Config says where Vault is and how the connector authenticates.
 //
-// Exactly one of Token or RoleID (with SecretID) must be set: the dev stack
-// uses a token, the production worker logs in with AppRole.
+// Exactly one of Token or RoleID (with SecretID) must be set: the worker logs
+// in with AppRole (in the dev stack too, as role joinery-worker); a token is
+// for operators and the bootstrap.
 type Config struct {
 	// Addr is Vault's API address, e.g. http://127.0.0.1:8200.
 	Addr string

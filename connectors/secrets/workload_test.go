@@ -1,10 +1,14 @@
 package secrets
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/joinery/joinery/connectors"
 )
 
 var defaultTemplates = map[string][]GrantTemplate{
@@ -109,4 +113,27 @@ func withoutComments(hcl string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func TestIssueWorkloadRefusesBeforeReachingVault(t *testing.T) {
+	// Nothing listens here: every case must be refused before a request.
+	c, err := New(context.Background(), Config{Addr: "http://127.0.0.1:1", Token: "t"})
+	require.NoError(t, err)
+	deliver := func(context.Context, string) error { return nil }
+	ok := WorkloadRequest{Role: "joinery-nhi-x", Grants: []GrantTemplate{{Path: "secret/data/workloads/x/y/*", Capabilities: []string{"read"}}}, WrapTTL: time.Minute}
+	for name, mutate := range map[string]func(r *WorkloadRequest){
+		"role outside the prefix":      func(r *WorkloadRequest) { r.Role = "joinery-worker" },
+		"role with a slash":            func(r *WorkloadRequest) { r.Role = "joinery-nhi-x/policies" },
+		"token policies from a caller": func(r *WorkloadRequest) { r.Options.TokenPolicies = []string{"root"} },
+		"no wrap TTL":                  func(r *WorkloadRequest) { r.WrapTTL = 0 },
+	} {
+		r := ok
+		mutate(&r)
+		_, err := c.IssueWorkload(context.Background(), r, deliver)
+		var ce *connectors.Error
+		require.ErrorAs(t, err, &ce, name)
+		require.Equal(t, TypeInvalidRequest, ce.Type, name)
+	}
+	_, err = c.IssueWorkload(context.Background(), ok, nil)
+	require.Error(t, err, "deliver is required")
 }
