@@ -178,11 +178,26 @@ func (c Config) setupVaultWorker(ctx context.Context, addr, rootToken string) er
 	return writeOwnerOnly(sidFile, sid)
 }
 
-// writeOwnerOnly writes a credential file readable by its owner only, also
-// when it already existed with wider permissions.
+// writeOwnerOnly writes a credential file readable by its owner only. It
+// writes a temporary file and renames it, so a worker starting meanwhile
+// reads the old value or the new one, never half of one, and a file that
+// existed with wider permissions is replaced rather than reused.
 func writeOwnerOnly(path, value string) error {
-	if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
 		return err
 	}
-	return os.Chmod(path, 0o600)
+	defer os.Remove(f.Name()) // after a successful rename there is nothing left to remove
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteString(value + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

@@ -83,3 +83,18 @@ func TestWorkloadCatalogueFitsThePlans(t *testing.T) {
 		require.Equal(t, map[string]string{"joinery_slot_0": "deploy-bot/production/*", "joinery_slot_1": "deploy-bot/production/*"}, md, kind)
 	}
 }
+
+func TestWriteOwnerOnlyReplacesAWiderFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "worker-secret-id")
+	require.NoError(t, os.WriteFile(p, []byte("old"), 0o644))
+	require.NoError(t, writeOwnerOnly(p, "new"))
+	info, err := os.Stat(p)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	got, err := os.ReadFile(p)
+	require.NoError(t, err)
+	require.Equal(t, "new\n", string(got))
+	entries, err := os.ReadDir(filepath.Dir(p))
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "no temporary file left behind")
+}
