@@ -121,6 +121,49 @@ func ComposeVaultFiles(cat secrets.WorkloadCatalogue) (map[string]string, error)
 	return out, nil
 }
 
+// RenderVaultFiles writes, into dir, the Vault files a bootstrap without Go
+// loads for the joiner policy file: joinery-worker.hcl (the worker's
+// policy), workload-policies/<name>.hcl (with ComposeAccessorPlaceholder)
+// and workload-catalogue.json. Stale workload policy files are removed.
+// testdata/vault holds the rendering for testdata/policy/default.yaml, which
+// docker-compose's init job loads.
+func RenderVaultFiles(policyFile, dir string) error {
+	tmpls, err := WorkloadTemplates(policyFile)
+	if err != nil {
+		return err
+	}
+	cat, err := secrets.WorkloadCatalogueFor(tmpls)
+	if err != nil {
+		return fmt.Errorf("workload catalogue from %s: %w", policyFile, err)
+	}
+	files, err := ComposeVaultFiles(cat)
+	if err != nil {
+		return err
+	}
+	files["joinery-worker.hcl"] = secrets.WorkerPolicyHCL(secrets.Config{}, cat)
+	wp := filepath.Join(dir, "workload-policies")
+	if err := os.MkdirAll(wp, 0o755); err != nil {
+		return err
+	}
+	old, err := filepath.Glob(filepath.Join(wp, "*.hcl"))
+	if err != nil {
+		return err
+	}
+	for _, f := range old {
+		if _, keep := files[filepath.Join("workload-policies", filepath.Base(f))]; !keep {
+			if err := os.Remove(f); err != nil {
+				return err
+			}
+		}
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // policyFile is the joiner policy the stack's worker runs with.
 func (c Config) policyFile() string {
 	p := envOr("JOINERY_POLICY_FILE", filepath.Join("testdata", "policy", "default.yaml"))

@@ -12,43 +12,49 @@ import (
 )
 
 // testdata/vault/joinery-worker.hcl is what the bootstrap installs for the
-// default joiner policy (docker-compose loads it as is). Regenerate with
-// JOINERY_UPDATE_GOLDEN=1 go test ./internal/stack -run TestWorkerPolicyFile.
-func TestWorkerPolicyFileIsTheRenderedOne(t *testing.T) {
+// default joiner policy, and testdata/vault/workload-* what docker-compose's
+// init job (no Go there) loads. Regenerate with
+// JOINERY_UPDATE_GOLDEN=1 go test ./internal/stack -run TestVaultFilesAreTheRenderedOnes.
+func TestVaultFilesAreTheRenderedOnes(t *testing.T) {
 	repo, err := FindRepoDir()
 	require.NoError(t, err)
-	tmpls, err := WorkloadTemplates(filepath.Join(repo, "testdata", "policy", "default.yaml"))
+	policyFile := filepath.Join(repo, "testdata", "policy", "default.yaml")
+	dir := filepath.Join(repo, "testdata", "vault")
+	if os.Getenv("JOINERY_UPDATE_GOLDEN") != "" {
+		require.NoError(t, RenderVaultFiles(policyFile, dir))
+	}
+	fresh := t.TempDir()
+	require.NoError(t, RenderVaultFiles(policyFile, fresh))
+	var names []string
+	require.NoError(t, filepath.WalkDir(fresh, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(fresh, p)
+			names = append(names, rel)
+		}
+		return err
+	}))
+	require.Contains(t, names, "joinery-worker.hcl")
+	for _, name := range names {
+		want, err := os.ReadFile(filepath.Join(fresh, name))
+		require.NoError(t, err)
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err, "regenerate %s (see the test's comment)", name)
+		require.Equal(t, string(want), string(got), "regenerate %s (see the test's comment)", name)
+	}
+	committed, err := filepath.Glob(filepath.Join(dir, "workload-policies", "*.hcl"))
+	require.NoError(t, err)
+	rendered, err := filepath.Glob(filepath.Join(fresh, "workload-policies", "*.hcl"))
+	require.NoError(t, err)
+	require.Len(t, committed, len(rendered), "no stale workload policy files")
+
+	// The worker policy installed by the bootstrap is the same rendering.
+	tmpls, err := WorkloadTemplates(policyFile)
 	require.NoError(t, err)
 	cat, err := secrets.WorkloadCatalogueFor(tmpls)
 	require.NoError(t, err)
-	want := secrets.WorkerPolicyHCL(secrets.Config{}, cat)
-	file := filepath.Join(repo, "testdata", "vault", "joinery-worker.hcl")
-	if os.Getenv("JOINERY_UPDATE_GOLDEN") != "" {
-		require.NoError(t, os.WriteFile(file, []byte(want), 0o644))
-	}
-	got, err := os.ReadFile(file)
+	want, err := os.ReadFile(filepath.Join(fresh, "joinery-worker.hcl"))
 	require.NoError(t, err)
-	require.Equal(t, want, string(got), "regenerate %s (see the test's comment)", file)
-
-	// docker-compose's init job has no Go: it loads the workload policies
-	// and the catalogue from these files, substituting the AppRole accessor.
-	files, err := ComposeVaultFiles(cat)
-	require.NoError(t, err)
-	dir := filepath.Join(repo, "testdata", "vault")
-	if os.Getenv("JOINERY_UPDATE_GOLDEN") != "" {
-		require.NoError(t, os.MkdirAll(filepath.Join(dir, "workload-policies"), 0o755))
-		for name, text := range files {
-			require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644))
-		}
-	}
-	for name, text := range files {
-		got, err := os.ReadFile(filepath.Join(dir, name))
-		require.NoError(t, err, "regenerate %s", name)
-		require.Equal(t, text, string(got), "regenerate %s (see the test's comment)", name)
-	}
-	entries, err := os.ReadDir(filepath.Join(dir, "workload-policies"))
-	require.NoError(t, err)
-	require.Len(t, entries, len(cat.Policies), "no stale workload policy files")
+	require.Equal(t, secrets.WorkerPolicyHCL(secrets.Config{}, cat), string(want))
 }
 
 // The catalogue is rendered from the same templates the worker's plans

@@ -12,9 +12,10 @@
 #            worker's user (distroless nonroot, uid 65532), mounted read-only.
 #
 # The policy files are rendered from the joiner policy by Go
-# (internal/stack.ComposeVaultFiles, checked by its tests): this script only
-# substitutes the AppRole accessor the ACL templates refer to. After changing
-# the joiner policy's workload grants, regenerate them and re-run this job.
+# (internal/stack.RenderVaultFiles; its test keeps these in step with
+# testdata/policy/default.yaml): this script only substitutes the AppRole
+# accessor the ACL templates refer to. After changing the joiner policy's
+# workload grants, regenerate them and re-run this job.
 set -eu
 until vault status -format=json >/dev/null 2>&1 || [ $? -eq 2 ]; do sleep 1; done
 umask 077
