@@ -183,7 +183,26 @@ func TestIntegrationClaimRaceForOnePerson(t *testing.T) {
 // Every change takes the expected owner: another joiner's entry, or one
 // Joinery did not create, is refused by the connector and stays unchanged.
 func TestIntegrationChangesCheckTheOwner(t *testing.T) {
-	c, _ := integrationClient(t)
+	t.Run("assertion control", func(t *testing.T) {
+		c, _ := integrationClient(t)
+		changesCheckTheOwner(t, c)
+	})
+	// The read-then-check path Active Directory takes (no RFC 4528), run
+	// against slapd with a profile that does not assert.
+	t.Run("read then check", func(t *testing.T) {
+		c, _ := integrationClient(t, func(cfg *Config) { cfg.Profile = noAssertion{} })
+		changesCheckTheOwner(t, c)
+	})
+}
+
+// noAssertion is the OpenLDAP profile of a server without the assertion
+// control.
+type noAssertion struct{ OpenLDAPProfile }
+
+func (noAssertion) AssertsOwner() bool { return false }
+
+func changesCheckTheOwner(t *testing.T, c *Client) {
+	t.Helper()
 	ctx := context.Background()
 	p := person(t, "Owned", "Entry")
 	acct, err := c.Claim(ctx, "owned-"+tag(t), p)
@@ -209,7 +228,7 @@ func TestIntegrationChangesCheckTheOwner(t *testing.T) {
 	require.Equal(t, adaBefore, snapshot(t, ada))
 	require.Equal(t, groupBefore, snapshot(t, group))
 
-	// The assertion control alone refuses too (the delete carries it).
+	// The assertion control alone refuses too.
 	ctrl, err := assertionControl(c.ownerFilter(intruder))
 	require.NoError(t, err)
 	conn := workerConn(t)
