@@ -53,6 +53,11 @@ func newEnv(t *testing.T) itEnv {
 	require.NoError(t, err)
 	cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TemporalUIURL = ep.TemporalAddress, ep.TemporalNamespace, ep.TemporalUIURL
 	cfg.TaskQueue = "it-intake-" + randHex(6)
+	cfg.HRISURL, cfg.HRISCompany, cfg.HRISAPIKey = ep.HRISURL, ep.HRISCompany, ep.HRISAPIKey
+	// These tests are about the paths, not the blast radius (which has its
+	// own tests with a worker running the hold): the dev policy without
+	// intake.blast_radius, so no hold is asked.
+	cfg.PolicyFile = policyWithoutBlastRadius(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := run.Dial(ctx, cfg, nil)
@@ -61,6 +66,38 @@ func newEnv(t *testing.T) itEnv {
 	}
 	t.Cleanup(c.Close)
 	return itEnv{ep: ep, cfg: cfg, c: c}
+}
+
+// policyWithoutBlastRadius writes the dev policy without its
+// intake.blast_radius section and returns the file's path.
+func policyWithoutBlastRadius(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/policy/default.yaml")
+	require.NoError(t, err)
+	head, _, ok := strings.Cut(string(b), "\n  blast_radius:")
+	require.True(t, ok, "the dev policy has an intake.blast_radius section")
+	p := t.TempDir() + "/policy.yaml"
+	require.NoError(t, os.WriteFile(p, []byte(head+"\n"), 0o600))
+	return p
+}
+
+// hire enters a pending hire (starting in a month) in the reference HRIS
+// and returns its ID: the HR record decides who gets a joiner, so every
+// start these tests expect needs one. employmentStatus "" is Full-Time.
+func (e itEnv) hire(t *testing.T, employmentStatus string) string {
+	t.Helper()
+	if employmentStatus == "" {
+		employmentStatus = "Full-Time"
+	}
+	hc, err := hris.New(hris.Config{BaseURL: e.ep.HRISURL, Company: e.ep.HRISCompany, APIKey: e.ep.HRISAPIKey, Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := hc.AddEmployee(ctx, map[string]string{"firstName": "Intake", "lastName": "Test" + randHex(3),
+		"hireDate": time.Now().AddDate(0, 1, 0).Format(time.DateOnly), "status": "Active",
+		"employmentHistoryStatus": employmentStatus, "department": "Engineering", "supervisorEId": "100"})
+	require.NoError(t, err)
+	return id
 }
 
 func randHex(n int) string {
@@ -206,7 +243,8 @@ func TestIntegrationWebhookSignatures(t *testing.T) {
 	url := srv.URL + "/hris/webhook"
 	now := time.Now()
 
-	valid, wrong, stale, unsigned, replayed := numericID(), numericID(), numericID(), numericID(), numericID()
+	// Refused deliveries never reach the HRIS: made-up IDs do for them.
+	valid, wrong, stale, unsigned, replayed := e.hire(t, ""), numericID(), numericID(), numericID(), numericID()
 	e.terminateLater(t, valid, wrong, stale, unsigned, replayed)
 
 	t.Run("valid signature starts the joiner", func(t *testing.T) {
@@ -258,7 +296,7 @@ func TestIntegrationReplayOfStartedDelivery(t *testing.T) {
 	const secret = "it-webhook-secret"
 	srv := httptest.NewServer(e.server(t, secret).Handler())
 	defer srv.Close()
-	id := numericID()
+	id := e.hire(t, "")
 	e.terminateLater(t, id)
 	body := createdEvent(id)
 	h := signed(secret, body, time.Now())
@@ -279,7 +317,7 @@ func TestIntegrationConcurrentDeliveries(t *testing.T) {
 	const secret = "it-webhook-secret"
 	srv := httptest.NewServer(e.server(t, secret).Handler())
 	defer srv.Close()
-	id := numericID()
+	id := e.hire(t, "")
 	e.terminateLater(t, id)
 	body := createdEvent(id)
 	now := time.Now()
@@ -349,7 +387,13 @@ func TestIntegrationBulkImport(t *testing.T) {
 	csv.WriteString("hrisId,kind,hireDate,email\n")
 	var good, bad []string
 	for i := 1; i <= 100; i++ {
+		// Invalid rows are refused before the HRIS is asked: made-up IDs.
 		id := fmt.Sprintf("%s-%03d", prefix, i)
+		switch i {
+		case 7, 23, 42, 64, 99:
+		default:
+			id = e.hire(t, "")
+		}
 		switch i {
 		case 7:
 			fmt.Fprintf(&csv, "%s,robot,2030-01-01,\n", id)
@@ -404,7 +448,7 @@ func TestIntegrationSCIMBulk(t *testing.T) {
 	defer srv.Close()
 	raw, err := os.ReadFile("../../testdata/intake/entra-bulk.json")
 	require.NoError(t, err)
-	a, b := uniqueID(), uniqueID()
+	a, b := e.hire(t, ""), e.hire(t, "Contractor")
 	body := strings.NewReplacer("701984", a, "701985", b).Replace(string(raw))
 	e.terminateLater(t, a, b)
 	code, out := post(t, srv.URL+"/scim/v2/Bulk", "application/scim+json", []byte(body), map[string]string{"Authorization": "Bearer " + itToken})
@@ -441,17 +485,23 @@ func TestIntegrationJoinerAPIAndReadiness(t *testing.T) {
 	e := newEnv(t)
 	srv := httptest.NewServer(e.server(t, "unused").Handler())
 	defer srv.Close()
-	id := uniqueID()
+	id := e.hire(t, "")
 	e.terminateLater(t, id)
 	auth := map[string]string{"Authorization": "Bearer " + itToken}
+	// The caller does not choose the kind: a pipeline on a person's record
+	// is refused, and nothing starts.
 	code, out := post(t, srv.URL+"/joiners", "application/json", []byte(`{"hrisId":"`+id+`","kind":"pipeline","requestedBy":"ci"}`), auth)
+	require.Equal(t, http.StatusUnprocessableEntity, code, string(out))
+	require.Contains(t, string(out), `"reason":"kind-mismatch"`)
+	e.requireNotStarted(t, id)
+	code, out = post(t, srv.URL+"/joiners", "application/json", []byte(`{"hrisId":"`+id+`","requestedBy":"ci"}`), auth)
 	require.Equal(t, http.StatusCreated, code, string(out))
 	var ans intake.StartAnswer
 	require.NoError(t, json.Unmarshal(out, &ans))
 	require.Equal(t, run.Started, ans.Outcome)
 	require.Equal(t, e.cfg.TemporalUIURL+"/namespaces/"+e.cfg.TemporalNamespace+"/workflows/joiner-"+id, ans.UIURL)
 	require.Equal(t, ans.RunID, e.requireRunning(t, id))
-	require.Equal(t, workflows.JoinerInput{HRISID: id, Kind: "pipeline", Source: "api", RequestedBy: "ci"}, e.input(t, id))
+	require.Equal(t, workflows.JoinerInput{HRISID: id, Kind: "employee", Source: "api", RequestedBy: "ci"}, e.input(t, id))
 
 	code, out = post(t, srv.URL+"/joiners", "application/json", []byte(`{"hrisId":"`+id+`"}`), auth)
 	require.Equal(t, http.StatusOK, code)
