@@ -244,6 +244,28 @@ func TestWorkerVaultIdentityCannotEscalate(t *testing.T) {
 		requireDenied(t, "minting a SecretID for role "+other, write("auth/approle/role/"+other+"/secret-id", nil))
 		requireDenied(t, "updating role "+other, write("auth/approle/role/"+other, map[string]any{"token_policies": []string{"joinery-workload-pipeline"}}))
 	}
+	// Dot segments do not reach a role outside the prefix: Vault redirects to
+	// the cleaned path (whose ACL then applies) or finds no route.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, p := range []string{
+		"auth/approle/role/" + role + "/../" + stack.WorkerAppRole + "/secret-id",
+		"auth/approle/role/" + role + "/%2e%2e/" + stack.WorkerAppRole + "/secret-id",
+		"auth/approle/role/" + role + "%2f..%2f" + stack.WorkerAppRole + "/secret-id",
+	} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.VaultAddr+"/v1/"+p, strings.NewReader("{}"))
+		require.NoError(t, err)
+		req.Header.Set("X-Vault-Token", w.Token())
+		resp, err := noRedirect.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.GreaterOrEqual(t, resp.StatusCode, 300, "%s must not succeed", p)
+		if resp.StatusCode/100 == 3 {
+			loc := resp.Header.Get("Location")
+			require.NotContains(t, loc, "..", "the redirect goes to the cleaned path")
+			_, err := w.Logical().WriteWithContext(ctx, strings.TrimPrefix(loc, "/v1/"), nil)
+			requireDenied(t, "the cleaned path "+loc, err)
+		}
+	}
 	requireDenied(t, "listing roles", func() error { _, err := w.Logical().ListWithContext(ctx, "auth/approle/role"); return err }())
 
 	// Tokens: no revoking others', no minting new ones.
