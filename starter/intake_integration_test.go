@@ -23,8 +23,11 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
+	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/intake"
 	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/internal/stack/stacktest"
 	"github.com/joinery/joinery/workflows"
@@ -41,6 +44,10 @@ func itConfig(t *testing.T) (config.Config, client.Client) {
 	cfg.TaskQueue = "it-starter-" + randHex(5)
 	cfg.HRISWebhookSecret = "it-serve-secret"
 	cfg.IntakeToken = "it-serve-token"
+	cfg.HRISURL, cfg.HRISCompany, cfg.HRISAPIKey = ep.HRISURL, ep.HRISCompany, ep.HRISAPIKey
+	// No worker runs the hold on this queue: the dev policy without its
+	// blast radius (TestIntegrationHoldCommand has one, with a worker).
+	cfg.PolicyFile = policyWith(t, "intake:\n  max_days_since_hire: 0\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := run.Dial(ctx, cfg, nil)
@@ -49,6 +56,34 @@ func itConfig(t *testing.T) (config.Config, client.Client) {
 	}
 	t.Cleanup(c.Close)
 	return cfg, c
+}
+
+// policyWith writes the dev policy with its intake section replaced by
+// intake and returns the file's path.
+func policyWith(t *testing.T, intake string) string {
+	t.Helper()
+	b, err := os.ReadFile("../testdata/policy/default.yaml")
+	require.NoError(t, err)
+	head, _, ok := strings.Cut(string(b), "\nintake:")
+	require.True(t, ok, "the dev policy has an intake section")
+	p := filepath.Join(t.TempDir(), "policy.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(head+"\n"+intake), 0o600))
+	return p
+}
+
+// hire enters a pending hire in the reference HRIS (the HR record decides
+// who gets a joiner) and returns its ID.
+func hire(t *testing.T, cfg config.Config, employmentStatus string) string {
+	t.Helper()
+	hc, err := hris.New(hris.Config{BaseURL: cfg.HRISURL, Company: cfg.HRISCompany, APIKey: cfg.HRISAPIKey, Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := hc.AddEmployee(ctx, map[string]string{"firstName": "Starter", "lastName": "Test" + randHex(3),
+		"hireDate": time.Now().AddDate(0, 1, 0).Format(time.DateOnly), "status": "Active",
+		"employmentHistoryStatus": employmentStatus, "department": "Engineering", "supervisorEId": "100"})
+	require.NoError(t, err)
+	return id
 }
 
 func randHex(n int) string {
@@ -92,8 +127,10 @@ func TestIntegrationImportCommand(t *testing.T) {
 	require.NoError(t, err)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "joiners.csv")
-	require.NoError(t, os.WriteFile(file, []byte(strings.ReplaceAll(string(fixture), "{{P}}", p)), 0o600))
-	good := []string{p + "-1", p + "-2", p + "-3"}
+	// The rows that start need HR records of the kind the file names.
+	good := []string{hire(t, cfg, "Full-Time"), hire(t, cfg, "Contractor"), hire(t, cfg, "Full-Time")}
+	csv := strings.NewReplacer("{{P}}-1,", good[0]+",", "{{P}}-2,", good[1]+",", "{{P}}-3,", good[2]+",", "{{P}}", p).Replace(string(fixture))
+	require.NoError(t, os.WriteFile(file, []byte(csv), 0o600))
 	bad := []string{p + "-5", p + "-6", p + "-7"}
 	terminateLater(t, c, good...)
 
@@ -102,7 +139,7 @@ func TestIntegrationImportCommand(t *testing.T) {
 	require.Equal(t, exitFailed, code, "a file with bad rows exits 1\n%s\n%s", out.String(), errb.String())
 	table := out.String()
 	for _, want := range []string{
-		"ROW  HR ID", p + "-1", "started", "bad id", "invalid", "hrisId: want 1-64 characters",
+		"ROW  HR ID", good[0], "started", "bad id", "invalid", "hrisId: want 1-64 characters",
 		"kind: \"robot\" is not a joiner kind", "hireDate: 2027-02-30 is not a calendar date", "email: not an e-mail address",
 		"already running", "8 rows: 3 started, 1 already running, 0 already done, 4 invalid, 0 failed",
 	} {
@@ -175,7 +212,7 @@ func TestIntegrationServeCommand(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	id := "it-serve-" + randHex(4)
+	id := hire(t, cfg, "Full-Time")
 	terminateLater(t, c, id)
 
 	var logs syncWriter
@@ -184,7 +221,9 @@ func TestIntegrationServeCommand(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"JOINERY_TEMPORAL_ADDRESS="+cfg.TemporalAddress, "JOINERY_TEMPORAL_NAMESPACE="+cfg.TemporalNamespace,
 		"JOINERY_TEMPORAL_UI_URL="+cfg.TemporalUIURL, "JOINERY_TASK_QUEUE="+cfg.TaskQueue, "JOINERY_INTAKE_ADDR="+addr,
-		"JOINERY_INTAKE_TOKEN="+cfg.IntakeToken, "JOINERY_HRIS_WEBHOOK_SECRET="+cfg.HRISWebhookSecret, "JOINERY_LOG_LEVEL=info")
+		"JOINERY_INTAKE_TOKEN="+cfg.IntakeToken, "JOINERY_HRIS_WEBHOOK_SECRET="+cfg.HRISWebhookSecret, "JOINERY_LOG_LEVEL=info",
+		"JOINERY_POLICY_FILE="+cfg.PolicyFile, "JOINERY_HRIS_URL="+cfg.HRISURL, "JOINERY_HRIS_COMPANY="+cfg.HRISCompany,
+		"JOINERY_HRIS_API_KEY="+cfg.HRISAPIKey)
 	cmd.Stderr = &logs
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
@@ -294,4 +333,103 @@ func TestProgress(t *testing.T) {
 	p.done(4)
 	require.True(t, strings.HasPrefix(term.String(), "\r[======="), term.String())
 	require.True(t, strings.HasSuffix(term.String(), "\r[==============================] 4/4 rows\n"), term.String())
+}
+
+// `starter start` on records that are not pending hires: refused, nothing
+// started. (The exit code is start's: exitFailed until it maps
+// run.ErrNotEligible to its own.)
+func TestIntegrationStartRefusesNonPendingRecords(t *testing.T) {
+	cfg, c := itConfig(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"102"}, "(inactive)"},
+		{[]string{"200", "--kind", "service-account"}, "(kind-mismatch)"},
+		{[]string{"200", "--kind", "contractor"}, "(kind-mismatch)"},
+	} {
+		var out, errb bytes.Buffer
+		code := cmdStart(context.Background(), cfg, tc.args, &out, &errb)
+		require.NotEqual(t, exitOK, code, tc.args)
+		require.Contains(t, errb.String(), "not eligible for a joiner "+tc.want, tc.args)
+	}
+	require.Zero(t, joinerStatus(t, c, "102"))
+	require.Zero(t, joinerStatus(t, c, "200"))
+}
+
+// `starter hold list|release|discard` against the real Temporal, with a
+// worker running the hold and a blast radius of one start per hour.
+func TestIntegrationHoldCommand(t *testing.T) {
+	cfg, c := itConfig(t)
+	cfg.PolicyFile = policyWith(t, "intake:\n  blast_radius:\n    window: 1h\n    max_starts: 1\n    max_rescinds: 1\n")
+	holdID := "it-hold-" + randHex(5)
+	h := &intake.Hold{Client: c, ID: holdID, TaskQueue: cfg.TaskQueue + "-hold", Config: cfg}
+	w := worker.New(c, h.TaskQueue, worker.Options{})
+	w.RegisterWorkflow(workflows.Hold)
+	require.NoError(t, w.Start())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = c.TerminateWorkflow(ctx, holdID, "", "test cleanup")
+		w.Stop()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, h.Ensure(ctx))
+
+	ids := []string{hire(t, cfg, "Full-Time"), hire(t, cfg, "Full-Time"), hire(t, cfg, "Full-Time"), hire(t, cfg, "Full-Time")}
+	terminateLater(t, c, ids...)
+	file := filepath.Join(t.TempDir(), "burst.csv")
+	require.NoError(t, os.WriteFile(file, []byte("hrisId\n"+strings.Join(ids, "\n")+"\n"), 0o600))
+	cli := func(cmd command, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := cmd(context.Background(), cfg, append(args, "--hold-id", holdID), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	code, out, errOut := cli(cmdImport, file, "--concurrency", "1")
+	require.Equal(t, exitOK, code, "held rows are accepted\n%s\n%s", out, errOut)
+	require.Contains(t, out, "4 rows: 1 started, 0 already running, 0 already done, 0 invalid, 0 failed, 0 refused, 3 held")
+	require.Contains(t, out, "hold start:"+ids[1])
+	for _, id := range ids[1:] {
+		require.Zero(t, joinerStatus(t, c, id), "held, not started")
+	}
+
+	code, out, _ = cli(cmdHold, "list")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, "window 1h0m0s: 1/1 starts")
+	require.Contains(t, out, "3 held")
+	require.Contains(t, out, "start:"+ids[2])
+
+	// Usage: who decides is said, not guessed.
+	code, _, _ = cli(cmdHold, "release", "--all")
+	require.Equal(t, exitUsage, code)
+	code, _, _ = cli(cmdHold, "discard", ids[3], "--as", "ops")
+	require.Equal(t, exitUsage, code, "a discard needs a reason")
+
+	code, out, errOut = cli(cmdHold, "release", ids[1], "--as", "ops.alice")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "start:"+ids[1]+"  started")
+	code, out, _ = cli(cmdHold, "discard", "start:"+ids[3], "--as", "ops.bob", "--reason", "duplicate import")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, "discarded by ops.bob")
+	code, out, _ = cli(cmdHold, "release", "--all", "--as", "ops.alice")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, "start:"+ids[2]+"  started")
+	code, out, _ = cli(cmdHold, "release", "--all", "--as", "ops.alice")
+	require.Equal(t, exitOK, code)
+	require.NotContains(t, out, "started", "a second release starts nothing")
+
+	for _, id := range ids[:3] {
+		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, joinerStatus(t, c, id), id)
+	}
+	require.Zero(t, joinerStatus(t, c, ids[3]), "discarded: never started")
+	code, out, _ = cli(cmdHold, "list", "--json")
+	require.Equal(t, exitOK, code)
+	var v workflows.HoldView
+	require.NoError(t, json.Unmarshal([]byte(out), &v))
+	require.Empty(t, v.Held)
+	require.Len(t, v.Log, 3)
+	require.Equal(t, "discarded", v.Log[1].Decision)
+	require.Equal(t, "ops.bob", v.Log[1].By)
+	require.Equal(t, "duplicate import", v.Log[1].Reason)
 }

@@ -43,9 +43,10 @@ func HoldFor(c client.Client, cfg config.Config) *Hold {
 	return &Hold{Client: c, ID: workflows.HoldWorkflowID, TaskQueue: cfg.TaskQueue, Config: cfg}
 }
 
-// ensure starts the hold if it is not running. Starting it is idempotent
-// (an existing run is used), so concurrent intakes may all call it.
-func (h *Hold) ensure(ctx context.Context) error {
+// Ensure starts the hold if it is not running. Starting it is idempotent
+// (an existing run is used), so concurrent intakes may all call it; the
+// intake calls it when an admission finds no hold.
+func (h *Hold) Ensure(ctx context.Context) error {
 	_, err := h.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       h.ID,
 		TaskQueue:                h.TaskQueue,
@@ -79,7 +80,7 @@ func (h *Hold) update(ctx context.Context, name string, arg, out any) error {
 	}
 	err := try()
 	if err != nil && gone(err) {
-		if serr := h.ensure(ctx); serr != nil {
+		if serr := h.Ensure(ctx); serr != nil {
 			return serr
 		}
 		err = try()
