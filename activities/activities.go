@@ -20,6 +20,7 @@ import (
 	"github.com/joinery/joinery/connectors/directory"
 	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/connectors/secrets"
+	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/policy"
 )
 
@@ -91,7 +92,15 @@ type Activities struct {
 	Policy    Planner
 	Handover  Handover
 	Notifier  Notifier
-	Logger    *slog.Logger
+	// People looks approvers up in the directory (live approver checks).
+	People People
+	// DecisionKeys are the inbox public keys decisions must be signed
+	// with; DecisionMaxAge bounds their age; InboxURL is where people
+	// decide (for links). Each joiner records them once in its history.
+	DecisionKeys   []decision.PublicKey
+	DecisionMaxAge time.Duration
+	InboxURL       string
+	Logger         *slog.Logger
 	// Faults, when set, is consulted at the start of each side effect; a
 	// non-nil error fails that step (tests of the rollback use it).
 	Faults func(step, hrisID string) error

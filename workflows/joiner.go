@@ -65,9 +65,12 @@ type joiner struct {
 	worker  policy.Worker
 
 	// inbox holds approval attempts in arrival order; approve() consumes it.
-	inbox   []ApprovalSignal
-	seen    int
-	decided *Decision
+	inbox []queued
+	seen  int
+	// approveSeq and rejectSeq count the signals of each channel, extSeq
+	// the extend signals, so a recorded decision names the event it came in.
+	approveSeq, rejectSeq, extSeq int
+	decided                       *Decision
 	// first and second hold the approvals so far when the policy asks for
 	// two people (a second approver); decided is set once both agree.
 	first, second *Decision
@@ -82,6 +85,19 @@ type joiner struct {
 	extensions []ExtendSignal
 	extSeen    int
 	revoke     *RescindSignal
+
+	// Signed decisions (see decisions.go). signed is the version gate;
+	// trust and planHash are recorded once, at planning.
+	signed     bool
+	trust      activities.DecisionTrust
+	planHash   string
+	nonces     map[string]bool
+	applying   bool
+	decidedBy  []string
+	published  []string
+	breakGlass bool
+	escalated  bool
+	alarms     int
 }
 
 func (j *joiner) setup(ctx workflow.Context) error {
@@ -105,6 +121,11 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	}
 	j.status = Status{HRISID: j.in.HRISID, Stage: StageValidating}
 	j.result = JoinerResult{HRISID: j.in.HRISID}
+	j.nonces = map[string]bool{}
+	// Version 1: only decisions signed by the approval inbox (or a
+	// break-glass decision where policy allows) count. Joiners started
+	// before keep the name-based approvals their histories recorded.
+	j.signed = workflow.GetVersion(ctx, "signed-decisions", workflow.DefaultVersion, 1) >= 1
 
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return j.status, nil }); err != nil {
 		return err
@@ -119,6 +140,7 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	moveCh := workflow.GetSignalChannel(ctx, SignalStartDateChange)
 	extendCh := workflow.GetSignalChannel(ctx, SignalExtend)
 	revokeCh := workflow.GetSignalChannel(ctx, SignalRevoke)
+	alarmCh := workflow.GetSignalChannel(ctx, SignalHandoverAlarm)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			sel := workflow.NewSelector(ctx)
@@ -126,13 +148,20 @@ func (j *joiner) setup(ctx workflow.Context) error {
 				var s ApprovalSignal
 				c.Receive(ctx, &s)
 				s.Approve = true
-				j.inbox = append(j.inbox, s)
+				j.approveSeq++
+				j.inbox = append(j.inbox, queued{s: s, via: "signal:approve", seq: j.approveSeq})
 			})
 			sel.AddReceive(rejectCh, func(c workflow.ReceiveChannel, _ bool) {
 				var s ApprovalSignal
 				c.Receive(ctx, &s)
 				s.Approve = false
-				j.inbox = append(j.inbox, s)
+				j.rejectSeq++
+				j.inbox = append(j.inbox, queued{s: s, via: "signal:reject", seq: j.rejectSeq})
+			})
+			sel.AddReceive(alarmCh, func(c workflow.ReceiveChannel, _ bool) {
+				var al HandoverAlarm
+				c.Receive(ctx, &al)
+				j.noteAlarm(ctx, al)
 			})
 			sel.AddReceive(rescindCh, func(c workflow.ReceiveChannel, _ bool) {
 				var s RescindSignal
@@ -195,8 +224,14 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 	if err := workflow.ExecuteActivity(withOptions(ctx, optsPlan), a.PlanJoiner, w).Get(ctx, &plan); err != nil {
 		return j.fail(ctx, "plan against policy", err)
 	}
-	j.plan, j.planned = plan, true
+	j.plan = plan
 	j.status.Plan = &j.plan
+	if j.signed {
+		if err := j.loadTrust(ctx); err != nil {
+			return j.fail(ctx, "load the approval inbox's keys", err)
+		}
+	}
+	j.planned = true
 	j.status.PolicyVersion = plan.PolicyVersion
 	j.result.PolicyVersion = plan.PolicyVersion
 	j.status.Approvers = j.allowedApprovers()
@@ -311,11 +346,22 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 // approve waits for an allowed approver's decision, reminding and then
 // escalating to the manager's manager; silence until the timeout rejects.
 func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
-	j.setStage(ctx, StageAwaitingApproval)
 	ap := j.plan.Approval
-	j.notify(ctx, ap.Approver, "approval-request",
-		fmt.Sprintf("please approve joiner %s (%s %s, %s): signal %q on workflow %s",
-			j.in.HRISID, j.worker.FirstName, j.worker.LastName, j.worker.JobTitle, SignalApprove, JoinerWorkflowID(j.in.HRISID)))
+	if j.signed {
+		j.refreshApprovers(ctx)
+	}
+	j.setStage(ctx, StageAwaitingApproval)
+	if j.signed {
+		for _, to := range j.status.Approvers {
+			j.notify(ctx, to, "approval-request",
+				fmt.Sprintf("please decide on joiner %s (%s %s, %s) in the approval inbox: %s",
+					j.in.HRISID, j.worker.FirstName, j.worker.LastName, j.worker.JobTitle, j.inboxLink()))
+		}
+	} else {
+		j.notify(ctx, ap.Approver, "approval-request",
+			fmt.Sprintf("please approve joiner %s (%s %s, %s): signal %q on workflow %s",
+				j.in.HRISID, j.worker.FirstName, j.worker.LastName, j.worker.JobTitle, SignalApprove, JoinerWorkflowID(j.in.HRISID)))
+	}
 	// Joiners started before the second approver was notified must replay
 	// without this activity, hence the version marker.
 	if v := workflow.GetVersion(ctx, "notify-second-approver", workflow.DefaultVersion, 1); v >= 1 && ap.SecondApprover != "" {
@@ -331,7 +377,7 @@ func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
 	if ap.ReminderAfter > 0 {
 		pending = append(pending, deadline{start.Add(ap.ReminderAfter), "reminder"})
 	}
-	if ap.EscalateAfter > 0 && ap.EscalateTo != "" {
+	if ap.EscalateAfter > 0 && ap.EscalateTo != "" && !j.escalated {
 		pending = append(pending, deadline{start.Add(ap.EscalateAfter), "escalation"})
 	}
 	timeout := ap.Timeout
@@ -383,12 +429,14 @@ func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
 		case "escalation":
 			j.event(ctx, fmt.Sprintf("escalated from %s to %s", ap.Approver, ap.EscalateTo))
 			j.status.Approvers = appendUnique(j.status.Approvers, ap.EscalateTo)
+			j.publishDeciders(ctx)
 			j.notify(ctx, ap.EscalateTo, "escalation",
 				fmt.Sprintf("joiner %s has waited %s for %s's approval; you may approve or reject it", j.in.HRISID, ap.EscalateAfter, ap.Approver))
 		case "timeout":
 			j.decided = &Decision{Approver: "policy:" + ap.Rule, Approved: false, At: workflow.Now(ctx), Via: "timeout",
 				Comment: fmt.Sprintf("no decision within %s", timeout)}
 			j.status.Approvals = append(j.status.Approvals, *j.decided)
+			j.publishDeciders(ctx)
 		}
 	}
 	if !j.decided.Approved {
@@ -401,8 +449,19 @@ func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
 
 // drainInbox applies queued approval signals in arrival order.
 func (j *joiner) drainInbox(ctx workflow.Context) {
+	if j.signed {
+		// Every message is applied (a late one is refused and counted, not
+		// left unhandled), and applied ones are dropped so a flood of
+		// refused signals cannot grow the joiner's memory.
+		for len(j.inbox) > 0 {
+			q := j.inbox[0]
+			j.inbox = j.inbox[1:]
+			_, _ = j.applySigned(ctx, q)
+		}
+		return
+	}
 	for ; j.seen < len(j.inbox) && j.decided == nil; j.seen++ {
-		s := j.inbox[j.seen]
+		s := j.inbox[j.seen].s
 		if _, err := j.apply(ctx, s, "signal"); err != nil {
 			j.event(ctx, fmt.Sprintf("refused a decision from %q: %v", s.Approver, err))
 		}
@@ -421,10 +480,16 @@ func (j *joiner) apply(ctx workflow.Context, s ApprovalSignal, via string) (stri
 		j.status.Approvals = append(j.status.Approvals, d)
 		return "", errors.New(reason)
 	}
+	return j.record(ctx, d, role), nil
+}
+
+// record applies a decision that counts, in the capacity role: a rejection
+// decides; an approval decides once every required approver has approved.
+func (j *joiner) record(ctx workflow.Context, d Decision, role string) string {
 	j.status.Approvals = append(j.status.Approvals, d)
 	if !d.Approved {
 		j.decided = &d
-		return "rejected", nil
+		return "rejected"
 	}
 	if role == "second" {
 		j.second = &d
@@ -434,14 +499,14 @@ func (j *joiner) apply(ctx workflow.Context, s ApprovalSignal, via string) (stri
 	second := j.plan.Approval.SecondApprover
 	if j.first != nil && (second == "" || j.second != nil) {
 		j.decided = &d
-		return "approved", nil
+		return "approved"
 	}
 	waiting := second
 	if j.first == nil {
 		waiting = strings.Join(j.status.Approvers, " or ")
 	}
-	j.event(ctx, fmt.Sprintf("approval by %s recorded; waiting for %s", s.Approver, waiting))
-	return "recorded; waiting for " + waiting, nil
+	j.event(ctx, fmt.Sprintf("approval by %s recorded; waiting for %s", d.Approver, waiting))
+	return "recorded; waiting for " + waiting
 }
 
 // role says in which capacity someone may decide, or why they may not.
@@ -450,6 +515,9 @@ func (j *joiner) role(approver string) (string, string) {
 		return "", "no approver identity given"
 	}
 	second := j.plan.Approval.SecondApprover
+	if j.signed && j.in.Request != nil && second == "" && j.in.RequestedBy != "" && strings.EqualFold(approver, j.in.RequestedBy) {
+		return "", fmt.Sprintf("%s requested this joiner and cannot be its only approver", approver)
+	}
 	if second != "" && strings.EqualFold(approver, second) {
 		if j.second != nil {
 			return "", "already approved as second approver"
@@ -475,6 +543,9 @@ func (j *joiner) role(approver string) (string, string) {
 }
 
 func (j *joiner) validateDecide(ctx workflow.Context, s ApprovalSignal) error {
+	if j.signed {
+		return j.validateSigned(ctx, s)
+	}
 	if strings.TrimSpace(s.Approver) == "" {
 		return errors.New("approver is required")
 	}
@@ -496,6 +567,13 @@ func (j *joiner) decideUpdate(ctx workflow.Context, s ApprovalSignal) (string, e
 	}
 	if j.decided != nil {
 		return "", fmt.Errorf("already decided by %s", j.decided.Approver)
+	}
+	if j.signed {
+		out, err := j.applySigned(ctx, queued{s: s, via: "update", updateID: workflow.GetCurrentUpdateInfo(ctx).ID})
+		if err != nil {
+			return "", temporal.NewApplicationError("refused: "+err.Error(), "DecisionRefused")
+		}
+		return out, nil
 	}
 	out, err := j.apply(ctx, s, "update")
 	if err != nil {
@@ -695,6 +773,7 @@ func (j *joiner) setStage(ctx workflow.Context, s Stage) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, SAStage.ValueSet(string(s))); err != nil {
 		workflow.GetLogger(ctx).Warn("search attribute upsert failed", "error", err)
 	}
+	j.publishDeciders(ctx)
 	workflow.SetCurrentDetails(ctx, j.details())
 }
 
@@ -706,13 +785,31 @@ func (j *joiner) details() string {
 	if j.planned {
 		fmt.Fprintf(&b, "- kind: %s\n- policy: %s\n- approver: %s\n", j.plan.Kind, j.plan.PolicyVersion, strings.Join(j.status.Approvers, ", "))
 	}
-	if j.status.Stage == StageAwaitingApproval {
+	switch {
+	case j.status.Stage == StageAwaitingApproval && j.signed:
+		fmt.Fprintf(&b, "- waiting for: a decision signed in the approval inbox, %s (a signal with only a name is refused)\n", j.inboxLink())
+	case j.status.Stage == StageAwaitingApproval:
 		fmt.Fprintf(&b, "- waiting for: signal `%s` with {\"approver\": \"%s\"}\n", SignalApprove, j.plan.Approval.Approver)
+	}
+	if j.breakGlass {
+		b.WriteString("- **BREAK-GLASS**: decided by an operator without the approval inbox (see approvals)\n")
+	}
+	if j.status.Refused > 0 {
+		fmt.Fprintf(&b, "- refused decisions: %d (the last %d are in the status query)\n", j.status.Refused, maxRefusedKept)
 	}
 	if j.status.Username != "" {
 		fmt.Fprintf(&b, "- username: %s\n", j.status.Username)
 	}
 	return b.String()
+}
+
+// inboxLink is where the people who may decide find this joiner.
+func (j *joiner) inboxLink() string {
+	base := strings.TrimRight(j.trust.InboxURL, "/")
+	if base == "" {
+		return "the approval inbox"
+	}
+	return base + "/joiners/" + JoinerWorkflowID(j.in.HRISID)
 }
 
 func (j *joiner) event(ctx workflow.Context, what string) {

@@ -8,10 +8,12 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/joinery/joinery/activities"
+	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/policy"
 )
 
@@ -32,6 +34,10 @@ type fixture struct {
 	onWriteBack func(activities.WriteBackInput)
 	// claimedAt is when ClaimAccount ran.
 	claimedAt time.Time
+	// signer is the test's approval inbox; inactive lists people the live
+	// standing check reports as gone.
+	signer   *decision.FileSigner
+	inactive map[string]string
 }
 
 const testHire = "2026-12-01"
@@ -41,7 +47,8 @@ func newFixture(t *testing.T) *fixture {
 	env := s.NewTestWorkflowEnvironment()
 	// Start "now" well before the provisioning date (hire - 7 days).
 	env.SetStartTime(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC))
-	f := &fixture{t: t, env: env, acts: &activities.Activities{}, asked: map[string]time.Time{}}
+	f := &fixture{t: t, env: env, acts: &activities.Activities{}, asked: map[string]time.Time{},
+		signer: testSigner(t), inactive: map[string]string{}}
 	f.worker = policy.Worker{HRISID: "200", FirstName: "José", LastName: "Ñúñez", Department: "Engineering",
 		Location: "DE-Berlin", ManagerUsername: "ada.lovelace", ManagersManagerUsername: "grace.hopper",
 		HireDate: testHire, Kind: policy.KindEmployee}
@@ -72,6 +79,7 @@ func (f *fixture) happy() {
 	e.OnActivity(f.acts.FetchJoiner, mock.Anything, mock.Anything).Return(f.worker, nil).Maybe()
 	e.OnActivity(f.acts.PlanJoiner, mock.Anything, mock.Anything).Return(f.plan, nil).Maybe()
 	e.OnActivity(f.acts.SnapshotHRIS, mock.Anything, mock.Anything).Return(map[string]string{"workEmail": "", "customUsername": ""}, nil).Maybe()
+	f.trustMocks()
 	e.OnActivity(f.acts.Notify, mock.Anything, mock.Anything).Run(func(a mock.Arguments) {
 		n := a.Get(1).(activities.Notification)
 		f.notes = append(f.notes, n.Kind+":"+n.To)
@@ -111,8 +119,12 @@ func (f *fixture) compensations(err error) {
 	e.OnActivity(f.acts.UndoWriteBack, mock.Anything, mock.Anything).Run(f.record("undo:writeback")).Return(nil).Maybe()
 }
 
+// signalAt sends a signal after d. An approval or extension given as a
+// name (ApprovalSignal{Approver: ...}, ExtendSignal{By: ...}) is signed by
+// the test inbox as that person at the moment it is sent; raw{...} sends a
+// payload exactly as given (unsigned, forged, ...).
 func (f *fixture) signalAt(d time.Duration, name string, payload any) {
-	f.env.RegisterDelayedCallback(func() { f.env.SignalWorkflow(name, payload) }, d)
+	f.env.RegisterDelayedCallback(func() { f.signal(name, payload) }, d)
 }
 
 // provisionAt is when the joiner asks for approval: hire date - lead days.
@@ -121,6 +133,7 @@ func provisionDelay() time.Duration {
 }
 
 func (f *fixture) run() (JoinerResult, error) {
+	f.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: JoinerWorkflowID("200")})
 	f.env.ExecuteWorkflow(Joiner, JoinerInput{HRISID: "200", Source: "test"})
 	require.True(f.t, f.env.IsWorkflowCompleted())
 	var res JoinerResult
@@ -153,7 +166,7 @@ func TestJoinerApprovedProvisionsEverything(t *testing.T) {
 		require.Equal(t, StageAwaitingApproval, st.Stage)
 		require.Equal(t, "test@sha256:abc", st.PolicyVersion)
 		require.Equal(t, []string{"jose.nunez", "jnunez", "jose.nunez2"}, st.Plan.Candidates, "the approver can read the plan")
-		f.env.SignalWorkflow(SignalApprove, ApprovalSignal{Approver: "ada.lovelace", Comment: "welcome"})
+		f.signal(SignalApprove, ApprovalSignal{Approver: "ada.lovelace", Comment: "welcome"})
 	}, provisionDelay()+time.Hour)
 	res, err := f.run()
 	require.NoError(t, err)
@@ -223,13 +236,13 @@ func TestJoinerWrongApproverIsRefusedAndRecorded(t *testing.T) {
 		st := f.status()
 		require.Equal(t, StageAwaitingApproval, st.Stage, "a refused approval changes nothing")
 		require.Len(t, st.Approvals, 2)
-		f.env.SignalWorkflow(SignalApprove, ApprovalSignal{Approver: "ADA.LOVELACE"})
+		f.signal(SignalApprove, ApprovalSignal{Approver: "ADA.LOVELACE"})
 	}, provisionDelay()+3*time.Hour)
 	res, err := f.run()
 	require.NoError(t, err)
 	require.Equal(t, OutcomeCompleted, res.Outcome)
 	require.Contains(t, res.Approvals[0].Refused, "not an approver")
-	require.Contains(t, res.Approvals[1].Refused, "no approver identity")
+	require.Contains(t, res.Approvals[1].Refused, "unsigned")
 }
 
 func TestJoinerDecideUpdate(t *testing.T) {
@@ -238,17 +251,15 @@ func TestJoinerDecideUpdate(t *testing.T) {
 	f.provisioning()
 	f.env.RegisterDelayedCallback(func() {
 		f.env.UpdateWorkflow(UpdateDecide, "u1", &testsuite.TestUpdateCallback{
-			OnReject: func(err error) { t.Fatalf("validator rejected a well-formed update: %v", err) },
-			OnAccept: func() {},
-			OnComplete: func(out any, err error) {
-				require.Error(t, err, "mallory is not an approver")
-			},
-		}, ApprovalSignal{Approver: "mallory", Approve: true})
-		f.env.UpdateWorkflow(UpdateDecide, "u2", &testsuite.TestUpdateCallback{
-			OnReject:   func(err error) { require.ErrorContains(t, err, "approver is required") },
-			OnAccept:   func() { t.Fatal("an update without approver must be rejected by the validator") },
+			OnReject:   func(err error) { require.ErrorContains(t, err, "not an approver") },
+			OnAccept:   func() { t.Fatal("mallory's signed decision must be refused by the validator") },
 			OnComplete: func(any, error) {},
-		}, ApprovalSignal{})
+		}, f.signed(ApprovalSignal{Approver: "mallory", Approve: true}))
+		f.env.UpdateWorkflow(UpdateDecide, "u2", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { require.ErrorContains(t, err, "unsigned") },
+			OnAccept:   func() { t.Fatal("an unsigned update must be rejected by the validator") },
+			OnComplete: func(any, error) {},
+		}, ApprovalSignal{Approver: "ada.lovelace", Approve: true})
 		f.env.UpdateWorkflow(UpdateDecide, "u3", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { t.Fatalf("rejected: %v", err) },
 			OnAccept: func() {},
@@ -256,12 +267,14 @@ func TestJoinerDecideUpdate(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, "approved", out)
 			},
-		}, ApprovalSignal{Approver: "ada.lovelace", Approve: true})
+		}, f.signed(ApprovalSignal{Approver: "ada.lovelace", Approve: true}))
 	}, provisionDelay()+time.Hour)
 	res, err := f.run()
 	require.NoError(t, err)
 	require.Equal(t, OutcomeCompleted, res.Outcome)
-	require.Equal(t, "update", res.Approvals[1].Via)
+	require.Len(t, res.Approvals, 1, "validator-refused updates never reach history or state")
+	require.Equal(t, "update/test-inbox", res.Approvals[0].Via)
+	require.Equal(t, "u3", res.Approvals[0].UpdateID)
 	decidedAt := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC).Add(provisionDelay() + time.Hour)
 	require.Less(t, f.claimedAt.Sub(decidedAt), time.Minute, "provisioning starts as soon as the update decides, not at the next reminder")
 }
@@ -501,7 +514,7 @@ func TestJoinerEarlyRejectionByUpdate(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, "rejected", out)
 			},
-		}, ApprovalSignal{Approver: "ada.lovelace", Comment: "no"})
+		}, f.signed(ApprovalSignal{Approver: "ada.lovelace", Comment: "no"}))
 	}, time.Hour)
 	res, err := f.run()
 	require.NoError(t, err)

@@ -69,9 +69,13 @@ func (j *joiner) active(ctx workflow.Context) (JoinerResult, error) {
 		if isReminder {
 			reminded = true
 			j.event(ctx, fmt.Sprintf("expiry reminder sent to %s (access ends after %s)", j.plan.Owner, j.plan.EndDate))
-			j.notify(ctx, j.plan.Owner, "expiry-reminder",
-				fmt.Sprintf("access of %s ends after %s; extend it with the %q signal {\"endDate\": \"YYYY-MM-DD\", \"by\": \"%s\"}",
-					j.result.Username, j.plan.EndDate, SignalExtend, j.plan.Owner))
+			msg := fmt.Sprintf("access of %s ends after %s; extend it with the %q signal {\"endDate\": \"YYYY-MM-DD\", \"by\": \"%s\"}",
+				j.result.Username, j.plan.EndDate, SignalExtend, j.plan.Owner)
+			if j.signed {
+				msg = fmt.Sprintf("access of %s ends after %s; extend it, within the policy's maximum lifetime, in the approval inbox: %s",
+					j.result.Username, j.plan.EndDate, j.inboxLink())
+			}
+			j.notify(ctx, j.plan.Owner, "expiry-reminder", msg)
 			continue
 		}
 		return j.revokeAll(ctx, StageExpired, OutcomeExpired, "end date "+j.plan.EndDate+" passed")
@@ -83,6 +87,16 @@ func (j *joiner) active(ctx workflow.Context) (JoinerResult, error) {
 // lifetime. Each request is recorded, accepted or refused.
 func (j *joiner) applyExtensions(ctx workflow.Context) bool {
 	moved := false
+	if j.signed {
+		// Applied messages are dropped: a flood cannot grow memory.
+		for len(j.extensions) > 0 {
+			e := j.extensions[0]
+			j.extensions = j.extensions[1:]
+			j.extSeq++
+			moved = j.applySignedExtension(ctx, e, j.extSeq) || moved
+		}
+		return moved
+	}
 	for ; j.extSeen < len(j.extensions); j.extSeen++ {
 		e := j.extensions[j.extSeen]
 		d := Decision{Approver: e.By, Approved: true, At: workflow.Now(ctx), Via: "extend",

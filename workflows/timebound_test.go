@@ -2,11 +2,13 @@ package workflows
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/joinery/joinery/activities"
@@ -40,6 +42,7 @@ func nhiFixture(t *testing.T) (*fixture, JoinerInput) {
 func (f *fixture) nhiMocks() {
 	e := f.env
 	e.OnActivity(f.acts.ResolveNonHuman, mock.Anything, mock.Anything).Return(f.worker, nil).Maybe()
+	f.trustMocks()
 	e.OnActivity(f.acts.PlanJoiner, mock.Anything, mock.Anything).Return(f.plan, nil).Maybe()
 	e.OnActivity(f.acts.Notify, mock.Anything, mock.Anything).Run(func(a mock.Arguments) {
 		n := a.Get(1).(activities.Notification)
@@ -67,6 +70,7 @@ func (f *fixture) nhiMocks() {
 }
 
 func (f *fixture) runInput(in JoinerInput) (JoinerResult, error) {
+	f.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: JoinerWorkflowID(in.HRISID)})
 	f.env.ExecuteWorkflow(Joiner, in)
 	require.True(f.t, f.env.IsWorkflowCompleted())
 	var res JoinerResult
@@ -143,7 +147,7 @@ func TestNonHumanExtensions(t *testing.T) {
 	require.Contains(t, f.calls, "revoke:approle@2027-02-01", "expiry moved with the accepted extension")
 	var refused []string
 	for _, d := range res.Approvals {
-		if d.Via == "extend" && d.Refused != "" {
+		if strings.HasPrefix(d.Via, "signal:extend") && d.Refused != "" {
 			refused = append(refused, d.Refused)
 		}
 	}

@@ -133,11 +133,16 @@ type Decision struct {
 	// BreakGlass marks an operator decision without the inbox, which only a
 	// policy that enables break-glass accepts, with a reason.
 	BreakGlass bool `json:"breakGlass,omitempty"`
-	// Seq is the decision's place among the approve/reject signals and
-	// decide updates this joiner received (1-based), so the audit can pair
-	// it with the history event that carried it and the sender's Temporal
-	// identity.
+	// Seq is the decision's place among the signals of its channel (Via)
+	// that this joiner received (1-based), so the audit can pair it with
+	// the history event that carried it and the sender's Temporal identity.
 	Seq int `json:"seq,omitempty"`
+	// UpdateID is the decide update's ID when the decision came by update.
+	UpdateID string `json:"updateId,omitempty"`
+
+	// endDate is a verified extend decision's new end date (not recorded:
+	// the comment says it).
+	endDate string
 }
 
 // ApprovalSignal is the payload of the approve and reject signals and of the
@@ -162,10 +167,15 @@ type BreakGlass struct {
 	Reason   string `json:"reason"`
 }
 
-// RescindSignal withdraws the offer: the joiner stops and rolls back.
+// RescindSignal withdraws the offer: the joiner stops and rolls back. It is
+// also the revoke signal's payload. HR and operators may send it; By and Via
+// are what the sender says, and the audit adds the Temporal identity that
+// actually sent it.
 type RescindSignal struct {
 	By     string `json:"by"`
 	Reason string `json:"reason,omitempty"`
+	// Via is the path: webhook, cli, api.
+	Via string `json:"via,omitempty"`
 }
 
 // StartDateSignal moves the hire date (and so the provisioning timer).
