@@ -78,6 +78,14 @@ func cmdHold(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	defer c.Close()
 	h := intake.HoldFor(c, cfg)
 	h.ID = *holdID
+	// This command hosts the hold while it runs, so it answers even when no
+	// intake is up.
+	stop, err := h.StartWorker()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	defer stop()
 	v, err := h.View(ctx)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

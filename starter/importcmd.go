@@ -87,6 +87,7 @@ func cmdImport(ctx context.Context, cfg config.Config, args []string, stdout, st
 	prog := newProgress(stderr, total)
 	var results []intake.RowResult
 	st := intake.NewTemporalStarter(c, cfg)
+	defer st.Close()
 	st.Hold.ID = *holdID
 	tot, ierr := intake.Import(ctx, st, rows, intake.ImportOptions{
 		Source: "import", RequestedBy: *as, Concurrency: *conc, MaxRows: math.MaxInt,

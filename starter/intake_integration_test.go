@@ -23,11 +23,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/internal/config"
-	"github.com/joinery/joinery/internal/intake"
 	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/internal/stack/stacktest"
 	"github.com/joinery/joinery/workflows"
@@ -358,24 +356,18 @@ func TestIntegrationStartRefusesNonPendingRecords(t *testing.T) {
 }
 
 // `starter hold list|release|discard` against the real Temporal, with a
-// worker running the hold and a blast radius of one start per hour.
+// blast radius of one start per hour.
 func TestIntegrationHoldCommand(t *testing.T) {
 	cfg, c := itConfig(t)
 	cfg.PolicyFile = policyWith(t, "intake:\n  blast_radius:\n    window: 1h\n    max_starts: 1\n    max_rescinds: 1\n")
+	// No worker of the test's own: import and hold host the hold
+	// themselves while they run, as serve does.
 	holdID := "it-hold-" + randHex(5)
-	h := &intake.Hold{Client: c, ID: holdID, TaskQueue: cfg.TaskQueue + "-hold", Config: cfg}
-	w := worker.New(c, h.TaskQueue, worker.Options{})
-	w.RegisterWorkflow(workflows.Hold)
-	require.NoError(t, w.Start())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = c.TerminateWorkflow(ctx, holdID, "", "test cleanup")
-		w.Stop()
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	require.NoError(t, h.Ensure(ctx))
 
 	ids := []string{hire(t, cfg, "Full-Time"), hire(t, cfg, "Full-Time"), hire(t, cfg, "Full-Time"), hire(t, cfg, "Full-Time")}
 	terminateLater(t, c, ids...)

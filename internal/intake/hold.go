@@ -10,6 +10,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/internal/config"
@@ -38,9 +39,28 @@ type Hold struct {
 	Config config.Config
 }
 
+// HoldTaskQueue is the task queue the hold of cfg runs on: its own, next to
+// the joiners', so that the processes hosting it (the intake, `starter
+// hold`) never receive joiner tasks, and the joiner worker needs no change.
+func HoldTaskQueue(cfg config.Config) string { return cfg.TaskQueue + "-intake-hold" }
+
 // HoldFor is the hold of cfg's task queue.
 func HoldFor(c client.Client, cfg config.Config) *Hold {
-	return &Hold{Client: c, ID: workflows.HoldWorkflowID, TaskQueue: cfg.TaskQueue, Config: cfg}
+	return &Hold{Client: c, ID: workflows.HoldWorkflowID, TaskQueue: HoldTaskQueue(cfg), Config: cfg}
+}
+
+// StartWorker runs a worker for the hold workflow on h.TaskQueue until stop
+// is called. The intake hosts one (TemporalStarter does, on its first
+// admission) and so does `starter hold`, so the guard answers whenever
+// either runs; several hosts at once are fine (Temporal hands each task to
+// one of them).
+func (h *Hold) StartWorker() (stop func(), err error) {
+	w := worker.New(h.Client, h.TaskQueue, worker.Options{})
+	w.RegisterWorkflow(workflows.Hold)
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("hold worker on %s: %w", h.TaskQueue, err)
+	}
+	return w.Stop, nil
 }
 
 // Ensure starts the hold if it is not running. Starting it is idempotent

@@ -172,6 +172,7 @@ func newHoldEnv(t *testing.T) holdEnv {
 func (e holdEnv) server() *httptest.Server {
 	st := intake.NewTemporalStarter(e.c, e.cfg)
 	st.Hold = e.hold
+	st.NoHoldWorker = true // the test runs the hold's worker
 	s := &intake.Server{Starter: st, Token: itToken, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Rates: map[string]intake.Rate{intake.SourceAPI: {}, intake.SourceBulk: {}, intake.SourceSCIM: {}, intake.SourceWebhook: {}}}
 	return httptest.NewServer(s.Handler())

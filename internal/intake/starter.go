@@ -3,6 +3,7 @@ package intake
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"go.temporal.io/sdk/client"
 
@@ -46,6 +47,40 @@ type TemporalStarter struct {
 	Config config.Config
 	// Hold is the blast-radius hold (default: HoldFor(Client, Config)).
 	Hold *Hold
+	// NoHoldWorker: do not host a worker for the hold (something else
+	// runs one on Hold.TaskQueue).
+	NoHoldWorker bool
+
+	hostMu   sync.Mutex
+	stopHost func()
+}
+
+// Close stops the hold worker this starter hosts, if any.
+func (s *TemporalStarter) Close() {
+	s.hostMu.Lock()
+	defer s.hostMu.Unlock()
+	if s.stopHost != nil {
+		s.stopHost()
+		s.stopHost = nil
+	}
+}
+
+// host starts the hold worker once (and again after a failed attempt).
+func (s *TemporalStarter) host(h *Hold) error {
+	if s.NoHoldWorker {
+		return nil
+	}
+	s.hostMu.Lock()
+	defer s.hostMu.Unlock()
+	if s.stopHost != nil {
+		return nil
+	}
+	stop, err := h.StartWorker()
+	if err != nil {
+		return err
+	}
+	s.stopHost = stop
+	return nil
 }
 
 // NewTemporalStarter returns a Starter that starts joiners on cfg's task
@@ -79,6 +114,9 @@ func (s *TemporalStarter) Admit(ctx context.Context, item workflows.HoldItem) (w
 	h := s.Hold
 	if h == nil {
 		h = HoldFor(s.Client, s.Config)
+	}
+	if err := s.host(h); err != nil {
+		return workflows.Admission{}, err
 	}
 	return h.Admit(ctx, workflows.AdmitRequest{Item: item, Limits: workflows.HoldLimits{
 		Window: b.Window, MaxStarts: b.MaxStarts, MaxRescinds: b.MaxRescinds, MaxHeld: b.MaxHeld}})
