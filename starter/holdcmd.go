@@ -30,7 +30,8 @@ policy's intake.blast_radius until an operator decides. ITEM is a hold key
            record is checked again, and a joiner is started at most once
   discard  drops the items for good; the hold records who and why
 
-Flags: --hold-id ID (default intake-hold) names the hold workflow.
+Flags: --hold-id ID names the hold workflow (default intake-hold, or
+intake-hold-QUEUE on a task queue other than joinery-joiners).
 Exit status: 0 done, 1 failed (items that failed stay held), 2 usage.
 `
 
@@ -44,7 +45,7 @@ func cmdHold(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	fs := flag.NewFlagSet("hold "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, holdUsage) }
-	holdID := fs.String("hold-id", workflows.HoldWorkflowID, "the hold workflow's ID")
+	holdID := fs.String("hold-id", intake.HoldID(cfg), "the hold workflow's ID")
 	asJSON := fs.Bool("json", false, "print the answer as JSON")
 	all := fs.Bool("all", false, "every held item")
 	// No default from $USER: who released or discarded is the audit trail,

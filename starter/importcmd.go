@@ -15,7 +15,6 @@ import (
 	"github.com/joinery/joinery/internal/config"
 	"github.com/joinery/joinery/internal/intake"
 	"github.com/joinery/joinery/internal/run"
-	"github.com/joinery/joinery/workflows"
 )
 
 func init() { commands["import"] = cmdImport }
@@ -42,7 +41,7 @@ func cmdImport(ctx context.Context, cfg config.Config, args []string, stdout, st
 	fs.Usage = func() { fmt.Fprint(stderr, importUsage) }
 	as := fs.String("as", operator(), "operator recorded on rows that name no requester")
 	conc := fs.Int("concurrency", intake.DefaultBulkConcurrency, "starts in flight at once")
-	holdID := fs.String("hold-id", workflows.HoldWorkflowID, "the blast-radius hold workflow's ID")
+	holdID := fs.String("hold-id", intake.HoldID(cfg), "the blast-radius hold workflow's ID")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil || len(pos) != 1 || *conc < 1 {
 		fmt.Fprint(stderr, importUsage)

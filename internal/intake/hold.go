@@ -44,9 +44,22 @@ type Hold struct {
 // hold`) never receive joiner tasks, and the joiner worker needs no change.
 func HoldTaskQueue(cfg config.Config) string { return cfg.TaskQueue + "-intake-hold" }
 
+// defaultTaskQueue is config's default JOINERY_TASK_QUEUE.
+const defaultTaskQueue = "joinery-joiners"
+
+// HoldID is the hold's workflow ID for cfg: workflows.HoldWorkflowID on the
+// default task queue, and one per task queue otherwise, so that two
+// deployments (or two tests) on one namespace never share a window.
+func HoldID(cfg config.Config) string {
+	if cfg.TaskQueue == "" || cfg.TaskQueue == defaultTaskQueue {
+		return workflows.HoldWorkflowID
+	}
+	return workflows.HoldWorkflowID + "-" + cfg.TaskQueue
+}
+
 // HoldFor is the hold of cfg's task queue.
 func HoldFor(c client.Client, cfg config.Config) *Hold {
-	return &Hold{Client: c, ID: workflows.HoldWorkflowID, TaskQueue: HoldTaskQueue(cfg), Config: cfg}
+	return &Hold{Client: c, ID: HoldID(cfg), TaskQueue: HoldTaskQueue(cfg), Config: cfg}
 }
 
 // StartWorker runs a worker for the hold workflow on h.TaskQueue until stop

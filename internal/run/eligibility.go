@@ -131,3 +131,14 @@ func CollapsesOnExisting(err error) bool {
 	}
 	return ie.Reason == activities.ReasonAlreadyProvisioned || ie.Reason == activities.ReasonHireDatePassed
 }
+
+// NewEligibility builds the CheckEligible activity for the worker: the
+// worker's HRIS connector and the rules of cfg's policy file, the same the
+// start path uses, so the workflow's check cannot disagree with it.
+func NewEligibility(cfg config.Config, hr activities.HRIS) (*activities.Eligibility, error) {
+	in, err := policy.LoadIntake(cfg.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", cfg.PolicyFile, err)
+	}
+	return &activities.Eligibility{HRIS: hr, Rules: activities.RulesFromPolicy(in)}, nil
+}
