@@ -12,15 +12,14 @@ import (
 	"github.com/joinery/joinery/internal/policy"
 )
 
-// Workloads is what non-human joiners need from Vault: an ACL policy and an
-// AppRole whose SecretID is handed over wrapped.
+// Workloads is what non-human joiners need from Vault: an AppRole bound to
+// the pre-created workload policy of their grants, whose SecretID is handed
+// over wrapped. The worker cannot write ACL policies (that would let it make
+// itself root); see connectors/secrets.IssueWorkload.
 type Workloads interface {
-	WritePolicy(ctx context.Context, name, hcl string) error
+	IssueWorkload(ctx context.Context, req secrets.WorkloadRequest, deliver func(context.Context, string) error) (secrets.IssuedWorkload, error)
+	RevokeWorkload(ctx context.Context, role string) error
 	DeletePolicy(ctx context.Context, name string) error
-	CreateAppRole(ctx context.Context, name string, opts secrets.AppRoleOptions) (string, error)
-	WrappedSecretID(ctx context.Context, role string, ttl time.Duration) (string, secrets.Handover, error)
-	DeleteAppRole(ctx context.Context, name string) error
-	RevokeAccessor(ctx context.Context, accessor string) error
 }
 
 // NonHumanRequest describes a service account, pipeline or AI agent: there
@@ -79,7 +78,11 @@ func (a *Activities) ResolveNonHuman(ctx context.Context, in ResolveInput) (poli
 
 // WorkloadInput asks for a workload's AppRole.
 type WorkloadInput struct {
-	Key       string              `json:"key"`
+	Key string `json:"key"`
+	// Kind picks the kind's pre-created workload policy (kinds may share
+	// grant shapes); empty (joiners started before it existed) takes the
+	// first policy that yields the grants.
+	Kind      string              `json:"kind,omitempty"`
 	Username  string              `json:"username"`
 	Recipient string              `json:"recipient"`
 	Workload  policy.WorkloadPlan `json:"workload"`
@@ -116,30 +119,31 @@ func (a *Activities) IssueWorkloadCredential(ctx context.Context, in WorkloadInp
 	if a.Workloads == nil {
 		return WorkloadResult{}, temporal.NewNonRetryableApplicationError("no Vault workload connector configured", ErrTypeInvalidJoiner, nil)
 	}
-	role, pol := WorkloadNames(in.Key)
-	hcl := in.Workload.PolicyHCL(in.Comment)
-	if err := a.Workloads.WritePolicy(ctx, pol, hcl); err != nil {
-		return WorkloadResult{}, classify(err)
+	role, _ := WorkloadNames(in.Key)
+	grants := make([]secrets.GrantTemplate, len(in.Workload.Grants))
+	for i, g := range in.Workload.Grants {
+		grants[i] = secrets.GrantTemplate{Path: g.Path, Capabilities: g.Capabilities}
 	}
-	roleID, err := a.Workloads.CreateAppRole(ctx, role, secrets.AppRoleOptions{
-		TokenPolicies: []string{pol}, TokenTTL: in.Workload.TokenTTL, TokenMaxTTL: in.Workload.TokenMaxTTL,
-		SecretIDNumUses: in.Workload.SecretIDNumUses, SecretIDTTL: in.Workload.SecretIDTTL,
-		TokenBoundCIDRs: in.Workload.CIDRs, SecretIDBoundCIDRs: in.Workload.CIDRs,
+	res, err := a.Workloads.IssueWorkload(ctx, secrets.WorkloadRequest{
+		Role: role, Kind: in.Kind, Grants: grants, WrapTTL: in.Workload.WrapTTL,
+		Options: secrets.AppRoleOptions{
+			TokenTTL: in.Workload.TokenTTL, TokenMaxTTL: in.Workload.TokenMaxTTL,
+			SecretIDNumUses: in.Workload.SecretIDNumUses, SecretIDTTL: in.Workload.SecretIDTTL,
+			TokenBoundCIDRs: in.Workload.CIDRs, SecretIDBoundCIDRs: in.Workload.CIDRs,
+		},
+	}, func(ctx context.Context, token string) error {
+		// An undelivered SecretID is consumed and destroyed by the connector.
+		if err := a.Handover.Deliver(ctx, in.Recipient, in.Key, token); err != nil {
+			return fmt.Errorf("deliver the wrapped SecretID to %s: %w", in.Recipient, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return WorkloadResult{}, classify(err)
 	}
-	token, h, err := a.Workloads.WrappedSecretID(ctx, role, in.Workload.WrapTTL)
-	if err != nil {
-		return WorkloadResult{}, classify(err)
-	}
-	if err := a.Handover.Deliver(ctx, in.Recipient, in.Key, token); err != nil {
-		// An undelivered SecretID must not stay redeemable.
-		_ = a.Workloads.RevokeAccessor(ctx, h.WrapAccessor)
-		return WorkloadResult{}, fmt.Errorf("deliver the wrapped SecretID to %s: %w", in.Recipient, err)
-	}
-	return WorkloadResult{RoleName: role, RoleID: roleID, PolicyName: pol, PolicyHCL: hcl, WrapAccessor: h.WrapAccessor,
-		ExpiresAt: h.ExpiresAt, DeliveredTo: in.Recipient}, nil
+	return WorkloadResult{RoleName: role, RoleID: res.RoleID, PolicyName: res.PolicyName,
+		PolicyHCL:    "# " + strings.ReplaceAll(in.Comment, "\n", " ") + "\n" + res.EffectivePolicy,
+		WrapAccessor: res.Handover.WrapAccessor, ExpiresAt: res.Handover.ExpiresAt, DeliveredTo: in.Recipient}, nil
 }
 
 // RevokeWorkloadInput names a workload's Vault objects.
@@ -148,21 +152,17 @@ type RevokeWorkloadInput struct {
 	Accessor string `json:"accessor,omitempty"`
 }
 
-// RevokeWorkload revokes an unredeemed wrapped SecretID and deletes the
-// AppRole (with its SecretIDs) and the token policy, so the workload can no
-// longer log in and tokens it holds lose their permissions. Absent objects
-// count as done.
+// RevokeWorkload takes the workload's permissions away (tokens it holds
+// too) and deletes its AppRole with every SecretID, so an unredeemed wrapped
+// SecretID (in.Accessor) unwraps to nothing usable; then it deletes the
+// per-joiner token policy a workload provisioned before the workload
+// catalogue still has. Absent objects count as done.
 func (a *Activities) RevokeWorkload(ctx context.Context, in RevokeWorkloadInput) error {
 	if a.Workloads == nil {
 		return nil
 	}
 	role, pol := WorkloadNames(in.Key)
-	if in.Accessor != "" {
-		if err := a.Workloads.RevokeAccessor(ctx, in.Accessor); err != nil {
-			return classify(err)
-		}
-	}
-	if err := a.Workloads.DeleteAppRole(ctx, role); err != nil {
+	if err := a.Workloads.RevokeWorkload(ctx, role); err != nil {
 		return classify(err)
 	}
 	return classify(a.Workloads.DeletePolicy(ctx, pol))

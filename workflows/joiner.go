@@ -269,6 +269,11 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 		if errors.Is(err, errRescinded) {
 			return j.rollback(ctx, StageRescinded, OutcomeRescinded, "rescinded during provisioning")
 		}
+		var ex *existingAccountError
+		if errors.As(err, &ex) {
+			j.event(ctx, ex.Error())
+			return j.rollback(ctx, ex.stage(), ex.outcome(), ex.Error())
+		}
 		return j.rollback(ctx, StageFailed, OutcomeFailed, err.Error())
 	}
 
@@ -615,6 +620,17 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 	if err := workflow.ExecuteActivity(withOptions(ctx, optsDirectory), a.ClaimAccount, activities.ClaimInput{
 		HRISID: j.in.HRISID, Candidates: plan.Candidates, NonHuman: nonHuman, Worker: j.worker, Attributes: plan.Attributes,
 	}).Get(ctx, &claim); err != nil {
+		var ae *temporal.ApplicationError
+		if errors.As(err, &ae) && (ae.Type() == activities.ErrTypeNeedsOperator || ae.Type() == activities.ErrTypeAlreadyProvisioned) {
+			// The person already has an entry, and it is not this joiner's:
+			// nothing was created, so nothing is listed or undone. Never
+			// adopt it silently; say what was found.
+			j.comps = j.comps[:len(j.comps)-1]
+			j.status.Resources = j.status.Resources[:len(j.status.Resources)-1]
+			ex := &existingAccountError{typ: ae.Type()}
+			_ = ae.Details(&ex.found)
+			return ex
+		}
 		return fmt.Errorf("claim a username: %w", err)
 	}
 	j.result.Username, j.result.DN = claim.Username, claim.DN
@@ -651,7 +667,7 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 			return workflow.ExecuteActivity(ctx, a.RevokeWorkload, activities.RevokeWorkloadInput{Key: j.in.HRISID, Accessor: wl.WrapAccessor}).Get(ctx, nil)
 		})
 		if err := workflow.ExecuteActivity(withOptions(ctx, optsCredential), a.IssueWorkloadCredential, activities.WorkloadInput{
-			Key: j.in.HRISID, Username: claim.Username, Recipient: plan.Owner, Workload: *plan.Workload,
+			Key: j.in.HRISID, Kind: plan.Kind, Username: claim.Username, Recipient: plan.Owner, Workload: *plan.Workload,
 			Comment: fmt.Sprintf("Joinery workload %s (%s, %s), owner %s, until %s; policy %s", claim.Username, plan.Kind,
 				j.worker.Environment, plan.Owner, plan.EndDate, plan.PolicyVersion),
 		}).Get(ctx, &wl); err != nil {
@@ -851,4 +867,34 @@ func appendUnique(list []string, v string) []string {
 		}
 	}
 	return append(list, v)
+}
+
+// existingAccountError stops a joiner whose person already has a directory
+// entry that this joiner did not create.
+type existingAccountError struct {
+	typ   string
+	found activities.ExistingAccount
+}
+
+func (e *existingAccountError) Error() string {
+	if e.typ == activities.ErrTypeAlreadyProvisioned {
+		return fmt.Sprintf("already provisioned: %s (employee %s) was created by %s; nothing was changed",
+			orUnknown(e.found.DN), orUnknown(e.found.EmployeeID), orUnknown(e.found.Joiner))
+	}
+	return fmt.Sprintf("needs an operator: %s (employee %s) exists and was not created by Joinery; nothing was changed (a rehire or an adoption is an operator's decision)",
+		orUnknown(e.found.DN), orUnknown(e.found.EmployeeID))
+}
+
+func (e *existingAccountError) stage() Stage {
+	if e.typ == activities.ErrTypeAlreadyProvisioned {
+		return StageAlreadyProvisioned
+	}
+	return StageNeedsOperator
+}
+
+func (e *existingAccountError) outcome() string {
+	if e.typ == activities.ErrTypeAlreadyProvisioned {
+		return OutcomeAlreadyProvisioned
+	}
+	return OutcomeNeedsOperator
 }

@@ -56,6 +56,11 @@ const (
 	// StageCompensationFailed means a rollback step kept failing: something
 	// may be left behind and an operator must look (the result says what).
 	StageCompensationFailed Stage = "CompensationFailed"
+	// StageNeedsOperator and StageAlreadyProvisioned: the person already
+	// has a directory entry (made outside Joinery, or by another joiner);
+	// the joiner stopped before changing anything.
+	StageNeedsOperator      Stage = "NeedsOperator"
+	StageAlreadyProvisioned Stage = "AlreadyProvisioned"
 )
 
 // Search attributes, declared once. Registered by the dev stack; see README
@@ -241,6 +246,8 @@ const (
 	OutcomeCompensationFailed = "compensation-failed"
 	OutcomeExpired            = "expired"
 	OutcomeRevoked            = "revoked"
+	OutcomeNeedsOperator      = "needs-operator"
+	OutcomeAlreadyProvisioned = "already-provisioned"
 )
 
 // JoinerResult is the joiner's final state. It names the policy version it

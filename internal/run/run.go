@@ -20,6 +20,7 @@ import (
 	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/codec"
 	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/workflows"
 )
@@ -131,10 +132,17 @@ func Activities(ctx context.Context, cfg config.Config, logger *slog.Logger) (*a
 		}
 		notifier = activities.MailNotifier{Sender: sender, Addresses: book, InboxURL: cfg.InboxURL}
 	}
+	// Without the inbox's public key no decision could ever be verified:
+	// refuse to start rather than run joiners that can only time out.
+	keys, err := decision.LoadPublicKeys(cfg.DecisionPublicKeys)
+	if err != nil {
+		return nil, fmt.Errorf("JOINERY_DECISION_PUBLIC_KEYS: %w", err)
+	}
 	logger.Info("policy loaded", "file", cfg.PolicyFile, "version", pol.Version)
 	return &activities.Activities{
 		Directory: cn.Directory, Secrets: cn.Secrets, Workloads: cn.Secrets, HRIS: cn.HRIS, Policy: pol,
 		Handover: inbox, Notifier: notifier, Logger: logger,
+		People: cn.Directory, DecisionKeys: keys, DecisionMaxAge: cfg.DecisionMaxAge, InboxURL: cfg.InboxURL,
 	}, nil
 }
 

@@ -44,6 +44,11 @@ type Endpoints struct {
 	// http://127.0.0.1:8025 (GET /api/v1/messages reads what was sent).
 	MailpitAPIURL string
 
+	// InboxAddr and InboxURL are where Joinery's own approval inbox
+	// (`starter serve`) listens and is reached; not a stack server.
+	InboxAddr string
+	InboxURL  string
+
 	// BinDir holds the stack's binaries (temporal, vault, refhris).
 	BinDir string
 	// StateDir holds databases, PID files and logs.

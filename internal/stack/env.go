@@ -37,5 +37,9 @@ func Env(ep Endpoints) []string {
 		"JOINERY_INBOX_DIR=" + filepath.Join(ep.StateDir, "mail"),
 		"JOINERY_CODEC_KEYS_FILE=" + codecKeysFile(ep.StateDir),
 		"JOINERY_SMTP_ADDR=" + ep.SMTPAddr,
+		"JOINERY_DECISION_KEY_FILE=" + DecisionKeyFile(ep.StateDir),
+		"JOINERY_DECISION_PUBLIC_KEYS=" + DecisionPublicKeysFile(ep.StateDir),
+		"JOINERY_INBOX_ADDR=" + ep.InboxAddr,
+		"JOINERY_INBOX_URL=" + ep.InboxURL,
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/joinery/joinery/internal/codec"
+	"github.com/joinery/joinery/internal/decision"
 )
 
 // Config locates the stack's binaries and state and fixes its ports.
@@ -47,6 +48,9 @@ type Config struct {
 	MailpitSMTPPort int
 	// MailpitHTTPPort is Mailpit's HTTP API port (JOINERY_STACK_MAILPIT_HTTP_PORT, 8025).
 	MailpitHTTPPort int
+	// InboxPort is where `starter serve` runs the approval inbox for this
+	// stack (JOINERY_STACK_INBOX_PORT, 8092).
+	InboxPort int
 
 	// LDAPTLS, when set, makes slapd also serve StartTLS on LDAPPort and
 	// ldaps:// on LDAPSPort with these files (used by TLS tests on a
@@ -101,6 +105,7 @@ func DefaultConfig(repoDir string) Config {
 		HRISPort:        envInt("JOINERY_STACK_HRIS_PORT", 8090),
 		MailpitSMTPPort: envInt("JOINERY_STACK_MAILPIT_SMTP_PORT", 1025),
 		MailpitHTTPPort: envInt("JOINERY_STACK_MAILPIT_HTTP_PORT", 8025),
+		InboxPort:       envInt("JOINERY_STACK_INBOX_PORT", 8092),
 		StartTimeout:    90 * time.Second,
 	}
 	return c
@@ -147,6 +152,8 @@ func (c Config) Endpoints() Endpoints {
 		HRISAdminToken:    HRISAdminToken,
 		SMTPAddr:          smtpAddr,
 		MailpitAPIURL:     mailpitAPI,
+		InboxAddr:         fmt.Sprintf("127.0.0.1:%d", c.InboxPort),
+		InboxURL:          fmt.Sprintf("http://127.0.0.1:%d", c.InboxPort),
 		BinDir:            c.BinDir,
 		StateDir:          c.StateDir,
 	}
@@ -207,12 +214,29 @@ func Up(ctx context.Context, c Config) (Endpoints, error) {
 	} else if created {
 		c.logf("codec: generated %s", codecKeysFile(c.StateDir))
 	}
+	// The approval inbox's signing key and the public key the worker
+	// trusts: made once, kept (a new key would not verify decisions already
+	// signed; rotation adds a line to the public file instead).
+	if err := decision.EnsureKeyFiles(DecisionKeyFile(c.StateDir), DecisionPublicKeysFile(c.StateDir)); err != nil {
+		return Endpoints{}, fmt.Errorf("stack: decision key: %w", err)
+	}
 	for _, s := range c.servers() {
 		if err := c.ensure(ctx, s); err != nil {
 			return Endpoints{}, fmt.Errorf("stack: %s: %w (log: %s)", s.name, err, c.logFile(s.name))
 		}
 	}
 	return c.Endpoints(), nil
+}
+
+// DecisionKeyFile is the dev stack's approval inbox signing key.
+func DecisionKeyFile(stateDir string) string {
+	return filepath.Join(stateDir, "keys", "decision-ed25519.pem")
+}
+
+// DecisionPublicKeysFile lists the public keys the dev stack's worker
+// accepts decisions from.
+func DecisionPublicKeysFile(stateDir string) string {
+	return filepath.Join(stateDir, "keys", "decision-public.keys")
 }
 
 // Status reports, per server, nil when it answers or the reason it does not.
