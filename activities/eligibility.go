@@ -114,18 +114,18 @@ func Eligible(w hris.Worker, owned map[string]string, requestedKind string, rule
 	}
 	kind := kindFromHR(w)
 	if requestedKind != "" && requestedKind != kind {
-		msg := fmt.Sprintf("the HR record makes this a %s (employment status %q); a request for %q is refused, not obeyed", kind, w.EmploymentStatus, requestedKind)
+		msg := fmt.Sprintf("the HR record makes this joiner a %s (employment status %q); a request for %q is refused, not obeyed", kind, w.EmploymentStatus, requestedKind)
 		if !policy.IsHumanKind(requestedKind) {
 			msg += "; non-human joiners are requested with `starter request`, never from a person's HR record"
 		}
 		return refuse(ReasonKindMismatch, "kind", "%s", msg)
 	}
 	if u := strings.TrimSpace(w.Username); u != "" {
-		return refuse(ReasonAlreadyProvisioned, "username", "already provisioned: HR knows the username %q (hire date %s)", u, hireOrNone(hire))
+		return refuse(ReasonAlreadyProvisioned, "username", "HR already knows the username %q (hire date %s): this person has an account", u, hireOrNone(hire))
 	}
 	for _, f := range rules.OwnedFields {
 		if v := strings.TrimSpace(owned[f]); v != "" {
-			return refuse(ReasonAlreadyProvisioned, f, "already provisioned: %s is set (%q), a field only Joinery writes", f, clipValue(v))
+			return refuse(ReasonAlreadyProvisioned, f, "%s is already set (%q), a field only Joinery writes back: a joiner ran for this record", f, clipValue(v))
 		}
 	}
 	if hire == "" {

@@ -51,7 +51,7 @@ func eligibilityFor(cfg config.Config) (*eligibility, error) {
 	}
 	hr, err := hris.New(hris.Config{BaseURL: cfg.HRISURL, Company: cfg.HRISCompany, APIKey: cfg.HRISAPIKey})
 	if err != nil {
-		return nil, fmt.Errorf("hris: %w", err)
+		return nil, err
 	}
 	e, _ := eligibilities.LoadOrStore(k, &eligibility{hr: hr, rules: activities.RulesFromPolicy(in), intk: in})
 	return e.(*eligibility), nil
