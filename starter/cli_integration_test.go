@@ -34,6 +34,8 @@ func setEnv(t *testing.T, h *e2e.Harness) {
 		t.Setenv(k, v)
 	}
 	t.Setenv("JOINERY_TASK_QUEUE", h.Cfg.TaskQueue)
+	// start reads the policy now (eligibility); tests run in starter/.
+	t.Setenv("JOINERY_POLICY_FILE", h.Cfg.PolicyFile)
 }
 
 // Every operator command end to end on the real stack, with the exit codes
@@ -171,7 +173,12 @@ func TestCLINonHuman(t *testing.T) {
 		"--purpose", "cli test", "--until", until, "--tool", "kubectl")
 	require.Equal(t, exitOK, code, errOut)
 	require.Contains(t, out, key+": started")
-	h.ApproveWhenAsked(key)
+	// The sponsor approves through the inbox once the joiner asks her.
+	startInbox(t, h)
+	require.Eventually(t, func() bool {
+		code, _, _ := cliAs(t, "dev-ada-pass", "approve", key, "--as", "ada.lovelace", "--wait")
+		return code == exitOK
+	}, 30*time.Second, 500*time.Millisecond, "the sponsor could not approve %s through the inbox", key)
 
 	expiring := func(within string) bool {
 		code, out, _ := cli(t, "list", "--kind", "pipeline", "--expiring-within", within, "--json")
@@ -194,7 +201,6 @@ func TestCLINonHuman(t *testing.T) {
 	require.Contains(t, out, "secret/data/workloads/"+name+"/staging/*")
 
 	later := time.Now().UTC().AddDate(0, 0, 60).Format(time.DateOnly)
-	startInbox(t, h)
 	code, _, errOut = cliAs(t, "dev-ada-pass", "extend", key, later, "--as", "ada.lovelace", "--comment", "still needed")
 	require.Equal(t, exitOK, code, errOut)
 	require.Eventually(t, func() bool { return !expiring("30d") }, 30*time.Second, 200*time.Millisecond, "the extension did not move the expiry")
