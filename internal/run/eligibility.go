@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"time"
 
@@ -29,7 +30,17 @@ type eligibility struct {
 	hr    activities.HRIS
 	rules activities.EligibilityRules
 	intk  policy.Intake
+	// intkErr is why the policy file could not be read (then rules are
+	// strictRules and IntakePolicy fails).
+	intkErr error
 }
+
+// strictRules decide when the policy file is not there (an operator's CLI
+// run from another directory): no grace, and the write-back fields of the
+// dev policy. They are the strictest the policy could set for the hire date,
+// the username is checked whatever the fields, and the worker's own check
+// applies the real policy, so a missing file never lets more through.
+var strictRules = activities.EligibilityRules{OwnedFields: []string{hris.FieldWorkEmail, hris.DefaultUsernameField}}
 
 type eligibilityKey struct {
 	url, company, key, policyFile string
@@ -45,15 +56,21 @@ func eligibilityFor(cfg config.Config) (*eligibility, error) {
 	if e, ok := eligibilities.Load(k); ok {
 		return e.(*eligibility), nil
 	}
-	in, err := policy.LoadIntake(cfg.PolicyFile)
-	if err != nil {
-		return nil, fmt.Errorf("policy %s: %w", cfg.PolicyFile, err)
-	}
 	hr, err := hris.New(hris.Config{BaseURL: cfg.HRISURL, Company: cfg.HRISCompany, APIKey: cfg.HRISAPIKey})
 	if err != nil {
 		return nil, err
 	}
-	e, _ := eligibilities.LoadOrStore(k, &eligibility{hr: hr, rules: activities.RulesFromPolicy(in), intk: in})
+	el := &eligibility{hr: hr}
+	in, err := policy.LoadIntake(cfg.PolicyFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		el.rules, el.intkErr = strictRules, fmt.Errorf("policy %s: %w", cfg.PolicyFile, err)
+	case err != nil:
+		return nil, fmt.Errorf("policy %s: %w", cfg.PolicyFile, err)
+	default:
+		el.rules, el.intk = activities.RulesFromPolicy(in), in
+	}
+	e, _ := eligibilities.LoadOrStore(k, el)
 	return e.(*eligibility), nil
 }
 
@@ -64,7 +81,9 @@ func IntakePolicy(cfg config.Config) (policy.Intake, error) {
 	if err != nil {
 		return policy.Intake{}, err
 	}
-	return e.intk, nil
+	// Fails closed: without its policy the intake cannot know its blast
+	// radius, so it admits nothing.
+	return e.intk, e.intkErr
 }
 
 // CheckEligibility reads the HR record of in.HRISID and returns in with
