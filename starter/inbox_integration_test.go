@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -113,4 +114,25 @@ func TestIntegrationServeRunsTheInbox(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, exitFailed, cmd.ProcessState.ExitCode())
 	require.Contains(t, string(out), "JOINERY_DECISION_KEY_FILE")
+}
+
+// Break-glass goes straight to Temporal, with the operator's name and a
+// reason; the default policy enables it on no route, so the joiner refuses
+// it and the CLI says so with the refused exit code.
+func TestIntegrationBreakGlassNeedsPolicy(t *testing.T) {
+	h := e2e.NewHarness(t)
+	setEnv(t, h)
+	id := h.Hire("Break", "Glass")
+	code, _, errOut := cli(t, "start", id, "--as", "it-operator")
+	require.Equal(t, exitOK, code, errOut)
+	require.Eventually(t, func() bool {
+		code, out, _ := cli(t, "status", id)
+		return code == exitOK && strings.Contains(out, "AwaitingApproval")
+	}, 30*time.Second, 200*time.Millisecond)
+
+	code, _, errOut = cli(t, "approve", id, "--break-glass", "--reason", "inbox down during the outage", "--as", "it-operator", "--wait")
+	require.Equal(t, exitRefused, code, errOut)
+	require.Contains(t, errOut, "break-glass decisions are off")
+	_, out, _ := cli(t, "status", id)
+	require.Contains(t, out, "AwaitingApproval", "still waiting for a real approval")
 }
