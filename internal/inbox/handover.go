@@ -24,20 +24,14 @@ import (
 
 // SignalHandoverAlarm is the signal the inbox sends to a running joiner
 // whose wrapped credential was redeemed before its recipient redeemed it.
-const SignalHandoverAlarm = "handover-alarm"
+const SignalHandoverAlarm = workflows.SignalHandoverAlarm
 
-// HandoverAlarm is the payload of SignalHandoverAlarm. A response-wrapped
-// token is single use: if Vault no longer knows a token that has not expired,
-// someone else unwrapped it, and the credential must be treated as exposed.
-type HandoverAlarm struct {
-	// Recipient is the person the token was delivered to.
-	Recipient string `json:"recipient"`
-	// Accessor is the wrapping token's accessor when the joiner's status
-	// names it (workloads), else empty.
-	Accessor string `json:"accessor,omitempty"`
-	// DetectedAt is when the inbox noticed.
-	DetectedAt time.Time `json:"detectedAt"`
-}
+// HandoverAlarm is the payload of SignalHandoverAlarm (the workflow's own
+// type, so the two sides cannot drift). A response-wrapped token is single
+// use: if Vault no longer knows a token that has not expired, someone else
+// unwrapped it, and the credential must be treated as exposed. Accessor is
+// set when the joiner's status names it (workloads).
+type HandoverAlarm = workflows.HandoverAlarm
 
 // ErrWrapInvalid is what Wrapping returns for a token Vault does not know:
 // used, revoked or expired.
