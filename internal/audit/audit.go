@@ -5,6 +5,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/joinery/joinery/activities"
+	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/workflows"
 )
@@ -89,11 +91,15 @@ func Build(ctx context.Context, c client.Client, workflowID string) (*Record, er
 			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
 			a := ev.GetWorkflowExecutionSignaledEventAttributes()
-			r.add(at, "signal", "signal "+a.GetSignalName(), signalDetail(a.GetSignalName(), a.GetInput(), decode))
+			// The identity is what the sending Temporal client said it was:
+			// who sent a refused decision, and through which path.
+			r.add(at, "signal", "signal "+a.GetSignalName()+" sent by "+or(a.GetIdentity(), "(no identity)"),
+				signalDetail(a.GetSignalName(), a.GetInput(), decode))
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
 			a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes()
 			req := a.GetAcceptedRequest()
-			r.add(at, "signal", "update "+req.GetInput().GetName(), signalDetail("decide", req.GetInput().GetArgs(), decode))
+			r.add(at, "signal", "update "+req.GetInput().GetName()+" sent by "+or(req.GetMeta().GetIdentity(), "(no identity)"),
+				signalDetail("decide", req.GetInput().GetArgs(), decode))
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
 			a := ev.GetWorkflowExecutionUpdateCompletedEventAttributes()
 			if f := a.GetOutcome().GetFailure(); f != nil {
@@ -248,12 +254,24 @@ func signalDetail(name string, p *commonpb.Payloads, decode func(*commonpb.Paylo
 	case workflows.SignalApprove, workflows.SignalReject, "decide":
 		var s workflows.ApprovalSignal
 		if decode(p, &s) {
-			return fmt.Sprintf("from %s: %q", or(s.Approver, "(nobody)"), s.Comment)
+			switch {
+			case s.BreakGlass != nil:
+				return fmt.Sprintf("BREAK-GLASS by operator %s: %q", or(s.BreakGlass.Operator, "(nobody)"), s.BreakGlass.Reason)
+			case s.Signed != nil:
+				// The joiner verified (or refused) the signature; the
+				// decision's own record says which.
+				var d decision.Decision
+				if json.Unmarshal(s.Signed.Payload, &d) == nil {
+					return fmt.Sprintf("signed decision (key %s): %s by %s: %q", s.Signed.KeyID, d.Action, or(d.Approver, "?"), d.Comment)
+				}
+				return "signed decision (unreadable payload)"
+			}
+			return fmt.Sprintf("unsigned, naming %s: %q", or(s.Approver, "(nobody)"), s.Comment)
 		}
-	case workflows.SignalRescind:
+	case workflows.SignalRescind, workflows.SignalRevoke:
 		var s workflows.RescindSignal
 		if decode(p, &s) {
-			return fmt.Sprintf("by %s: %s", or(s.By, "?"), s.Reason)
+			return fmt.Sprintf("by %s via %s: %s", or(s.By, "?"), or(s.Via, "?"), s.Reason)
 		}
 	case workflows.SignalStartDateChange:
 		var s workflows.StartDateSignal

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +22,7 @@ import (
 	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/internal/stack"
@@ -110,21 +113,47 @@ func (h *Harness) Start(id string) {
 	require.Equal(h.t, run.Started, res.Outcome)
 }
 
-// approveWhenAsked waits for AwaitingApproval and approves as the manager.
+// ApproveWhenAsked waits for AwaitingApproval and approves as the manager,
+// signed with the dev stack's inbox key: the harness stands in for the
+// approval inbox (internal/inbox has its own tests).
 func (h *Harness) ApproveWhenAsked(id string) {
+	h.t.Helper()
+	st := h.WaitForApproval(id)
+	h.Decide(id, st, st.Plan.Approval.Approver, decision.ActionApprove, "integration test")
+}
+
+// WaitForApproval waits until the joiner asks for approval.
+func (h *Harness) WaitForApproval(id string) workflows.Status {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for {
 		st, _, _, err := run.Status(ctx, h.C, id)
 		if err == nil && st.Stage == workflows.StageAwaitingApproval {
-			require.NoError(h.t, run.Signal(ctx, h.C, id, workflows.SignalApprove,
-				workflows.ApprovalSignal{Approver: st.Plan.Approval.Approver, Comment: "integration test"}))
-			return
+			return st
 		}
 		require.NoError(h.t, ctx.Err(), "joiner %s never asked for approval (last stage %s, err %v)", id, st.Stage, err)
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Decide sends approver's signed decision as the approve/reject signal.
+func (h *Harness) Decide(id string, st workflows.Status, approver string, action decision.Action, comment string) {
+	h.t.Helper()
+	signer, err := decision.LoadFileSigner(h.Cfg.DecisionKeyFile)
+	require.NoError(h.t, err)
+	nonce := make([]byte, 16)
+	_, _ = crand.Read(nonce)
+	s, err := signer.Sign(context.Background(), decision.Decision{
+		WorkflowID: run.ResolveID(id), PlanHash: st.PlanHash, PolicyVersion: st.PolicyVersion, Approver: approver,
+		Action: action, Comment: comment, IssuedAt: time.Now(), Nonce: hex.EncodeToString(nonce), Via: "e2e-harness",
+	})
+	require.NoError(h.t, err)
+	name := workflows.SignalApprove
+	if action == decision.ActionReject {
+		name = workflows.SignalReject
+	}
+	require.NoError(h.t, run.Signal(context.Background(), h.C, id, name, workflows.ApprovalSignal{Signed: &s}))
 }
 
 func (h *Harness) Result(id string) (*workflows.JoinerResult, error) {
