@@ -97,7 +97,9 @@ func (c *countingSigner) Count() int { c.mu.Lock(); defer c.mu.Unlock(); return 
 // --- Temporal --------------------------------------------------------------
 
 type fakeJoiner struct {
-	status    workflows.Status
+	status workflows.Status
+	// result is a closed joiner's result (GetWorkflow().Get).
+	result    *workflows.JoinerResult
 	running   bool
 	deciders  []string
 	decidedBy []string
@@ -228,6 +230,35 @@ func (f *fakeTemporal) SignalWorkflow(_ context.Context, id, _ string, name stri
 	}
 	f.signals = append(f.signals, sentSignal{id, name, arg})
 	return nil
+}
+
+type fakeRun struct {
+	id  string
+	res *workflows.JoinerResult
+}
+
+func (r fakeRun) GetID() string                  { return r.id }
+func (r fakeRun) GetRunID() string               { return "" }
+func (r fakeRun) GetFirstExecutionRunID() string { return "" }
+func (r fakeRun) Get(_ context.Context, ptr any) error {
+	if r.res == nil {
+		return serviceerror.NewNotFound("no result for " + r.id)
+	}
+	*(ptr.(*workflows.JoinerResult)) = *r.res
+	return nil
+}
+func (r fakeRun) GetWithOptions(ctx context.Context, ptr any, _ client.WorkflowRunGetOptions) error {
+	return r.Get(ctx, ptr)
+}
+
+func (f *fakeTemporal) GetWorkflow(_ context.Context, id, _ string) client.WorkflowRun {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	run := fakeRun{id: id}
+	if j, ok := f.joiners[id]; ok && !j.running {
+		run.res = j.result
+	}
+	return run
 }
 
 func (f *fakeTemporal) sent() ([]client.UpdateWorkflowOptions, []sentSignal) {

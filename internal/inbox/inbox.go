@@ -61,6 +61,9 @@ type Temporal interface {
 	QueryWorkflow(ctx context.Context, workflowID string, runID string, queryType string, args ...interface{}) (converter.EncodedValue, error)
 	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
 	SignalWorkflow(ctx context.Context, workflowID string, runID string, signalName string, arg interface{}) error
+	// GetWorkflow reads a closed joiner's result from its history, which
+	// needs no worker (a query on a closed workflow does).
+	GetWorkflow(ctx context.Context, workflowID string, runID string) client.WorkflowRun
 }
 
 var _ Temporal = client.Client(nil)

@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/joinery/joinery/workflows"
 )
@@ -214,32 +216,71 @@ type pastDecision struct {
 	Stage      workflows.Stage
 	Running    bool
 	Decisions  []workflows.Decision
-	// Unavailable is set when the joiner's status could not be read.
+	// Unavailable is set when the joiner's record could not be read.
 	Unavailable string
 }
 
-// decidedBy lists the joiners user decided on, with their decisions.
+// maxPastDecisions bounds "My decisions" to the most recent joiners.
+const maxPastDecisions = 50
+
+// decidedBy lists the joiners user decided on, most recent first, with
+// their decisions: from the status query while a joiner runs, from its
+// result (in history, no worker needed) once it has closed.
 func (s *Server) decidedBy(ctx context.Context, user string) ([]pastDecision, error) {
 	rows, err := s.list(ctx, workflows.SADecidedBy.GetName()+" = "+quote(user))
 	if err != nil {
 		return nil, err
 	}
-	var out []pastDecision
-	for _, r := range rows {
-		p := pastDecision{WorkflowID: r.ID, Running: r.Running}
-		j, err := s.load(ctx, r.ID)
-		if err != nil {
-			p.Unavailable = "status not available now"
-			out = append(out, p)
-			continue
-		}
-		p.Stage = j.Status.Stage
-		for _, d := range j.Status.Approvals {
-			if d.Approver == user {
-				p.Decisions = append(p.Decisions, d)
+	rows = rows[:min(len(rows), maxPastDecisions)]
+	out := make([]pastDecision, len(rows))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, r := range rows {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			// One slow joiner must not hold the page.
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			p := pastDecision{WorkflowID: r.ID, Running: r.Running}
+			var approvals []workflows.Decision
+			if r.Running {
+				j, err := s.load(ctx, r.ID)
+				if err != nil {
+					p.Unavailable = "status not available now"
+				}
+				p.Stage, approvals = j.Status.Stage, j.Status.Approvals
+			} else {
+				res, err := s.result(ctx, r.ID)
+				if err != nil {
+					p.Unavailable = "record not available now"
+				}
+				p.Stage, approvals = res.Stage, res.Approvals
 			}
-		}
-		out = append(out, p)
+			for _, d := range approvals {
+				if d.Approver == user {
+					p.Decisions = append(p.Decisions, d)
+				}
+			}
+			out[i] = p
+		}()
 	}
+	wg.Wait()
 	return out, nil
+}
+
+// result reads a closed joiner's result. A failed joiner's result travels
+// in its error's details (see run.Result).
+func (s *Server) result(ctx context.Context, id string) (workflows.JoinerResult, error) {
+	var res workflows.JoinerResult
+	err := s.temporal.GetWorkflow(ctx, id, "").Get(ctx, &res)
+	if err == nil {
+		return res, nil
+	}
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.HasDetails() && ae.Details(&res) == nil {
+		return res, nil
+	}
+	return workflows.JoinerResult{}, err
 }

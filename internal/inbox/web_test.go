@@ -413,14 +413,20 @@ func TestPastDecisions(t *testing.T) {
 	j := awaiting(t, "300")
 	j.running, j.status.Stage = false, workflows.StageCompleted
 	j.decidedBy = []string{"ada.lovelace"}
-	j.status.Approvals = []workflows.Decision{{Approver: "ada.lovelace", Approved: true, Comment: "ok", Via: "update+inbox-web", Signed: true}}
+	j.status.Approvals = []workflows.Decision{{Approver: "ada.lovelace", Approved: true, Comment: "ok", Via: "update/inbox-web", Signed: true}}
+	// Closed: the page reads its result from history, not the status query.
+	j.result = &workflows.JoinerResult{HRISID: "300", Stage: workflows.StageCompleted, Approvals: j.status.Approvals}
 	e.temporal.put("joiner-300", j)
+	gone := awaiting(t, "301")
+	gone.running, gone.decidedBy = false, []string{"ada.lovelace"}
+	e.temporal.put("joiner-301", gone)
 	b := e.browser()
 	b.mustLogin("ada.lovelace", "dev-ada-pass")
 	p := b.get("/decisions")
 	require.Equal(t, http.StatusOK, p.Code)
 	require.Contains(t, p.Body, "joiner-300")
 	require.Contains(t, p.Body, "approved (signed)")
+	require.Contains(t, p.Body, "joiner-301</td><td colspan=\"5\">record not available now")
 	// Her own past joiner's page is readable, with nothing to decide.
 	jp := b.get("/joiners/joiner-300")
 	require.Equal(t, http.StatusOK, jp.Code)
