@@ -267,7 +267,9 @@ func (s *Server) tokenGone(ctx context.Context, user, joinerName, tok string, de
 	wfID := workflows.JoinerWorkflowID(joinerName)
 	seen := s.seen.get(tok)
 	expires := seen.expires
-	j, jerr := s.load(ctx, wfID)
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	j, jerr := s.load(lctx, wfID)
+	cancel()
 	if expires.IsZero() && jerr == nil {
 		expires = expectedExpiry(j.Status, delivered)
 	}

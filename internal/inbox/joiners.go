@@ -187,6 +187,8 @@ func (s *Server) waitingFor(ctx context.Context, user string) ([]joiner, error) 
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
 			j, err := s.load(ctx, r.ID)
 			if err != nil {
 				// One joiner that cannot answer (no worker for its
