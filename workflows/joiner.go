@@ -14,8 +14,12 @@ import (
 	"github.com/joinery/joinery/internal/policy"
 )
 
-// a is only used for method references; the worker registers the real one.
-var a *activities.Activities
+// a and e are only used for method references; the worker registers the
+// real ones.
+var (
+	a *activities.Activities
+	e *activities.Eligibility
+)
 
 var validHRISID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
@@ -214,9 +218,24 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 			return j.fail(ctx, "validate the request and its sponsor", err)
 		}
 		j.result.Tools = r.Tools
-	} else if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.FetchJoiner,
-		activities.FetchInput{HRISID: j.in.HRISID, Kind: j.in.Kind}).Get(ctx, &w); err != nil {
-		return j.fail(ctx, "read the HR record", err)
+	} else {
+		// Version 1: the HR record, not the caller, decides whether this is
+		// a pending hire and of which kind (an existing employee, a leaver
+		// or an already provisioned record gets no joiner), checked here
+		// too and not only at the intake, since any Temporal client can
+		// start a workflow.
+		if workflow.GetVersion(ctx, "check-eligible", workflow.DefaultVersion, 1) >= 1 {
+			var er activities.EligibleResult
+			if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), e.CheckEligible,
+				activities.CheckEligibleInput{HRISID: j.in.HRISID, Kind: j.in.Kind}).Get(ctx, &er); err != nil {
+				return j.fail(ctx, "check that the HR record is a pending hire", err)
+			}
+			j.in.Kind = er.Kind
+		}
+		if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.FetchJoiner,
+			activities.FetchInput{HRISID: j.in.HRISID, Kind: j.in.Kind}).Get(ctx, &w); err != nil {
+			return j.fail(ctx, "read the HR record", err)
+		}
 	}
 	j.worker = w
 	j.hireDate = w.HireDate

@@ -66,6 +66,16 @@ func newFixture(t *testing.T) *fixture {
 		ProvisionLeadDays:  7, CredentialTTL: 72 * time.Hour,
 	}
 	env.RegisterActivity(f.acts)
+	env.RegisterActivity(&activities.Eligibility{})
+	// The HR record is a pending hire of the kind asked for (the
+	// eligibility rules have tests of their own in activities).
+	env.OnActivity((&activities.Eligibility{}).CheckEligible, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CheckEligibleInput) (activities.EligibleResult, error) {
+			if in.Kind == "" {
+				return activities.EligibleResult{Kind: policy.KindEmployee}, nil
+			}
+			return activities.EligibleResult{Kind: in.Kind}, nil
+		}).Maybe()
 	return f
 }
 

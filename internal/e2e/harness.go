@@ -77,8 +77,10 @@ func NewHarness(t testing.TB) *Harness {
 	h.HR = acts.HRIS.(*hris.Client)
 	h.C, err = run.Dial(ctx, cfg, logger)
 	require.NoError(t, err)
+	elig, err := run.NewEligibility(cfg, acts.HRIS)
+	require.NoError(t, err)
 	w := worker.New(h.C, cfg.TaskQueue, worker.Options{})
-	run.Register(w, acts)
+	run.Register(w, acts, elig)
 	require.NoError(t, w.Start())
 	t.Cleanup(func() { w.Stop(); h.C.Close() })
 	return h

@@ -226,6 +226,10 @@ func (b *builder) build(raw *rawPolicy) {
 	b.buildRoutes(raw.Approval.Routes)
 	p.writeback = b.buildValues("writeback", raw.WriteBack, hrisFldRE, nil)
 	b.buildExceptions(raw.Exceptions)
+	// The intake section is read by the intake itself (LoadIntake); checking
+	// it here too makes `policy check` and the worker refuse a bad one.
+	_, intakeErrs := buildIntake(raw)
+	b.errs = append(b.errs, intakeErrs...)
 
 	if raw.Provisioning.LeadDays != nil {
 		d := *raw.Provisioning.LeadDays

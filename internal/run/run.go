@@ -165,9 +165,10 @@ func DirectoryConfig(cfg config.Config) directory.Config {
 }
 
 // Register puts the joiner workflow and activities on a worker.
-func Register(w worker.Registry, acts *activities.Activities) {
+func Register(w worker.Registry, acts *activities.Activities, elig *activities.Eligibility) {
 	w.RegisterWorkflow(workflows.Joiner)
 	w.RegisterActivity(acts)
+	w.RegisterActivity(elig)
 }
 
 // Worker runs the worker until ctx ends.
@@ -181,8 +182,12 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer c.Close()
+	elig, err := NewEligibility(cfg, acts.HRIS)
+	if err != nil {
+		return err
+	}
 	w := worker.New(c, cfg.TaskQueue, worker.Options{})
-	Register(w, acts)
+	Register(w, acts, elig)
 	logger.Info("worker polling", "taskQueue", cfg.TaskQueue, "temporal", cfg.TemporalAddress)
 	if err := w.Start(); err != nil {
 		return err
