@@ -137,8 +137,8 @@ func Vars() []Var {
 		{Name: "JOINERY_TEMPORAL_UI_URL", Default: "http://127.0.0.1:8233", Doc: "Temporal Web UI base URL, for links printed to operators", set: str(func(c *Config) *string { return &c.TemporalUIURL })},
 
 		{Name: "JOINERY_LDAP_URL", Default: "ldap://127.0.0.1:3389", Doc: "Directory URL (ldap:// or ldaps://)", set: str(func(c *Config) *string { return &c.LDAPURL })},
-		{Name: "JOINERY_LDAP_BIND_DN", Default: "cn=admin,dc=joinery,dc=test", Doc: "DN the worker binds as", set: str(func(c *Config) *string { return &c.LDAPBindDN })},
-		{Name: "JOINERY_LDAP_BIND_PASSWORD", DevDefault: "dev-ldap-admin", Doc: "Password for the bind DN (required by the worker)", Secret: true, set: str(func(c *Config) *string { return &c.LDAPBindPassword })},
+		{Name: "JOINERY_LDAP_BIND_DN", Default: "cn=joinery-worker,ou=system,dc=joinery,dc=test", Doc: "DN the worker binds as: Joinery's scoped service account, never the directory's admin", set: str(func(c *Config) *string { return &c.LDAPBindDN })},
+		{Name: "JOINERY_LDAP_BIND_PASSWORD", DevDefault: "dev-joinery-worker", Doc: "Password for the bind DN (required by the worker)", Secret: true, set: str(func(c *Config) *string { return &c.LDAPBindPassword })},
 		{Name: "JOINERY_LDAP_BASE_DN", Default: "dc=joinery,dc=test", Doc: "Directory suffix; people, groups and service accounts are OUs below it", set: str(func(c *Config) *string { return &c.LDAPBaseDN })},
 		{Name: "JOINERY_LDAP_STARTTLS", Default: "false", Doc: "Upgrade ldap:// connections with StartTLS", set: boolean(func(c *Config) *bool { return &c.LDAPStartTLS })},
 		{Name: "JOINERY_LDAP_CA_FILE", Default: "", Doc: "PEM CA bundle for ldaps:// and StartTLS", set: str(func(c *Config) *string { return &c.LDAPCAFile })},
