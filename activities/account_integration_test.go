@@ -2,8 +2,9 @@ package activities
 
 // The account activities against a real slapd (a private one, with the dev
 // stack's generated configuration and seed), bound as the worker's service
-// account and run in Temporal's activity test environment, so that the
-// joiner's identity comes from the activity info as it does in production.
+// account and run inside a Joiner workflow of Temporal's test environment
+// (runAs), so that the joiner's identity comes from the activity info as it
+// does in production, and the order checks pass as they do for a joiner.
 
 import (
 	"context"
@@ -17,16 +18,12 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/joinery/joinery/connectors/directory"
+	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/internal/stack"
 )
-
-// testWorkflowID is the workflow ID Temporal's activity test environment
-// reports in activity.GetInfo.
-const testWorkflowID = "default-test-workflow-id"
 
 const adaDN = "uid=ada.lovelace,ou=people,dc=joinery,dc=test"
 
@@ -77,12 +74,20 @@ func rawEntry(t *testing.T, url, dn string) []string {
 	return out
 }
 
-func activityEnv(t *testing.T, a *Activities) *testsuite.TestActivityEnvironment {
-	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
-	return env
+// planFunc is a Planner that is a function.
+type planFunc func(policy.Worker) (policy.Plan, error)
+
+func (f planFunc) Plan(w policy.Worker) (policy.Plan, error) { return f(w) }
+
+// accountActivities are the activities over dir, with an HR record for id
+// whose plan names candidates and grants all-staff: the order checks
+// re-plan every claim and grant.
+func accountActivities(dir *directory.Client, id, first, last string, candidates []string) *Activities {
+	hr := &fakeHRIS{fx: &sideEffects{}, workers: map[string]hris.Worker{id: {ID: id, FirstName: first, LastName: last, Status: "Active"}}}
+	return &Activities{Directory: dir, HRIS: hr, Policy: planFunc(func(w policy.Worker) (policy.Plan, error) {
+		return policy.Plan{Kind: w.Kind, Candidates: candidates, Groups: []policy.Grant{{Group: "all-staff"}},
+			Attributes: map[string]string{"mail": "{username}@joinery.test"}}, nil
+	})}
 }
 
 // `starter start 100` for Ada Lovelace, employed since 2018: the claim stops
@@ -91,13 +96,14 @@ func activityEnv(t *testing.T, a *Activities) *testsuite.TestActivityEnvironment
 // byte-for-byte what it was.
 func TestIntegrationJoinerForAdaNeedsOperator(t *testing.T) {
 	dir, url := privateDirectory(t)
-	a := &Activities{Directory: dir}
-	env := activityEnv(t, a)
+	candidates := []string{"ada.lovelace", "alovelace", "ada.lovelace2"}
+	a := accountActivities(dir, "100", "Ada", "Lovelace", candidates)
+	run := func(fn, in any) error { return runAs(t, a, JoinerWorkflowType, JoinerWorkflowID("100"), fn, in, nil) }
 	before := rawEntry(t, url, adaDN)
 	require.NotEmpty(t, before)
 
-	_, err := env.ExecuteActivity(a.ClaimAccount, ClaimInput{
-		HRISID: "100", Candidates: []string{"ada.lovelace", "alovelace", "ada.lovelace2"},
+	err := run(a.ClaimAccount, ClaimInput{
+		HRISID: "100", Candidates: candidates,
 		Worker:     policy.Worker{HRISID: "100", FirstName: "Ada", LastName: "Lovelace", JobTitle: "Engineering Manager", Department: "Engineering"},
 		Attributes: map[string]string{"mail": "{username}@joinery.test"},
 	})
@@ -110,15 +116,12 @@ func TestIntegrationJoinerForAdaNeedsOperator(t *testing.T) {
 	require.Equal(t, ExistingAccount{DN: adaDN, EmployeeID: "100", Username: "ada.lovelace"}, details)
 
 	// The joiner then rolls back: nothing of this joiner's is there.
-	_, err = env.ExecuteActivity(a.DeleteAccount, AccountRef{HRISID: "100"})
-	require.NoError(t, err)
-	_, err = env.ExecuteActivity(a.DisableAccount, AccountRef{HRISID: "100"})
-	require.NoError(t, err)
+	require.NoError(t, run(a.DeleteAccount, AccountRef{HRISID: "100"}))
+	require.NoError(t, run(a.DisableAccount, AccountRef{HRISID: "100"}))
 	// A DN that lies (Ada's) gets no grant, no password and no removal.
-	_, err = env.ExecuteActivity(a.GrantGroup, GroupInput{HRISID: "100", Group: "all-staff", MemberDN: adaDN})
-	requireAppErrType(t, err, ErrTypeNotOwner)
-	_, err = env.ExecuteActivity(a.DeleteAccount, AccountRef{HRISID: "100", DN: adaDN})
-	require.NoError(t, err, "the recorded DN is not trusted: the marker decides, and there is none of this joiner's")
+	requireAppErrType(t, run(a.GrantGroup, GroupInput{HRISID: "100", Group: "all-staff", MemberDN: adaDN}), ErrTypeNotOwner)
+	require.NoError(t, run(a.DeleteAccount, AccountRef{HRISID: "100", DN: adaDN}),
+		"the recorded DN is not trusted: the marker decides, and there is none of this joiner's")
 
 	require.Equal(t, before, rawEntry(t, url, adaDN), "ada's entry is byte-for-byte unchanged")
 	for _, l := range before {
@@ -131,59 +134,47 @@ func TestIntegrationJoinerForAdaNeedsOperator(t *testing.T) {
 
 // A new joiner's own entry: claimed with this workflow's marker, granted,
 // disabled and deleted by the activities; a second claim (a retry) adopts
-// it; a joiner with another workflow ID for the same person is
-// AlreadyProvisioned.
+// it; a workflow with another ID cannot act for the same person at all.
 func TestIntegrationAccountActivitiesOnTheirOwnEntry(t *testing.T) {
 	dir, url := privateDirectory(t)
-	a := &Activities{Directory: dir}
-	env := activityEnv(t, a)
 	id := fmt.Sprint(700000 + time.Now().UnixNano()%100000)
 	in := ClaimInput{HRISID: id, Candidates: []string{"john.smith", "jsmith", "john.smith" + id},
 		Worker: policy.Worker{HRISID: id, FirstName: "John", LastName: "Smith"}}
+	a := accountActivities(dir, id, "John", "Smith", in.Candidates)
+	wfID := JoinerWorkflowID(id)
+	run := func(fn, in, out any) error { return runAs(t, a, JoinerWorkflowType, wfID, fn, in, out) }
 
-	v, err := env.ExecuteActivity(a.ClaimAccount, in)
-	require.NoError(t, err)
 	var claim ClaimResult
-	require.NoError(t, v.Get(&claim))
+	require.NoError(t, run(a.ClaimAccount, in, &claim))
 	require.Equal(t, "john.smith"+id, claim.Username)
-	e, err := dir.FindByOwner(context.Background(), testWorkflowID)
+	e, err := dir.FindByOwner(context.Background(), wfID)
 	require.NoError(t, err)
 	require.Equal(t, claim.DN, e.DN)
-	require.Equal(t, testWorkflowID, e.Owner, "the marker is the workflow ID from the activity info")
+	require.Equal(t, wfID, e.Owner, "the marker is the workflow ID from the activity info")
 
-	v, err = env.ExecuteActivity(a.ClaimAccount, in)
-	require.NoError(t, err)
 	var again ClaimResult
-	require.NoError(t, v.Get(&again))
+	require.NoError(t, run(a.ClaimAccount, in, &again))
 	require.Equal(t, ClaimResult{Username: claim.Username, DN: claim.DN, Existing: true}, again)
 
-	// Outside an activity the caller is trusted code; it runs as joiner-<id>,
-	// which did not create this entry.
-	_, err = a.ClaimAccount(context.Background(), in)
-	requireAppErrType(t, err, ErrTypeAlreadyProvisioned)
-	var appErr *temporal.ApplicationError
-	require.True(t, errors.As(err, &appErr))
-	var details ExistingAccount
-	require.NoError(t, appErr.Details(&details))
-	require.Equal(t, testWorkflowID, details.Joiner)
-	require.Equal(t, claim.DN, details.DN)
+	// Another workflow for the same person is refused before the directory
+	// is asked; trusted code outside an activity runs as joiner-<id>.
+	requireAppErrType(t, runAs(t, a, JoinerWorkflowType, "joiner-other", a.ClaimAccount, in, nil), ErrTypeOrderRefused)
+	direct, err := a.ClaimAccount(context.Background(), in)
+	require.NoError(t, err)
+	require.Equal(t, claim.DN, direct.DN)
+	require.True(t, direct.Existing)
 
 	g := GroupInput{HRISID: id, Group: "all-staff", MemberDN: claim.DN}
-	_, err = env.ExecuteActivity(a.GrantGroup, g)
-	require.NoError(t, err)
+	require.NoError(t, run(a.GrantGroup, g, nil))
 	ok, err := dir.IsMember(context.Background(), dir.GroupDN("all-staff"), claim.DN)
 	require.NoError(t, err)
 	require.True(t, ok)
-	_, err = env.ExecuteActivity(a.RevokeGroup, g)
-	require.NoError(t, err)
-	_, err = env.ExecuteActivity(a.DisableAccount, AccountRef{HRISID: id, DN: claim.DN})
-	require.NoError(t, err)
+	require.NoError(t, run(a.RevokeGroup, g, nil))
+	require.NoError(t, run(a.DisableAccount, AccountRef{HRISID: id, DN: claim.DN}, nil))
 	require.Contains(t, rawEntry(t, url, claim.DN), "description: "+directory.DisabledMarker)
-	_, err = env.ExecuteActivity(a.DeleteAccount, AccountRef{HRISID: id, DN: claim.DN})
-	require.NoError(t, err)
+	require.NoError(t, run(a.DeleteAccount, AccountRef{HRISID: id, DN: claim.DN}, nil))
 	require.Nil(t, rawEntry(t, url, claim.DN))
-	_, err = env.ExecuteActivity(a.DeleteAccount, AccountRef{HRISID: id, DN: claim.DN})
-	require.NoError(t, err, "nothing left to undo")
+	require.NoError(t, run(a.DeleteAccount, AccountRef{HRISID: id, DN: claim.DN}, nil), "nothing left to undo")
 }
 
 func requireAppErrType(t *testing.T, err error, typ string) {

@@ -104,6 +104,10 @@ type Activities struct {
 	// Faults, when set, is consulted at the start of each side effect; a
 	// non-nil error fails that step (tests of the rollback use it).
 	Faults func(step, hrisID string) error
+
+	// orders caches re-plans and each verified run's planning for the
+	// order checks (orders.go); made on first use.
+	orders *orderBook
 }
 
 // Error types raised by activities themselves (connector errors carry their own).

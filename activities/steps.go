@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,11 +35,16 @@ type FetchInput struct {
 // FetchJoiner reads the joiner's HR record and the manager chain the approval
 // route needs, and normalises them into the policy's Worker.
 func (a *Activities) FetchJoiner(ctx context.Context, in FetchInput) (policy.Worker, error) {
-	w, err := a.HRIS.GetWorker(ctx, in.HRISID)
+	return a.fetchWorker(ctx, in.HRISID, in.Kind)
+}
+
+// fetchWorker is FetchJoiner's reading, shared with the order checks'
+// re-plan (which passes kind "": the HR record decides it).
+func (a *Activities) fetchWorker(ctx context.Context, hrisID, kind string) (policy.Worker, error) {
+	w, err := a.HRIS.GetWorker(ctx, hrisID)
 	if err != nil {
 		return policy.Worker{}, classify(err)
 	}
-	kind := in.Kind
 	if kind == "" {
 		kind = kindFromHR(w)
 	}
@@ -47,6 +53,9 @@ func (a *Activities) FetchJoiner(ctx context.Context, in FetchInput) (policy.Wor
 		PreferredName: w.PreferredName, Department: w.Department, JobTitle: w.JobTitle, Location: w.Location,
 		ManagerID: w.SupervisorID, HireDate: w.HireDate, EndDate: w.TerminationDate, Kind: kind,
 		EmploymentStatus: w.EmploymentStatus, Email: w.WorkEmail,
+	}
+	if out.HRISID == "" {
+		out.HRISID = hrisID
 	}
 	if w.SupervisorID != "" {
 		m, err := a.HRIS.GetWorker(ctx, w.SupervisorID)
@@ -80,6 +89,10 @@ func (a *Activities) PlanJoiner(ctx context.Context, w policy.Worker) (policy.Pl
 	if err != nil {
 		return policy.Plan{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidJoiner, nil)
 	}
+	// For a Joiner caller, keep the authoritative plan of this run (made
+	// from the HR record or the recorded request, not from w) for its
+	// later order checks: see orders.go.
+	a.recordPlan(ctx, w.HRISID, w.Kind)
 	return p, nil
 }
 
@@ -108,6 +121,9 @@ type ClaimInput struct {
 	Worker     policy.Worker     `json:"worker"`
 	Attributes map[string]string `json:"attributes,omitempty"` // may contain {username}
 	ManagerDN  string            `json:"managerDn,omitempty"`
+	// Request is a non-human joiner's request, so the claim can be
+	// re-planned from it (its sponsor re-resolved); nil for people.
+	Request *NonHumanRequest `json:"request,omitempty"`
 }
 
 // ClaimResult is the claimed username and the entry created for it.
@@ -177,6 +193,20 @@ func joinerOf(ctx context.Context, hrisID string) joiner {
 func (a *Activities) ClaimAccount(ctx context.Context, in ClaimInput) (ClaimResult, error) {
 	if err := a.fault(StepClaim, in.HRISID); err != nil {
 		return ClaimResult{}, err
+	}
+	o, err := a.admit(ctx, StepClaim, in.HRISID, fmt.Sprintf("claim one of %v", in.Candidates))
+	if err != nil {
+		return ClaimResult{}, err
+	}
+	p, verified, err := a.verify(ctx, o, in.Request, in.Worker.Kind, checkClaim(in))
+	if err != nil {
+		return ClaimResult{}, err
+	}
+	if verified {
+		// The entry's names come from the authoritative record, not from
+		// the order: the order's candidates were checked, its person was not.
+		in.Worker.FirstName, in.Worker.LastName = p.worker.FirstName, p.worker.LastName
+		in.Worker.JobTitle, in.Worker.Department = p.worker.JobTitle, p.worker.Department
 	}
 	j := joinerOf(ctx, in.HRISID)
 	person := func(username string) directory.Person {
@@ -268,6 +298,9 @@ func (a *Activities) ownEntry(ctx context.Context, j joiner, in AccountRef) (*di
 // directory, or another joiner's account; nothing there means nothing to
 // undo.
 func (a *Activities) DeleteAccount(ctx context.Context, in AccountRef) error {
+	if _, err := a.admit(ctx, "delete-account", in.HRISID, "delete the joiner's entry"); err != nil {
+		return err
+	}
 	j := joinerOf(ctx, in.HRISID)
 	e, err := a.ownEntry(ctx, j, in)
 	if err != nil || e == nil {
@@ -294,12 +327,25 @@ func (a *Activities) GrantGroup(ctx context.Context, in GroupInput) error {
 	if err := a.fault(StepGrant, in.HRISID); err != nil {
 		return err
 	}
+	o, err := a.admit(ctx, StepGrant, in.HRISID, fmt.Sprintf("grant %s to %s", in.Group, in.MemberDN))
+	if err != nil {
+		return err
+	}
+	if _, _, err := a.verify(ctx, o, nil, "", checkGroup(in.Group)); err != nil {
+		return err
+	}
 	return classify(a.Directory.AddMember(ctx, a.Directory.GroupDN(in.Group), in.MemberDN, joinerOf(ctx, in.HRISID).ID))
 }
 
 // RevokeGroup removes the member; not a member counts as success. The member
 // must be this joiner's entry, or gone.
 func (a *Activities) RevokeGroup(ctx context.Context, in GroupInput) error {
+	// A compensation needs no re-plan: it may remove any group (the policy
+	// may have changed), but only from this joiner's own entry (the marker
+	// RemoveMember asserts).
+	if _, err := a.admit(ctx, "revoke-group", in.HRISID, fmt.Sprintf("remove %s from %s", in.MemberDN, in.Group)); err != nil {
+		return err
+	}
 	return classify(a.Directory.RemoveMember(ctx, a.Directory.GroupDN(in.Group), in.MemberDN, joinerOf(ctx, in.HRISID).ID))
 }
 
@@ -332,6 +378,13 @@ func (a *Activities) IssueCredential(ctx context.Context, in CredentialInput) (C
 	if in.Recipient == "" {
 		return CredentialResult{}, temporal.NewNonRetryableApplicationError("no recipient for the initial credential", ErrTypeInvalidJoiner, nil)
 	}
+	o, err := a.admit(ctx, StepCredential, in.HRISID, fmt.Sprintf("set a password on %s, deliver to %s", in.DN, in.Recipient))
+	if err != nil {
+		return CredentialResult{}, err
+	}
+	if _, _, err := a.verify(ctx, o, nil, "", checkCredential(in)); err != nil {
+		return CredentialResult{}, err
+	}
 	j := joinerOf(ctx, in.HRISID)
 	meta := map[string]string{"joiner": in.HRISID, "username": in.Username, "dn": in.DN, "recipient": in.Recipient, "workflow": j.ID}
 	// The password only goes on an entry this joiner created: a DN in the
@@ -358,9 +411,19 @@ type RevokeInput struct {
 // Without a path (the issue step failed before answering) it destroys the
 // joiner's own path: the step may have stored a version before it failed.
 func (a *Activities) RevokeCredential(ctx context.Context, in RevokeInput) error {
+	o, err := a.admit(ctx, "revoke-credential", in.HRISID, "destroy the credential at "+in.Path)
+	if err != nil {
+		return err
+	}
+	own := a.Secrets.JoinerPath(in.HRISID, secrets.InitialCredentialName)
 	path := in.Path
 	if path == "" {
-		path = a.Secrets.JoinerPath(in.HRISID, secrets.InitialCredentialName)
+		path = own
+	}
+	// Only the joiner's own path: a path in the order could name any
+	// secret the worker may destroy.
+	if o.c.inActivity && path != own {
+		return a.refuse(o, fmt.Sprintf("path %q is not this joiner's credential path", path))
 	}
 	return classify(a.Secrets.RevokeInitialCredential(ctx, path, in.Accessor))
 }
@@ -385,6 +448,9 @@ func (a *Activities) WriteBack(ctx context.Context, in WriteBackInput) (WriteBac
 	if err := a.fault(StepWriteBack, in.HRISID); err != nil {
 		return WriteBackOutput{}, err
 	}
+	if err := a.verifyWriteBack(ctx, StepWriteBack, in, false); err != nil {
+		return WriteBackOutput{}, err
+	}
 	r, err := a.HRIS.WriteBack(ctx, in.HRISID, in.Want, in.Expected)
 	if err != nil {
 		return WriteBackOutput{}, classify(err)
@@ -397,6 +463,12 @@ func (a *Activities) WriteBack(ctx context.Context, in WriteBackInput) (WriteBac
 // is theirs and stays.
 func (a *Activities) UndoWriteBack(ctx context.Context, in WriteBackInput) error {
 	// Want = the original values, Expected = what Joinery wrote.
+	if err := a.verifyWriteBack(ctx, "undo-writeback", in, true); err != nil {
+		if errors.Is(err, errNothingToUndo) {
+			return nil
+		}
+		return err
+	}
 	r, err := a.HRIS.WriteBack(ctx, in.HRISID, in.Want, in.Expected)
 	if err != nil {
 		return classify(err)
@@ -405,6 +477,52 @@ func (a *Activities) UndoWriteBack(ctx context.Context, in WriteBackInput) error
 		a.log().Warn("write-back undo left an HR-side change in place", "hrisId", in.HRISID, "field", c.Field)
 	}
 	return nil
+}
+
+// errNothingToUndo: the joiner has no entry, so it never wrote back.
+var errNothingToUndo = errors.New("nothing to undo")
+
+// verifyWriteBack checks a write-back (or its undo) against the joiner: the
+// username in the values is the one on the entry carrying this joiner's
+// marker (so a write-back needs an entry this joiner created), and the
+// fields and values are the plan's WriteBackFor(username). The end of
+// time-bound access (one end-state word in the access-status field) needs
+// no re-plan: by then the HR record may no longer plan (the person left),
+// and the word is not the caller's choice of value.
+func (a *Activities) verifyWriteBack(ctx context.Context, step string, in WriteBackInput, undo bool) error {
+	o, err := a.admit(ctx, step, in.HRISID, fmt.Sprintf("write %v to HR record %s", sortedFields(in.Want), in.HRISID))
+	if err != nil || !o.c.inActivity {
+		return err
+	}
+	e, err := a.Directory.FindByOwner(ctx, o.c.id)
+	if err != nil {
+		return classify(err)
+	}
+	if e == nil {
+		if undo {
+			a.log().Warn("write-back undo: the joiner has no entry, so it wrote nothing back", "hrisId", in.HRISID, "joiner", o.c.id)
+			return errNothingToUndo
+		}
+		return a.refuse(o, "the joiner has no directory entry of its own, so there is nothing to write back")
+	}
+	if !undo && isEndStateWrite(in.Want) {
+		return nil
+	}
+	check := checkWriteBack(in.Want, e.Username)
+	if undo {
+		check = checkUndo(in, e.Username)
+	}
+	_, _, err = a.verify(ctx, o, nil, "", check)
+	return err
+}
+
+func sortedFields(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Notify sends a notification to a person (approver, sponsor).

@@ -45,6 +45,18 @@ type ResolveInput struct {
 // ResolveNonHuman validates the sponsor against the live HRIS and builds the
 // policy's Worker for the request.
 func (a *Activities) ResolveNonHuman(ctx context.Context, in ResolveInput) (policy.Worker, error) {
+	w, err := a.resolveNonHuman(ctx, in)
+	if err == nil {
+		// Orders of this run that do not carry the request are re-planned
+		// from it (orders.go).
+		a.recordRequest(ctx, in)
+	}
+	return w, err
+}
+
+// resolveNonHuman is ResolveNonHuman's resolution, shared with the order
+// checks' re-plan.
+func (a *Activities) resolveNonHuman(ctx context.Context, in ResolveInput) (policy.Worker, error) {
 	if in.Request.SponsorID == "" {
 		return policy.Worker{}, temporal.NewNonRetryableApplicationError("sponsorId: required: a non-human joiner needs an accountable human", ErrTypeInvalidJoiner, nil)
 	}
@@ -87,6 +99,9 @@ type WorkloadInput struct {
 	Recipient string              `json:"recipient"`
 	Workload  policy.WorkloadPlan `json:"workload"`
 	Comment   string              `json:"comment"`
+	// Request is the joiner's request, so the order can be re-planned
+	// from it; without it, the request this run resolved is used.
+	Request *NonHumanRequest `json:"request,omitempty"`
 }
 
 // WorkloadResult references the AppRole; the SecretID travels wrapped to
@@ -118,6 +133,13 @@ func (a *Activities) IssueWorkloadCredential(ctx context.Context, in WorkloadInp
 	}
 	if a.Workloads == nil {
 		return WorkloadResult{}, temporal.NewNonRetryableApplicationError("no Vault workload connector configured", ErrTypeInvalidJoiner, nil)
+	}
+	o, err := a.admit(ctx, StepCredential, in.Key, fmt.Sprintf("issue a workload credential with %d grants, deliver to %s", len(in.Workload.Grants), in.Recipient))
+	if err != nil {
+		return WorkloadResult{}, err
+	}
+	if _, _, err := a.verify(ctx, o, in.Request, in.Kind, checkWorkload(in)); err != nil {
+		return WorkloadResult{}, err
 	}
 	role, _ := WorkloadNames(in.Key)
 	grants := make([]secrets.GrantTemplate, len(in.Workload.Grants))
@@ -161,6 +183,11 @@ func (a *Activities) RevokeWorkload(ctx context.Context, in RevokeWorkloadInput)
 	if a.Workloads == nil {
 		return nil
 	}
+	// The role and policy names derive from the key, and the caller check
+	// ties the key to the workflow ID: a joiner can only revoke its own.
+	if _, err := a.admit(ctx, "revoke-workload", in.Key, "delete AppRole and policy of "+in.Key); err != nil {
+		return err
+	}
 	role, pol := WorkloadNames(in.Key)
 	if err := a.Workloads.RevokeWorkload(ctx, role); err != nil {
 		return classify(err)
@@ -173,6 +200,9 @@ func (a *Activities) RevokeWorkload(ctx context.Context, in RevokeWorkloadInput)
 // entry carrying this joiner's marker is disabled (the modify asserts it),
 // never another account of the same person.
 func (a *Activities) DisableAccount(ctx context.Context, in AccountRef) error {
+	if _, err := a.admit(ctx, "disable-account", in.HRISID, "disable the joiner's entry"); err != nil {
+		return err
+	}
 	j := joinerOf(ctx, in.HRISID)
 	e, err := a.ownEntry(ctx, j, in)
 	if err != nil || e == nil {

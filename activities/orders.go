@@ -1,0 +1,495 @@
+package activities
+
+// Orders: every side-effecting activity re-checks what it is asked to do
+// against the joiner it runs for, because the task queue is not a trust
+// boundary. Any Temporal client can run a workflow of its own (on its own
+// worker) that schedules Joinery's activities, by name, on Joinery's task
+// queue with inputs of its choosing. What such a workflow cannot choose is
+// what the server tells the activity about it (activity.GetInfo: the
+// workflow's type and ID), nor the HR record, the sponsor and the policy the
+// activity reads itself. So an order is carried out only when:
+//
+//   - the caller is a Joiner workflow whose ID is joiner-<key of the order>,
+//     so a workflow can only ever act for the one joiner its ID names (the
+//     server keeps workflow IDs unique among running workflows);
+//   - the order is what an authoritative re-plan says for that joiner: the HR
+//     record (or, for a non-human joiner, its request with the sponsor
+//     re-resolved against the HRIS) planned with the worker's policy;
+//   - compensations act only on what carries this joiner's marker (directory
+//     entries), its own Vault path or its own role name.
+//
+// A refusal is a non-retryable OrderRefused error and a security event in the
+// log; it never carries a secret (orders carry none: activities generate
+// secrets themselves).
+//
+// Policy changes mid-joiner. A joiner records its plan when it starts and may
+// provision weeks later; the policy or the HR record may change in between.
+// An order is accepted when it is within the current re-plan, or within the
+// plan this worker itself made for the same workflow run when the joiner
+// planned (PlanJoiner re-plans from authoritative sources for a verified
+// caller and keeps that plan in memory, bounded). A version carried in the
+// order would be the caller's say-so, and this worker can only plan under
+// the policy it holds, so the version in the input cannot be the proof.
+// Consequence: across a worker restart that also changed the policy, a
+// running joiner is held to the current policy — a grant that policy no
+// longer gives is refused and the joiner rolls back. That fails closed on
+// access, which is the side to fail on; additions to the policy never fail a
+// running joiner (its orders are a subset of the new plan).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/joinery/joinery/connectors"
+	"github.com/joinery/joinery/internal/policy"
+)
+
+// ErrTypeOrderRefused is the application error type of an order an activity
+// refused: wrong caller, or not what the joiner's authoritative plan says.
+const ErrTypeOrderRefused = "OrderRefused"
+
+// JoinerWorkflowType is the registered name of the joiner workflow, the only
+// workflow type whose orders the activities carry out.
+const JoinerWorkflowType = "Joiner"
+
+// JoinerWorkflowID is the workflow ID of the joiner for key (an HRIS ID or a
+// non-human key). It duplicates workflows.JoinerWorkflowID on purpose: this
+// package cannot import workflows, and the rule is one string concatenation;
+// a test in workflows pins the two together.
+func JoinerWorkflowID(key string) string { return "joiner-" + key }
+
+// nonHumanKey duplicates workflows.NonHumanKey (same reason as
+// JoinerWorkflowID): it ties a request to the workflow ID it may act for.
+func nonHumanKey(name, environment string) string { return "nhi-" + name + "-" + environment }
+
+// accessStatusField duplicates workflows.AccessStatusField: the end of
+// time-bound access writes one of endStates there.
+const accessStatusField = "customAccessStatus"
+
+// endStates are the values the end of time-bound access writes to
+// accessStatusField (workflows.Outcome*).
+var endStates = []string{"expired", "revoked", "rescinded", "failed"}
+
+// Cache sizes: the short cache spares a joiner re-reading HR for each of its
+// ~8 orders; the run book keeps, per workflow run, what its planning saw.
+const (
+	replanTTL     = 2 * time.Minute
+	replanMax     = 1024
+	runBookTTL    = 120 * 24 * time.Hour
+	runBookMax    = 4096
+	maxCandidates = 64
+)
+
+// caller is the workflow an activity runs for, as the server reports it.
+type caller struct {
+	// inActivity is false when trusted code calls the method directly (a
+	// test, an operator tool): there is no task queue to defend then.
+	inActivity bool
+	id, run    string
+	typ        string
+}
+
+// order is one request an activity is about to carry out.
+type order struct {
+	c    caller
+	step string
+	key  string
+	// what says what was asked, for the security log (no secrets).
+	what string
+}
+
+func callerOf(ctx context.Context) caller {
+	if !activity.IsActivity(ctx) {
+		return caller{}
+	}
+	info := activity.GetInfo(ctx)
+	c := caller{inActivity: true, id: info.WorkflowExecution.ID, run: info.WorkflowExecution.RunID}
+	if info.WorkflowType != nil {
+		c.typ = info.WorkflowType.Name
+	}
+	return c
+}
+
+// admit checks the caller of an order: a Joiner workflow with the ID of the
+// order's key. Outside an activity it admits (trusted code).
+func (a *Activities) admit(ctx context.Context, step, key, what string) (order, error) {
+	o := order{c: callerOf(ctx), step: step, key: key, what: what}
+	if !o.c.inActivity {
+		return o, nil
+	}
+	if o.c.typ != JoinerWorkflowType {
+		return o, a.refuse(o, fmt.Sprintf("scheduled by a workflow of type %q, not %q", o.c.typ, JoinerWorkflowType))
+	}
+	if key == "" || o.c.id != JoinerWorkflowID(key) {
+		return o, a.refuse(o, fmt.Sprintf("workflow %q may only act for its own joiner, not for %q", o.c.id, key))
+	}
+	return o, nil
+}
+
+// refuse logs the refusal as a security event and returns its error.
+func (a *Activities) refuse(o order, why string) error {
+	a.log().Warn("order refused", "event", "security", "activity", o.step, "workflowId", o.c.id,
+		"workflowType", o.c.typ, "runId", o.c.run, "key", o.key, "asked", o.what, "reason", why)
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("order refused: %s: %s (asked: %s)", o.step, why, o.what), ErrTypeOrderRefused, nil)
+}
+
+// planned is an authoritative worker and its plan.
+type planned struct {
+	worker policy.Worker
+	plan   policy.Plan
+}
+
+// runRecord is what a verified joiner run's planning saw: its request (non-
+// human joiners, from ResolveNonHuman) and its plan (from PlanJoiner).
+type runRecord struct {
+	request *NonHumanRequest
+	kind    string
+	plan    *planned
+}
+
+// ttlMap is a small bounded map with expiry: when full, expired entries go
+// first, then the oldest.
+type ttlMap[V any] struct {
+	ttl time.Duration
+	max int
+	m   map[string]ttlItem[V]
+}
+
+type ttlItem[V any] struct {
+	v  V
+	at time.Time
+}
+
+func (t *ttlMap[V]) get(k string, now time.Time) (V, bool) {
+	it, ok := t.m[k]
+	if !ok || now.Sub(it.at) > t.ttl {
+		var zero V
+		return zero, false
+	}
+	return it.v, true
+}
+
+func (t *ttlMap[V]) put(k string, v V, now time.Time) {
+	if t.m == nil {
+		t.m = map[string]ttlItem[V]{}
+	}
+	if _, ok := t.m[k]; !ok && len(t.m) >= t.max {
+		oldest, oldestAt := "", now
+		for key, it := range t.m {
+			if now.Sub(it.at) > t.ttl {
+				delete(t.m, key)
+				continue
+			}
+			if it.at.Before(oldestAt) || oldest == "" {
+				oldest, oldestAt = key, it.at
+			}
+		}
+		if len(t.m) >= t.max {
+			delete(t.m, oldest)
+		}
+	}
+	t.m[k] = ttlItem[V]{v: v, at: now}
+}
+
+// orderBook holds the re-plan cache and the run book of one Activities.
+type orderBook struct {
+	mu      sync.Mutex
+	replans ttlMap[planned]
+	runs    ttlMap[runRecord]
+}
+
+var booksMu sync.Mutex
+
+func (a *Activities) book() *orderBook {
+	booksMu.Lock()
+	defer booksMu.Unlock()
+	if a.orders == nil {
+		a.orders = &orderBook{replans: ttlMap[planned]{ttl: replanTTL, max: replanMax},
+			runs: ttlMap[runRecord]{ttl: runBookTTL, max: runBookMax}}
+	}
+	return a.orders
+}
+
+func (b *orderBook) record(run string, f func(r *runRecord)) {
+	if run == "" {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	r, _ := b.runs.get(run, now)
+	f(&r)
+	b.runs.put(run, r, now)
+}
+
+func (b *orderBook) recorded(run string) runRecord {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, _ := b.runs.get(run, time.Now())
+	return r
+}
+
+// replan re-plans the order's joiner from authoritative sources: the HR
+// record for a person (req nil), the request with its sponsor re-resolved
+// for a non-human joiner. Results are cached per run for replanTTL. A
+// transient HRIS fault is returned as a retryable error; a record or request
+// that no longer plans is a refusal.
+func (a *Activities) replan(ctx context.Context, o order, req *NonHumanRequest, kind string) (planned, error) {
+	if req == nil && strings.HasPrefix(o.key, "nhi-") {
+		// A non-human key has no HR record; an order without its request
+		// may still be this run's (joiners that predate requests in orders).
+		r := a.book().recorded(o.c.run)
+		req, kind = r.request, r.kind
+		if req == nil {
+			return planned{}, a.refuse(o, "a non-human joiner's order must carry its request (none recorded for this run)")
+		}
+	}
+	ck := o.c.run + "|" + o.key
+	if req != nil {
+		ck += fmt.Sprintf("|%s|%#v", kind, *req)
+	}
+	b := a.book()
+	b.mu.Lock()
+	p, ok := b.replans.get(ck, time.Now())
+	b.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	var w policy.Worker
+	var err error
+	if req != nil {
+		if o.key != nonHumanKey(req.Name, req.Environment) {
+			return planned{}, a.refuse(o, fmt.Sprintf("the request names %q, not the joiner %q", nonHumanKey(req.Name, req.Environment), o.key))
+		}
+		w, err = a.resolveNonHuman(ctx, ResolveInput{Key: o.key, Kind: kind, Request: *req})
+	} else {
+		w, err = a.fetchWorker(ctx, o.key, "")
+	}
+	if err != nil {
+		var ae *temporal.ApplicationError
+		if errors.As(err, &ae) && !ae.NonRetryable() {
+			return planned{}, err
+		}
+		var ce *connectors.Error
+		if errors.As(err, &ce) && ce.Retryable {
+			return planned{}, err
+		}
+		return planned{}, a.refuse(o, "the joiner's record cannot be re-read: "+rootMsg(err))
+	}
+	plan, err := a.Policy.Plan(w)
+	if err != nil {
+		return planned{}, a.refuse(o, "the joiner no longer plans under policy: "+err.Error())
+	}
+	p = planned{worker: w, plan: plan}
+	b.mu.Lock()
+	b.replans.put(ck, p, time.Now())
+	b.mu.Unlock()
+	return p, nil
+}
+
+// verify carries out the order check: admitted caller, then check against
+// the current re-plan, falling back to the plan this worker recorded for
+// the run (see the file comment). check returns "" when the plan allows the
+// order, else why not. Outside an activity it does nothing (trusted code)
+// and returns a zero planned with ok false.
+func (a *Activities) verify(ctx context.Context, o order, req *NonHumanRequest, kind string, check func(planned) string) (planned, bool, error) {
+	if !o.c.inActivity {
+		return planned{}, false, nil
+	}
+	cur, err := a.replan(ctx, o, req, kind)
+	var curWhy string
+	if err == nil {
+		if curWhy = check(cur); curWhy == "" {
+			return cur, true, nil
+		}
+	}
+	if rec := a.book().recorded(o.c.run).plan; rec != nil {
+		if why := check(*rec); why == "" {
+			return *rec, true, nil
+		}
+	}
+	if err != nil {
+		return planned{}, false, err
+	}
+	return planned{}, false, a.refuse(o, curWhy+" (policy "+cur.plan.PolicyVersion+")")
+}
+
+// recordPlan keeps the authoritative plan of a verified joiner run, made
+// when it plans, so its later orders are checked against what it started
+// under even when the policy changes meanwhile.
+func (a *Activities) recordPlan(ctx context.Context, key, kind string) {
+	c := callerOf(ctx)
+	if !c.inActivity || c.typ != JoinerWorkflowType || c.id != JoinerWorkflowID(key) {
+		return
+	}
+	o := order{c: c, step: "plan", key: key, what: "record the joiner's plan"}
+	r := a.book().recorded(c.run)
+	if r.request == nil && strings.HasPrefix(key, "nhi-") {
+		return
+	}
+	p, err := a.replan(ctx, o, r.request, r.kind)
+	if err != nil {
+		a.log().Info("the joiner's plan could not be re-made for its order checks", "key", key, "err", err)
+		return
+	}
+	a.book().record(c.run, func(r *runRecord) { r.plan = &p })
+}
+
+// recordRequest keeps a verified non-human joiner run's request, so orders
+// that do not carry it can still be re-planned.
+func (a *Activities) recordRequest(ctx context.Context, in ResolveInput) {
+	c := callerOf(ctx)
+	if !c.inActivity || c.typ != JoinerWorkflowType || c.id != JoinerWorkflowID(in.Key) ||
+		in.Key != nonHumanKey(in.Request.Name, in.Request.Environment) {
+		return
+	}
+	req := in.Request
+	a.book().record(c.run, func(r *runRecord) { r.request, r.kind = &req, in.Kind })
+}
+
+func rootMsg(err error) string {
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return ae.Error()
+	}
+	return err.Error()
+}
+
+// Checks of each order against a plan; "" means allowed.
+
+func checkClaim(in ClaimInput) func(planned) string {
+	return func(p planned) string {
+		if len(in.Candidates) == 0 || len(in.Candidates) > maxCandidates {
+			return fmt.Sprintf("%d candidates", len(in.Candidates))
+		}
+		for _, c := range in.Candidates {
+			if !slices.Contains(p.plan.Candidates, c) {
+				return fmt.Sprintf("candidate %q is not one the policy names", c)
+			}
+		}
+		for k, v := range in.Attributes {
+			if pv, ok := p.plan.Attributes[k]; !ok || pv != v {
+				return fmt.Sprintf("attribute %q=%q is not the policy's", k, v)
+			}
+		}
+		if in.NonHuman == policy.IsHumanKind(p.plan.Kind) {
+			return fmt.Sprintf("nonHuman=%v does not match kind %s", in.NonHuman, p.plan.Kind)
+		}
+		if in.ManagerDN != "" {
+			return "a manager DN is not part of the plan"
+		}
+		return ""
+	}
+}
+
+func checkGroup(group string) func(planned) string {
+	return func(p planned) string {
+		if !slices.Contains(p.plan.GroupNames(), group) {
+			return fmt.Sprintf("group %q is not granted by the plan (%s)", group, strings.Join(p.plan.GroupNames(), ", "))
+		}
+		return ""
+	}
+}
+
+func checkCredential(in CredentialInput) func(planned) string {
+	return func(p planned) string {
+		switch {
+		case !policy.IsHumanKind(p.plan.Kind):
+			return "kind " + p.plan.Kind + " gets no initial password"
+		case in.Recipient != p.plan.Approval.Approver:
+			return fmt.Sprintf("recipient %q is not the plan's approver %q", in.Recipient, p.plan.Approval.Approver)
+		case p.plan.CredentialTTL > 0 && in.WrapTTL > p.plan.CredentialTTL:
+			return fmt.Sprintf("wrap TTL %s exceeds the plan's %s", in.WrapTTL, p.plan.CredentialTTL)
+		case !slices.Contains(p.plan.Candidates, in.Username):
+			return fmt.Sprintf("username %q is not one of the plan's candidates", in.Username)
+		}
+		return ""
+	}
+}
+
+func checkWorkload(in WorkloadInput) func(planned) string {
+	return func(p planned) string {
+		switch {
+		case p.plan.Workload == nil:
+			return "the plan issues no workload credential"
+		case in.Kind != "" && in.Kind != p.plan.Kind:
+			return fmt.Sprintf("kind %q is not the plan's %q", in.Kind, p.plan.Kind)
+		case in.Recipient != p.plan.Owner:
+			return fmt.Sprintf("recipient %q is not the plan's owner %q", in.Recipient, p.plan.Owner)
+		case !reflect.DeepEqual(normWorkload(in.Workload), normWorkload(*p.plan.Workload)):
+			return "the workload's grants or options are not the plan's"
+		}
+		return ""
+	}
+}
+
+// normWorkload makes nil and empty slices compare equal (JSON round trips
+// turn one into the other).
+func normWorkload(w policy.WorkloadPlan) policy.WorkloadPlan {
+	if len(w.CIDRs) == 0 {
+		w.CIDRs = nil
+	}
+	if len(w.Grants) == 0 {
+		w.Grants = nil
+	}
+	for i := range w.Grants {
+		if len(w.Grants[i].Capabilities) == 0 {
+			w.Grants[i].Capabilities = nil
+		}
+	}
+	return w
+}
+
+// checkWriteBack allows writing want when each field and value is the
+// plan's for username.
+func checkWriteBack(want map[string]string, username string) func(planned) string {
+	return func(p planned) string {
+		if len(want) == 0 {
+			return "nothing to write"
+		}
+		owned := p.plan.WriteBackFor(username)
+		for f, v := range want {
+			if ov, ok := owned[f]; !ok || ov != v {
+				return fmt.Sprintf("%s=%q is not the plan's write-back for %s", f, v, username)
+			}
+		}
+		return ""
+	}
+}
+
+// checkUndo allows restoring fields whose Joinery-written values (expected)
+// are the plan's for username, to empty: an eligible hire has none of the
+// owned fields set when the joiner starts (activities.Eligible).
+func checkUndo(in WriteBackInput, username string) func(planned) string {
+	return func(p planned) string {
+		if why := checkWriteBack(in.Expected, username)(p); why != "" {
+			return why
+		}
+		for f, v := range in.Want {
+			if _, ok := in.Expected[f]; !ok {
+				return fmt.Sprintf("%s is not a field Joinery wrote", f)
+			}
+			if v != "" {
+				return fmt.Sprintf("%s would be restored to %q; an eligible joiner's owned fields start empty", f, v)
+			}
+		}
+		return ""
+	}
+}
+
+// isEndStateWrite says whether want is the end of time-bound access: one
+// end-state word in the access-status field.
+func isEndStateWrite(want map[string]string) bool {
+	v, ok := want[accessStatusField]
+	return ok && len(want) == 1 && slices.Contains(endStates, v)
+}
