@@ -182,7 +182,9 @@ func (s *fakeSecrets) RevokeInitialCredential(_ context.Context, path, _ string)
 	s.fx.add("destroy " + path)
 	return nil
 }
-func (s *fakeSecrets) JoinerPath(key, name string) string { return "joinery/joiners/" + key + "/" + name }
+func (s *fakeSecrets) JoinerPath(key, name string) string {
+	return "joinery/joiners/" + key + "/" + name
+}
 
 type fakeWorkloads struct{ fx *sideEffects }
 
