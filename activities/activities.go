@@ -101,6 +101,9 @@ type Activities struct {
 	DecisionMaxAge time.Duration
 	InboxURL       string
 	Logger         *slog.Logger
+	// AuditLog is the append-only, hash-chained file ExportAudit writes
+	// each joiner's record to (JOINERY_AUDIT_LOG); "" exports nothing.
+	AuditLog string
 	// Faults, when set, is consulted at the start of each side effect; a
 	// non-nil error fails that step (tests of the rollback use it).
 	Faults func(step, hrisID string) error
