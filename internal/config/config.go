@@ -79,6 +79,8 @@ type Config struct {
 	CodecKeysVaultPath string
 	CodecAddr          string
 	CodecToken         string
+	// AuditLog is the audit export file (JOINERY_AUDIT_LOG).
+	AuditLog string
 }
 
 // Var documents one environment variable.
@@ -187,6 +189,7 @@ func Vars() []Var {
 		{Name: "JOINERY_CODEC_KEYS_VAULT_PATH", Default: "", Doc: "Instead of the file: a KV v2 secret `<mount>/<path>` whose field `keys` holds the same lines, read at start with the process's Vault identity (token or AppRole)", set: str(func(c *Config) *string { return &c.CodecKeysVaultPath })},
 		{Name: "JOINERY_CODEC_ADDR", Default: "127.0.0.1:8094", Doc: "Listen address of `starter codec-server`, the codec endpoint of the Web UI and `temporal --codec-endpoint`", set: str(func(c *Config) *string { return &c.CodecAddr })},
 		{Name: "JOINERY_CODEC_TOKEN", DevDefault: "dev-codec-token", Doc: "Bearer token operators present to the codec server (`--codec-auth \"Bearer ...\"`, or the browser sign-in); required by `starter codec-server`. Development mode defaults it to dev-codec-token, which is served on a loopback address only", Secret: true, set: str(func(c *Config) *string { return &c.CodecToken })},
+		{Name: "JOINERY_AUDIT_LOG", Default: ".state/audit/joiners.jsonl", Doc: "Append-only, hash-chained JSON-lines file the worker exports each joiner's audit record to, so it outlives Temporal's retention (`starter audit --verify FILE` checks it)", set: str(func(c *Config) *string { return &c.AuditLog })},
 	}
 }
 
