@@ -23,6 +23,7 @@ import (
 	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/inbox"
 	"github.com/joinery/joinery/internal/run"
+	"github.com/joinery/joinery/workflows"
 )
 
 // chromiumPath is Debian's chromium, which scripts/tools.sh installs.
@@ -309,4 +310,28 @@ func getWithCookie(t *testing.T, base, path, name, value string) *http.Response 
 	require.NoError(t, err)
 	resp.Body.Close()
 	return resp
+}
+
+// provisioned waits until the joiner has provisioned everything and returns
+// its approvals: from its result once it completed (h.Result), or from its
+// status while a workflow version that holds an employee joiner open until
+// the start date keeps it in Provisioned (that stage is only ever reached
+// after every provisioning step succeeded).
+func provisioned(t *testing.T, h *Harness, id string) []workflows.Decision {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		st, res, _, err := run.Status(ctx, h.C, id)
+		if err == nil && res != nil {
+			require.Equal(t, workflows.OutcomeCompleted, res.Outcome, res.Error)
+			return res.Approvals
+		}
+		if err == nil && st.Stage == "Provisioned" {
+			require.NotEmpty(t, st.DN, "a provisioned joiner has its directory entry")
+			return st.Approvals
+		}
+		require.NoError(t, ctx.Err(), "joiner %s never finished provisioning (last stage %s, err %v)", id, st.Stage, err)
+		time.Sleep(200 * time.Millisecond)
+	}
 }
