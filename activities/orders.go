@@ -64,7 +64,7 @@ const JoinerWorkflowType = "Joiner"
 // JoinerWorkflowID is the workflow ID of the joiner for key (an HRIS ID or a
 // non-human key). It duplicates workflows.JoinerWorkflowID on purpose: this
 // package cannot import workflows, and the rule is one string concatenation;
-// a test in workflows pins the two together.
+// identity_test.go pins the two together.
 func JoinerWorkflowID(key string) string { return "joiner-" + key }
 
 // nonHumanKey duplicates workflows.NonHumanKey (same reason as
@@ -239,11 +239,18 @@ func (b *orderBook) recorded(run string) runRecord {
 	return r
 }
 
+// refusal is why a re-plan cannot support an order; verify turns it into
+// the refusal (or accepts on the run's recorded plan), so that only a final
+// refusal is logged as a security event.
+type refusal struct{ why string }
+
+func (r *refusal) Error() string { return r.why }
+
 // replan re-plans the order's joiner from authoritative sources: the HR
 // record for a person (req nil), the request with its sponsor re-resolved
 // for a non-human joiner. Results are cached per run for replanTTL. A
 // transient HRIS fault is returned as a retryable error; a record or request
-// that no longer plans is a refusal.
+// that no longer plans is a *refusal.
 func (a *Activities) replan(ctx context.Context, o order, req *NonHumanRequest, kind string) (planned, error) {
 	if req == nil && strings.HasPrefix(o.key, "nhi-") {
 		// A non-human key has no HR record; an order without its request
@@ -251,7 +258,7 @@ func (a *Activities) replan(ctx context.Context, o order, req *NonHumanRequest, 
 		r := a.book().recorded(o.c.run)
 		req, kind = r.request, r.kind
 		if req == nil {
-			return planned{}, a.refuse(o, "a non-human joiner's order must carry its request (none recorded for this run)")
+			return planned{}, &refusal{"a non-human joiner's order must carry its request (none recorded for this run)"}
 		}
 	}
 	ck := o.c.run + "|" + o.key
@@ -269,7 +276,7 @@ func (a *Activities) replan(ctx context.Context, o order, req *NonHumanRequest, 
 	var err error
 	if req != nil {
 		if o.key != nonHumanKey(req.Name, req.Environment) {
-			return planned{}, a.refuse(o, fmt.Sprintf("the request names %q, not the joiner %q", nonHumanKey(req.Name, req.Environment), o.key))
+			return planned{}, &refusal{fmt.Sprintf("the request names %q, not the joiner %q", nonHumanKey(req.Name, req.Environment), o.key)}
 		}
 		w, err = a.resolveNonHuman(ctx, ResolveInput{Key: o.key, Kind: kind, Request: *req})
 	} else {
@@ -284,11 +291,11 @@ func (a *Activities) replan(ctx context.Context, o order, req *NonHumanRequest, 
 		if errors.As(err, &ce) && ce.Retryable {
 			return planned{}, err
 		}
-		return planned{}, a.refuse(o, "the joiner's record cannot be re-read: "+rootMsg(err))
+		return planned{}, &refusal{"the joiner's record cannot be re-read: " + rootMsg(err)}
 	}
 	plan, err := a.Policy.Plan(w)
 	if err != nil {
-		return planned{}, a.refuse(o, "the joiner no longer plans under policy: "+err.Error())
+		return planned{}, &refusal{"the joiner no longer plans under policy: " + err.Error()}
 	}
 	p = planned{worker: w, plan: plan}
 	b.mu.Lock()
@@ -307,21 +314,27 @@ func (a *Activities) verify(ctx context.Context, o order, req *NonHumanRequest, 
 		return planned{}, false, nil
 	}
 	cur, err := a.replan(ctx, o, req, kind)
-	var curWhy string
-	if err == nil {
-		if curWhy = check(cur); curWhy == "" {
+	var why string
+	var rf *refusal
+	switch {
+	case err == nil:
+		if why = check(cur); why == "" {
 			return cur, true, nil
 		}
+		why += " (policy " + cur.plan.PolicyVersion + ")"
+	case errors.As(err, &rf):
+		why = rf.why
 	}
 	if rec := a.book().recorded(o.c.run).plan; rec != nil {
-		if why := check(*rec); why == "" {
+		if check(*rec) == "" {
 			return *rec, true, nil
 		}
 	}
-	if err != nil {
+	if why == "" {
+		// A transient fault re-reading the record: retry the activity.
 		return planned{}, false, err
 	}
-	return planned{}, false, a.refuse(o, curWhy+" (policy "+cur.plan.PolicyVersion+")")
+	return planned{}, false, a.refuse(o, why)
 }
 
 // recordPlan keeps the authoritative plan of a verified joiner run, made
