@@ -264,6 +264,7 @@ func TestOrdersFromTheWrongCallerAreRefused(t *testing.T) {
 		{"workload", a.IssueWorkloadCredential, WorkloadInput{Key: "nhi-deploy-bot-staging", Recipient: "ada.lovelace", Workload: botWorkload(), Request: &botRequest}},
 		{"revoke workload", a.RevokeWorkload, RevokeWorkloadInput{Key: "nhi-deploy-bot-staging"}},
 		{"writeback", a.WriteBack, WriteBackInput{HRISID: "300", Want: map[string]string{"customUsername": "grace.byron"}}},
+		{"notify", a.Notify, Notification{To: "ada.lovelace", HRISID: "300", Kind: "outcome", Message: "click here"}},
 		{"undo writeback", a.UndoWriteBack, WriteBackInput{HRISID: "300", Want: map[string]string{"customUsername": ""}, Expected: map[string]string{"customUsername": "grace.byron"}}},
 	}
 	for _, o := range orders {

@@ -525,8 +525,16 @@ func sortedFields(m map[string]string) []string {
 	return out
 }
 
-// Notify sends a notification to a person (approver, sponsor).
+// Notify sends a notification to a person (approver, sponsor). Only the
+// joiner the notification is about may send it: otherwise any workflow on
+// the task queue could send Joinery-branded mail (a phishing channel). Who
+// it goes to is not re-planned (reminders and escalations go to people the
+// plan derives over time); the mail notifier only writes to directory
+// addresses and redacts secret-shaped text.
 func (a *Activities) Notify(ctx context.Context, n Notification) error {
+	if _, err := a.admit(ctx, "notify", n.HRISID, fmt.Sprintf("send a %s notification to %s", n.Kind, n.To)); err != nil {
+		return err
+	}
 	if a.Notifier == nil {
 		return nil
 	}
