@@ -105,6 +105,9 @@ type order struct {
 	key  string
 	// what says what was asked, for the security log (no secrets).
 	what string
+	// undo marks a compensation that needs the plan (the write-back undo):
+	// see replan.
+	undo bool
 }
 
 func callerOf(ctx context.Context) caller {
@@ -262,6 +265,9 @@ func (a *Activities) replan(ctx context.Context, o order, req *NonHumanRequest, 
 		}
 	}
 	ck := o.c.run + "|" + o.key
+	if o.undo {
+		ck += "|undo"
+	}
 	if req != nil {
 		ck += fmt.Sprintf("|%s|%#v", kind, *req)
 	}
@@ -294,6 +300,14 @@ func (a *Activities) replan(ctx context.Context, o order, req *NonHumanRequest, 
 		return planned{}, &refusal{"the joiner's record cannot be re-read: " + rootMsg(err)}
 	}
 	plan, err := a.Policy.Plan(w)
+	if err != nil && o.undo && w.EndDate != "" {
+		// A hire terminated before the start (termination before the hire
+		// date) no longer plans, and that is exactly when its write-back is
+		// undone. The write-back values do not depend on the end date, so
+		// the undo is checked against the plan the hire had without it.
+		w.EndDate = ""
+		plan, err = a.Policy.Plan(w)
+	}
 	if err != nil {
 		return planned{}, &refusal{"the joiner no longer plans under policy: " + err.Error()}
 	}

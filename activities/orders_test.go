@@ -149,6 +149,9 @@ func (p *fakePolicy) Plan(w policy.Worker) (policy.Plan, error) {
 	if w.Kind == "" {
 		return policy.Plan{}, errors.New("kind: required")
 	}
+	if w.EndDate != "" && w.HireDate != "" && w.EndDate < w.HireDate {
+		return policy.Plan{}, errors.New("endDate: before hireDate")
+	}
 	u := strings.ToLower(w.FirstName + "." + w.LastName)
 	pl := policy.Plan{PolicyVersion: p.version, Kind: w.Kind, Candidates: []string{u, u + "2"},
 		Attributes:         map[string]string{"mail": "{username}@joinery.test"},
@@ -384,6 +387,22 @@ func TestNonHumanOrderUsesTheRecordedRequest(t *testing.T) {
 		WorkloadInput{Key: in.Key, Kind: in.Kind, Recipient: "ada.lovelace", Workload: botWorkload()}, nil))
 	requireRefused(t, runAs(t, a, JoinerWorkflowType, bot, a.IssueWorkloadCredential,
 		WorkloadInput{Key: in.Key, Kind: in.Kind, Recipient: "ada.lovelace", Workload: policy.WorkloadPlan{Grants: []policy.VaultGrant{{Path: "secret/*", Capabilities: []string{"read"}}}}}, nil))
+}
+
+// HR terminates a hire before the start: the record no longer plans, so a
+// grant is refused, but the rollback's write-back undo still goes through.
+func TestTerminatedBeforeStartStillUndoes(t *testing.T) {
+	a, fx, _, _ := orderFixture(t)
+	hr := a.HRIS.(*fakeHRIS)
+	w := hr.workers["300"]
+	w.HireDate, w.TerminationDate = "2027-02-01", "2027-01-20"
+	hr.workers["300"] = w
+	dn := "uid=grace.byron,ou=people,dc=joinery,dc=test"
+	id := JoinerWorkflowID("300")
+	requireRefused(t, runAs(t, a, JoinerWorkflowType, id, a.GrantGroup, GroupInput{HRISID: "300", Group: "engineering", MemberDN: dn}, nil))
+	require.NoError(t, runAs(t, a, JoinerWorkflowType, id, a.UndoWriteBack, WriteBackInput{HRISID: "300",
+		Want: map[string]string{"workEmail": ""}, Expected: map[string]string{"workEmail": "grace.byron@joinery.test"}}, nil))
+	require.Equal(t, []string{"writeback 300 workEmail"}, fx.list())
 }
 
 // Compensations succeed when there is nothing of this joiner's to undo.

@@ -494,6 +494,7 @@ func (a *Activities) verifyWriteBack(ctx context.Context, step string, in WriteB
 	if err != nil || !o.c.inActivity {
 		return err
 	}
+	o.undo = undo
 	e, err := a.Directory.FindByOwner(ctx, o.c.id)
 	if err != nil {
 		return classify(err)
