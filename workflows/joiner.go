@@ -102,6 +102,8 @@ type joiner struct {
 	breakGlass bool
 	escalated  bool
 	alarms     int
+	// retryNow counts retry-compensations signals.
+	retryNow int
 }
 
 func (j *joiner) setup(ctx workflow.Context) error {
@@ -145,9 +147,13 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	extendCh := workflow.GetSignalChannel(ctx, SignalExtend)
 	revokeCh := workflow.GetSignalChannel(ctx, SignalRevoke)
 	alarmCh := workflow.GetSignalChannel(ctx, SignalHandoverAlarm)
+	retryCh := workflow.GetSignalChannel(ctx, SignalRetryCompensations)
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			sel := workflow.NewSelector(ctx)
+		// One selector, reused: a new selector per message would leave a
+		// pending receive on every idle channel each time round, which a
+		// flood of signals turns into unbounded growth.
+		sel := workflow.NewSelector(ctx)
+		{
 			sel.AddReceive(approveCh, func(c workflow.ReceiveChannel, _ bool) {
 				var s ApprovalSignal
 				c.Receive(ctx, &s)
@@ -161,6 +167,11 @@ func (j *joiner) setup(ctx workflow.Context) error {
 				s.Approve = false
 				j.rejectSeq++
 				j.inbox = append(j.inbox, queued{s: s, via: "signal:reject", seq: j.rejectSeq})
+			})
+			sel.AddReceive(retryCh, func(c workflow.ReceiveChannel, _ bool) {
+				var ignored any
+				c.Receive(ctx, &ignored)
+				j.retryNow++
 			})
 			sel.AddReceive(alarmCh, func(c workflow.ReceiveChannel, _ bool) {
 				var al HandoverAlarm
@@ -198,7 +209,14 @@ func (j *joiner) setup(ctx workflow.Context) error {
 					j.revoke = &s
 					j.event(ctx, fmt.Sprintf("revocation requested by %s: %s", orUnknown(s.By), s.Reason))
 				}
+				// A revoke before the joiner is active ends it like a
+				// rescind (joiners started since signed decisions).
+				if j.signed && j.rescind == nil && j.status.Stage != StageActive && j.status.Stage != StageRevoking {
+					j.rescind = &s
+				}
 			})
+		}
+		for {
 			sel.Select(ctx)
 		}
 	})
@@ -303,13 +321,26 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 			strings.TrimSpace(j.worker.FirstName+" "+j.worker.LastName), j.result.Username, j.plan.EndDate))
 		return j.active(ctx)
 	}
+	// Version 1 keeps an employee joiner open until the start date, so a
+	// rescind or a termination before the start still rolls back.
+	held := workflow.GetVersion(ctx, "provisioned-until-start", workflow.DefaultVersion, 1) >= 1 && j.hasHRRecord()
+	if held {
+		j.notify(ctx, j.plan.Approval.Approver, "outcome",
+			fmt.Sprintf("%s %s is provisioned as %s; the initial credential's wrapped token is in your handover inbox",
+				j.worker.FirstName, j.worker.LastName, j.result.Username))
+		if done, res, err := j.holdUntilStart(ctx); done {
+			return res, err
+		}
+	}
 	j.setStage(ctx, StageCompleted)
 	j.result.Outcome = OutcomeCompleted
 	j.result.Stage = StageCompleted
 	j.finish()
-	j.notify(ctx, j.plan.Approval.Approver, "outcome",
-		fmt.Sprintf("%s %s is provisioned as %s; the initial credential's wrapped token is in your handover inbox",
-			j.worker.FirstName, j.worker.LastName, j.result.Username))
+	if !held {
+		j.notify(ctx, j.plan.Approval.Approver, "outcome",
+			fmt.Sprintf("%s %s is provisioned as %s; the initial credential's wrapped token is in your handover inbox",
+				j.worker.FirstName, j.worker.LastName, j.result.Username))
+	}
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return j.result, nil
 }
@@ -758,7 +789,7 @@ func (j *joiner) rollback(ctx workflow.Context, stage Stage, outcome, why string
 		dctx = withOptions(dctx, optsCompensation)
 		for i := len(j.comps) - 1; i >= 0; i-- {
 			c := j.comps[i]
-			err := c.run(dctx)
+			err := j.persist(ctx, dctx, c.name, func() error { return c.run(dctx) })
 			now := workflow.Now(ctx)
 			r := &j.status.Resources[c.resource]
 			if err != nil {

@@ -375,8 +375,13 @@ func TestJoinerFailureAfterEachStepCompensatesInReverse(t *testing.T) {
 	}
 }
 
-func TestJoinerCompensationThatKeepsFailingIsTheFinalState(t *testing.T) {
+// A compensation that keeps failing never becomes a silent leftover and is
+// never given up: the joiner shows CompensationStuck after the policy's
+// threshold, keeps retrying with back-off (or at once when an operator
+// sends retry-compensations), and closes only once everything is undone.
+func TestJoinerCompensationThatKeepsFailingIsRetriedUntilItSucceeds(t *testing.T) {
 	f := newFixture(t)
+	f.plan.CompensationStuckAfter = 30 * time.Minute
 	f.happy()
 	f.signalAt(provisionDelay()+time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
 	e := f.env
@@ -384,21 +389,35 @@ func TestJoinerCompensationThatKeepsFailingIsTheFinalState(t *testing.T) {
 	e.OnActivity(f.acts.GrantGroup, mock.Anything, mock.Anything).Return(
 		temporal.NewNonRetryableApplicationError("schema", "DirectorySchemaViolation", nil))
 	e.OnActivity(f.acts.RevokeGroup, mock.Anything, mock.Anything).Return(nil)
-	e.OnActivity(f.acts.DeleteAccount, mock.Anything, mock.Anything).Return(errors.New("ldap down"))
+	ldapBack := false
+	deletes := 0
+	e.OnActivity(f.acts.DeleteAccount, mock.Anything, mock.Anything).Return(func(context.Context, activities.AccountRef) error {
+		deletes++
+		if !ldapBack {
+			return errors.New("ldap down")
+		}
+		return nil
+	})
+	var stuck Status
+	f.env.RegisterDelayedCallback(func() {
+		stuck = f.status()
+		ldapBack = true
+		f.env.SignalWorkflow(SignalRetryCompensations, nil)
+	}, provisionDelay()+3*24*time.Hour)
 	res, err := f.run()
+	require.Equal(t, StageCompensationStuck, stuck.Stage, "after the threshold the joiner says it is stuck")
+	require.NotNil(t, stuck.StuckSince)
+	require.Positive(t, stuck.UndoAttempts)
 	require.Error(t, err)
 	var ae *temporal.ApplicationError
 	require.ErrorAs(t, err, &ae)
-	require.Equal(t, ErrTypeCompensationFailed, ae.Type())
-	require.Equal(t, OutcomeCompensationFailed, res.Outcome)
-	require.Equal(t, StageCompensationFailed, res.Stage)
-	var undoErr bool
+	require.Equal(t, ErrTypeJoinerFailed, ae.Type(), "it ends as a rolled-back failure, not as residue")
+	require.Equal(t, OutcomeFailed, res.Outcome)
+	require.Contains(t, res.Undone, "delete directory entry")
+	require.Greater(t, deletes, 15, "it kept trying well past one activity's retry budget")
 	for _, r := range res.Resources {
-		if r.Kind == "ldap-entry" {
-			undoErr = r.UndoError != ""
-		}
+		require.NotNil(t, r.UndoneAt, "%s %s is undone", r.Kind, r.ID)
 	}
-	require.True(t, undoErr, "the entry that could not be deleted is named in the result")
 }
 
 func TestJoinerStartDateChangeMovesTheTimer(t *testing.T) {

@@ -43,3 +43,71 @@ func TestExistingEntryStopsTheJoiner(t *testing.T) {
 		})
 	}
 }
+
+// A rescind after provisioning but before the start date rolls everything
+// back (story: a hire starting in three days was provisioned, and HR's
+// rescind the next minute found "no running joiner").
+func TestRescindWhileProvisionedRollsBack(t *testing.T) {
+	f := newFixture(t)
+	f.happy()
+	f.provisioning()
+	f.signalAt(provisionDelay()+time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
+	f.env.RegisterDelayedCallback(func() {
+		require.Equal(t, StageProvisioned, f.status().Stage, "provisioned, open until the start date")
+		f.env.SignalWorkflow(SignalRescind, RescindSignal{By: "hr.partner", Reason: "offer withdrawn", Via: "cli"})
+	}, provisionDelay()+2*time.Hour)
+	res, err := f.run()
+	require.NoError(t, err)
+	require.Equal(t, OutcomeRescinded, res.Outcome)
+	require.Contains(t, f.calls, "undo:account")
+	require.Contains(t, f.calls, "undo:credential")
+	for _, r := range res.Resources {
+		require.NotNil(t, r.UndoneAt, "%s is undone", r.Kind)
+	}
+}
+
+// After the start date (plus grace) the joiner completes; a late rescind
+// would then find no running joiner and must go to the leaver process.
+func TestProvisionedJoinerCompletesOnTheStartDate(t *testing.T) {
+	f := newFixture(t)
+	f.plan.RescindGrace = 12 * time.Hour
+	f.happy()
+	f.provisioning()
+	f.signalAt(provisionDelay()+time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
+	res, err := f.run()
+	require.NoError(t, err)
+	require.Equal(t, OutcomeCompleted, res.Outcome)
+	require.Equal(t, time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), f.env.Now().UTC(), "open until the hire date plus the grace")
+}
+
+// A revoke before the joiner is active ends it like a rescind.
+func TestRevokeBeforeActiveEndsLikeARescind(t *testing.T) {
+	f := newFixture(t)
+	f.happy()
+	f.provisioning()
+	f.signalAt(time.Hour, SignalRevoke, RescindSignal{By: "security", Reason: "compromised laptop"})
+	res, err := f.run()
+	require.NoError(t, err)
+	require.Equal(t, OutcomeRescinded, res.Outcome)
+	require.Empty(t, f.calls)
+}
+
+// Cancelling active time-bound access (temporal workflow cancel, the Web
+// UI's Cancel) revokes everything before the joiner closes (story: a
+// cancelled service account kept its AppRole, policy and groups forever).
+func TestCancelActiveServiceAccountRevokesEverything(t *testing.T) {
+	f, in := nhiFixture(t)
+	f.nhiMocks()
+	bothApprove(f)
+	f.env.RegisterDelayedCallback(func() {
+		require.Equal(t, StageActive, f.status().Stage)
+		f.env.CancelWorkflow()
+	}, 3*24*time.Hour)
+	res, err := f.runInput(in)
+	require.NoError(t, err)
+	require.Equal(t, OutcomeRevoked, res.Outcome)
+	require.Contains(t, res.Error, "cancelled")
+	require.Contains(t, f.calls, "revoke:approle@2026-11-04")
+	require.Contains(t, f.calls, "revoke:group")
+	require.Contains(t, f.calls, "revoke:disable")
+}

@@ -51,6 +51,12 @@ func (j *joiner) active(ctx workflow.Context) (JoinerResult, error) {
 			return j.revoke != nil || j.rescind != nil || len(j.extensions) != seen
 		})
 		if err != nil {
+			// Version 1: cancelling active time-bound access revokes it
+			// (on a disconnected context) before the joiner closes;
+			// before, a cancelled service account kept its access forever.
+			if temporal.IsCanceledError(err) && workflow.GetVersion(ctx, "revoke-on-cancel", workflow.DefaultVersion, 1) >= 1 {
+				return j.revokeAll(ctx, StageRevoked, OutcomeRevoked, "the joiner was cancelled: access revoked before it closed")
+			}
 			return j.result, err
 		}
 		if r := j.revoke; r != nil || j.rescind != nil {
@@ -175,7 +181,7 @@ func (j *joiner) revokeAll(ctx workflow.Context, stage Stage, outcome, why strin
 	}
 	var errs []error
 	for _, s := range steps {
-		if err := s.run(); err != nil {
+		if err := j.persist(ctx, dctx, s.name, s.run); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
 			j.event(ctx, "could not "+s.name+": "+rootMessage(err))
 			continue

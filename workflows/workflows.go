@@ -56,6 +56,14 @@ const (
 	// StageCompensationFailed means a rollback step kept failing: something
 	// may be left behind and an operator must look (the result says what).
 	StageCompensationFailed Stage = "CompensationFailed"
+	// StageProvisioned is an employee joiner that is provisioned and kept
+	// open until the start date (plus the policy's grace), so a rescind or
+	// an HR termination before the start still rolls everything back.
+	StageProvisioned Stage = "Provisioned"
+	// StageCompensationStuck is a rollback or revocation step that has
+	// failed for longer than the policy's threshold; it keeps retrying (an
+	// operator may send retry-compensations to try now).
+	StageCompensationStuck Stage = "CompensationStuck"
 	// StageNeedsOperator and StageAlreadyProvisioned: the person already
 	// has a directory entry (made outside Joinery, or by another joiner);
 	// the joiner stopped before changing anything.
@@ -235,6 +243,10 @@ type Status struct {
 	Owner       string       `json:"owner,omitempty"`
 	EndDate     string       `json:"endDate,omitempty"`
 	Workload    *WorkloadRef `json:"workload,omitempty"`
+	// StuckSince is when an undo step was reported stuck; UndoAttempts
+	// counts its failed rounds.
+	StuckSince   *time.Time `json:"stuckSince,omitempty"`
+	UndoAttempts int        `json:"undoAttempts,omitempty"`
 }
 
 // Outcomes of a joiner.

@@ -46,6 +46,14 @@ type Plan struct {
 	HireDate string `json:"hireDate,omitempty"`
 	// ProvisionLeadDays is how many days before HireDate to provision.
 	ProvisionLeadDays int `json:"provisionLeadDays"`
+	// RescindGrace keeps a provisioned employee joiner open this long
+	// after HireDate, so that a rescinded offer or a termination before
+	// the start still rolls everything back.
+	RescindGrace time.Duration `json:"rescindGrace,omitempty"`
+	// CompensationStuckAfter is how long a failing rollback or revocation
+	// retries before the joiner reports CompensationStuck (it keeps
+	// retrying after that; it never gives up).
+	CompensationStuckAfter time.Duration `json:"compensationStuckAfter,omitempty"`
 	// ProvisionDate is HireDate minus ProvisionLeadDays (YYYY-MM-DD), or
 	// empty without a hire date. Computed from the record, not the clock.
 	ProvisionDate string `json:"provisionDate,omitempty"`
@@ -190,16 +198,18 @@ func (p *Policy) Plan(w Worker) (Plan, error) {
 
 	vars := map[string]any{"worker": w.Fields()}
 	plan := Plan{
-		PolicyVersion:     p.Version,
-		Kind:              w.Kind,
-		OU:                kind.ou,
-		HireDate:          w.HireDate,
-		ProvisionLeadDays: p.leadDays,
-		CredentialTTL:     p.wrapTTL,
-		EndDate:           w.EndDate,
-		MaxLifetime:       kind.maxLifetime,
-		ExpiryReminder:    kind.expiryReminder,
-		Workload:          kind.workloadFor(&w),
+		PolicyVersion:          p.Version,
+		Kind:                   w.Kind,
+		OU:                     kind.ou,
+		HireDate:               w.HireDate,
+		ProvisionLeadDays:      p.leadDays,
+		RescindGrace:           p.rescindGrace,
+		CompensationStuckAfter: p.stuckAfter,
+		CredentialTTL:          p.wrapTTL,
+		EndDate:                w.EndDate,
+		MaxLifetime:            kind.maxLifetime,
+		ExpiryReminder:         kind.expiryReminder,
+		Workload:               kind.workloadFor(&w),
 	}
 	plan.Owner = w.ManagerUsername
 	if !IsHumanKind(w.Kind) {

@@ -36,8 +36,13 @@ type Policy struct {
 	routes     []route
 	writeback  []valueRule
 	leadDays   int
-	wrapTTL    time.Duration
-	exceptions []exception
+	// rescindGrace keeps a provisioned employee joiner open (and rescind
+	// possible) this long after the hire date; stuckAfter is when a
+	// compensation that keeps failing is reported as stuck.
+	rescindGrace time.Duration
+	stuckAfter   time.Duration
+	wrapTTL      time.Duration
+	exceptions   []exception
 }
 
 type kindSpec struct {
@@ -237,6 +242,26 @@ func (b *builder) build(raw *rawPolicy) {
 			b.fail("provisioning.lead_days", "%d is outside 0..%d", d, maxLeadDays)
 		}
 		p.leadDays = d
+	}
+	p.rescindGrace, p.stuckAfter = 24*time.Hour, time.Hour
+	for _, f := range []struct {
+		path, v  string
+		to       *time.Duration
+		min, max time.Duration
+	}{
+		{"provisioning.rescind_grace", raw.Provisioning.RescindGrace, &p.rescindGrace, 0, 90 * 24 * time.Hour},
+		{"provisioning.compensation_stuck_after", raw.Provisioning.StuckAfter, &p.stuckAfter, time.Minute, 30 * 24 * time.Hour},
+	} {
+		if f.v == "" {
+			continue
+		}
+		if d, err := parseDuration(f.v); err != nil {
+			b.fail(f.path, "%v", err)
+		} else if d < f.min || d > f.max {
+			b.fail(f.path, "%s is outside %s..%s", f.v, f.min, f.max)
+		} else {
+			*f.to = d
+		}
 	}
 	if raw.Credentials.WrapTTL == "" {
 		b.fail("credentials.wrap_ttl", "required")

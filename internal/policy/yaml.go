@@ -108,7 +108,9 @@ type rawRoute struct {
 }
 
 type rawProvisioning struct {
-	LeadDays *int `yaml:"lead_days"`
+	LeadDays     *int   `yaml:"lead_days"`
+	RescindGrace string `yaml:"rescind_grace"`
+	StuckAfter   string `yaml:"compensation_stuck_after"`
 }
 
 type rawCredentials struct {
