@@ -124,9 +124,11 @@ func TestCLIEndToEnd(t *testing.T) {
 	require.Equal(t, exitOK, code)
 	require.Contains(t, out, "granted by rule")
 
-	// The joiner is done: further signals fail, a new start says so.
-	code, _, _ = cli(t, "rescind", id, "--as", "hr")
-	require.Equal(t, exitFailed, code)
+	// The joiner is done: a rescind is refused and points to the leaver
+	// process; a new start says so.
+	code, _, errOut = cli(t, "rescind", id, "--as", "hr")
+	require.Equal(t, exitRefused, code)
+	require.Contains(t, errOut, "leaver process")
 	code, out, _ = cli(t, "start", id)
 	require.Equal(t, exitRefused, code)
 	require.Contains(t, out, "already done")

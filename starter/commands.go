@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -177,8 +178,29 @@ func cmdRescind(ctx context.Context, cfg config.Config, args []string, stdout, s
 		fmt.Fprintln(stderr, "usage: starter rescind ID --as USER [--reason R]")
 		return exitUsage
 	}
-	return sendSignal(ctx, cfg, stdout, stderr, pos[0], workflows.SignalRescind, workflows.RescindSignal{By: *as, Reason: *reason},
-		"rescind sent; the joiner rolls back what it created")
+	c, ok := dial(ctx, cfg, stderr)
+	if !ok {
+		return exitFailed
+	}
+	defer c.Close()
+	id := pos[0]
+	err = run.Signal(ctx, c, id, workflows.SignalRescind, workflows.RescindSignal{By: *as, Reason: *reason, Via: "cli"})
+	if errors.Is(err, run.ErrNoRunningJoiner) {
+		// A joiner stays open until the start date; once it has closed the
+		// hire has started (or never got a joiner), and taking access away
+		// is the leaver process's job, not a rollback.
+		if res, rerr := run.Result(ctx, c, id); rerr == nil && res != nil && res.Outcome == workflows.OutcomeCompleted {
+			fmt.Fprintf(stderr, "refused: %s completed (the hire has started); a rescind no longer rolls back — use the leaver process to remove %s's access\n",
+				run.ResolveID(id), res.Username)
+			return exitRefused
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	fmt.Fprintf(stdout, "%s: rescind sent; the joiner rolls back what it created\n", run.ResolveID(id))
+	return exitOK
 }
 
 func cmdMoveStart(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {

@@ -1,8 +1,8 @@
 // Command starter is Joinery's operator CLI and (later) HR intake server.
 //
 //	starter start HRIS_ID [--kind K] [--as OPERATOR]        start a joiner (or report the existing one)
-//	starter approve ID --as USER [--comment C] [--wait]     approve (signal; --wait uses the validated update)
-//	starter reject ID --as USER [--comment C] [--wait]      reject
+//	starter approve ID --as USER [--comment C] [--wait]     approve through the approval inbox (password prompted)
+//	starter reject ID --as USER [--comment C] [--wait]      reject through the approval inbox
 //	starter rescind ID --as USER [--reason R]               withdraw the offer: stop and roll back
 //	starter move-start ID YYYY-MM-DD [--as USER]            move the hire date (and the provisioning timer)
 //	starter status ID [--json]                              stage, plan, approvals, resources, result
@@ -10,7 +10,10 @@
 //	starter audit ID [--json]                               the audit record, from the workflow history
 //	starter request KIND NAME --sponsor ID --environment E --purpose P --until DATE
 //	starter extend ID DATE --as OWNER | starter revoke ID --as USER
-//	starter serve                                           HR intake: signed webhooks, API, bulk, SCIM
+//	starter serve                                           HR intake (webhooks, API, bulk, SCIM) and approval inbox
+//	starter inbox                                           the approval inbox alone
+//	starter hold list|release|discard                       events the blast-radius guard held
+//	starter codec-server | codec-key                        payload codec endpoint for the Web UI; a new key line
 //	starter import FILE                                     start a joiner per CSV / JSONL row
 //	starter policy check FILE | policy plan FILE RECORD.json
 //
@@ -46,8 +49,14 @@ const usage = `usage: starter COMMAND [ARGS]
 
 commands:
   start HRIS_ID [--kind K] [--as OPERATOR]      start a joiner for an HR record
-  approve ID --as USER [--comment C] [--wait]   approve as USER (the approver policy names)
-  reject ID --as USER [--comment C] [--wait]    reject as USER
+  approve ID [--as USER] [--comment C] [--wait] [--password-stdin]
+                                                approve as USER (default $USER) through the approval
+                                                inbox (JOINERY_INBOX_URL); the directory password is
+                                                prompted, never a flag
+  approve|reject ID --break-glass --reason R [--as OPERATOR]
+                                                an operator decision without the inbox, accepted only
+                                                where the policy route enables break_glass
+  reject ID [--as USER] [--comment C] [--wait]  reject as USER through the approval inbox
   rescind ID --as USER [--reason R]             withdraw the offer; the joiner rolls back
   move-start ID YYYY-MM-DD [--as USER]          move the hire date
   status ID [--json]                            show stage, plan, approvals, resources, result
@@ -58,7 +67,12 @@ commands:
                                                 a non-human joiner (service-account, pipeline, ai-agent)
   extend ID YYYY-MM-DD --as OWNER               extend time-bound access (within policy's lifetime)
   revoke ID --as USER [--reason R]              end time-bound access now
-  serve                                         run the HR intake server (JOINERY_INTAKE_ADDR)
+  serve [--inbox-addr A]                        run the HR intake (JOINERY_INTAKE_ADDR) and the approval
+                                                inbox (JOINERY_INBOX_ADDR; --inbox-addr= runs the intake alone)
+  inbox                                         run the approval inbox alone
+  hold list | release (--all|ITEM...) --as OP | discard ITEM... --as OP --reason R
+                                                what the blast-radius guard held
+  codec-server | codec-key                      the payload codec endpoint; print a new key line
   import FILE                                   start a joiner per row of a CSV or JSONL file
   policy check FILE                             validate a policy file
   policy plan FILE RECORD.json [--json]         show what a joiner would get, touching nothing
@@ -104,7 +118,8 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // cannot hang a script, and leaves serve and import, which run as long as
 // their work does, to end only on cancellation (Ctrl-C, SIGTERM: see main).
 func commandContext(ctx context.Context, name string) (context.Context, context.CancelFunc) {
-	if name == "serve" || name == "import" {
+	switch name {
+	case "serve", "import", "inbox", "codec-server":
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, 2*time.Minute)

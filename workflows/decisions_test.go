@@ -38,6 +38,7 @@ func nonce() string {
 // trustMocks: the worker trusts the fixture's inbox key; everyone is an
 // active person unless listed in f.inactive.
 func (f *fixture) trustMocks() {
+	f.env.OnActivity(f.acts.ExportAudit, mock.Anything, mock.Anything).Return(activities.ExportAuditResult{}, nil).Maybe()
 	f.env.OnActivity(f.acts.TrustedDecisionKeys, mock.Anything).Return(activities.DecisionTrust{
 		Keys: []decision.PublicKey{f.signer.PublicKey()}, MaxAge: 15 * time.Minute, InboxURL: "https://inbox.test",
 	}, nil).Maybe()

@@ -52,7 +52,11 @@ func Joiner(ctx workflow.Context, in JoinerInput) (JoinerResult, error) {
 	if err := j.setup(ctx); err != nil {
 		return JoinerResult{}, err
 	}
-	return j.run(ctx)
+	res, err := j.run(ctx)
+	// The final record, on every way out, into the export that outlives
+	// Temporal's retention.
+	j.exportAudit(ctx, true)
+	return res, err
 }
 
 type compensation struct {
@@ -104,6 +108,10 @@ type joiner struct {
 	alarms     int
 	// retryNow counts retry-compensations signals.
 	retryNow int
+	// auditSeq numbers the entries exported to the audit file so far;
+	// auditEvents and auditDecisions are how many of status.Events and
+	// status.Approvals they cover.
+	auditSeq, auditEvents, auditDecisions int
 }
 
 func (j *joiner) setup(ctx workflow.Context) error {
@@ -299,6 +307,7 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 	if done, res, err := j.approve(ctx); done {
 		return res, err
 	}
+	j.exportAudit(ctx, false) // the decisions that counted, before anything is created
 
 	// 4. Provision under a saga: each step registers its (idempotent)
 	// compensation before it runs, so a step that half-happened is undone too.
@@ -669,6 +678,7 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 	var claim activities.ClaimResult
 	if err := workflow.ExecuteActivity(withOptions(ctx, optsDirectory), a.ClaimAccount, activities.ClaimInput{
 		HRISID: j.in.HRISID, Candidates: plan.Candidates, NonHuman: nonHuman, Worker: j.worker, Attributes: plan.Attributes,
+		Request: j.in.Request,
 	}).Get(ctx, &claim); err != nil {
 		var ae *temporal.ApplicationError
 		if errors.As(err, &ae) && (ae.Type() == activities.ErrTypeNeedsOperator || ae.Type() == activities.ErrTypeAlreadyProvisioned) {
@@ -717,7 +727,7 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 			return workflow.ExecuteActivity(ctx, a.RevokeWorkload, activities.RevokeWorkloadInput{Key: j.in.HRISID, Accessor: wl.WrapAccessor}).Get(ctx, nil)
 		})
 		if err := workflow.ExecuteActivity(withOptions(ctx, optsCredential), a.IssueWorkloadCredential, activities.WorkloadInput{
-			Key: j.in.HRISID, Kind: plan.Kind, Username: claim.Username, Recipient: plan.Owner, Workload: *plan.Workload,
+			Key: j.in.HRISID, Kind: plan.Kind, Username: claim.Username, Recipient: plan.Owner, Workload: *plan.Workload, Request: j.in.Request,
 			Comment: fmt.Sprintf("Joinery workload %s (%s, %s), owner %s, until %s; policy %s", claim.Username, plan.Kind,
 				j.worker.Environment, plan.Owner, plan.EndDate, plan.PolicyVersion),
 		}).Get(ctx, &wl); err != nil {

@@ -56,6 +56,12 @@ var (
 	}
 	// Compensations are retried for about ten minutes; past that the joiner
 	// reports CompensationFailed so a person looks, instead of hiding residue.
+	// The audit export is a local file append: retried for about a minute
+	// (a full disk, a lost mount), never when the activity refused the order.
+	optsAudit = workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 10, NonRetryableErrorTypes: []string{"OrderRefused"}},
+	}
 	optsCompensation = workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,

@@ -65,7 +65,9 @@ func (j *joiner) active(ctx workflow.Context) (JoinerResult, error) {
 			}
 			return j.revokeAll(ctx, StageRevoked, OutcomeRevoked, fmt.Sprintf("revoked by %s: %s", orUnknown(r.By), r.Reason))
 		}
-		if j.applyExtensions(ctx) {
+		moved := j.applyExtensions(ctx)
+		j.exportAudit(ctx, false) // extension decisions, granted or refused
+		if moved {
 			reminded = false
 			continue
 		}

@@ -168,7 +168,7 @@ func Vars() []Var {
 		{Name: "JOINERY_INTAKE_TOKEN", DevDefault: "dev-intake-token", Doc: "Bearer token for the intake API (required by `starter serve`)", Secret: true, set: str(func(c *Config) *string { return &c.IntakeToken })},
 		{Name: "JOINERY_LOG_LEVEL", Default: "info", Doc: "debug, info, warn or error", set: str(func(c *Config) *string { return &c.LogLevel })},
 
-		{Name: "JOINERY_INBOX_ADDR", Default: "127.0.0.1:8092", Doc: "Listen address of the approval inbox (served by `starter serve`; empty turns it off)", set: str(func(c *Config) *string { return &c.InboxAddr })},
+		{Name: "JOINERY_INBOX_ADDR", Default: "127.0.0.1:8092", Doc: "Listen address of the approval inbox (served by `starter serve` and `starter inbox`; `starter serve --inbox-addr=` runs the intake alone)", set: str(func(c *Config) *string { return &c.InboxAddr })},
 		{Name: "JOINERY_INBOX_URL", Default: "http://127.0.0.1:8092", Doc: "Base URL of the approval inbox as people reach it: links in e-mails, and the CLI's approve/reject", set: str(func(c *Config) *string { return &c.InboxURL })},
 		{Name: "JOINERY_INBOX_SESSION_IDLE", Default: "30m", Doc: "An inbox session ends after this long without a request", set: duration(func(c *Config) *time.Duration { return &c.InboxSessionIdle })},
 		{Name: "JOINERY_INBOX_SESSION_MAX", Default: "8h", Doc: "An inbox session ends this long after sign-in, however active", set: duration(func(c *Config) *time.Duration { return &c.InboxSessionMax })},

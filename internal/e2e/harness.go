@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -59,6 +60,7 @@ func NewHarness(t testing.TB) *Harness {
 	cfg.TaskQueue = fmt.Sprintf("it-%s-%d", strings.ToLower(t.Name()), rand.IntN(1e9))
 	cfg.TaskQueue = strings.NewReplacer("/", "-", "_", "-").Replace(cfg.TaskQueue)
 	cfg.InboxDir = t.TempDir()
+	cfg.AuditLog = filepath.Join(t.TempDir(), "joiners.jsonl")
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	acts, err := run.Activities(ctx, cfg, logger)

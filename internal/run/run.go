@@ -143,6 +143,7 @@ func Activities(ctx context.Context, cfg config.Config, logger *slog.Logger) (*a
 		Directory: cn.Directory, Secrets: cn.Secrets, Workloads: cn.Secrets, HRIS: cn.HRIS, Policy: pol,
 		Handover: inbox, Notifier: notifier, Logger: logger,
 		People: cn.Directory, DecisionKeys: keys, DecisionMaxAge: cfg.DecisionMaxAge, InboxURL: cfg.InboxURL,
+		AuditLog: cfg.AuditLog,
 	}, nil
 }
 
