@@ -81,6 +81,15 @@ type Config struct {
 	CodecToken         string
 	// AuditLog is the audit export file (JOINERY_AUDIT_LOG).
 	AuditLog string
+
+	// Temporal client authentication (run.ClientOptions): TLS with the
+	// server's CA, an optional client certificate for mTLS, and an optional
+	// API key sent as a bearer credential.
+	TemporalTLSCAFile     string
+	TemporalTLSCertFile   string
+	TemporalTLSKeyFile    string
+	TemporalTLSServerName string
+	TemporalAPIKey        string
 }
 
 // Var documents one environment variable.
@@ -190,6 +199,12 @@ func Vars() []Var {
 		{Name: "JOINERY_CODEC_ADDR", Default: "127.0.0.1:8094", Doc: "Listen address of `starter codec-server`, the codec endpoint of the Web UI and `temporal --codec-endpoint`", set: str(func(c *Config) *string { return &c.CodecAddr })},
 		{Name: "JOINERY_CODEC_TOKEN", DevDefault: "dev-codec-token", Doc: "Bearer token operators present to the codec server (`--codec-auth \"Bearer ...\"`, or the browser sign-in); required by `starter codec-server`. Development mode defaults it to dev-codec-token, which is served on a loopback address only", Secret: true, set: str(func(c *Config) *string { return &c.CodecToken })},
 		{Name: "JOINERY_AUDIT_LOG", Default: ".state/audit/joiners.jsonl", Doc: "Append-only, hash-chained JSON-lines file the worker exports each joiner's audit record to, so it outlives Temporal's retention (`starter audit --verify FILE` checks it)", set: str(func(c *Config) *string { return &c.AuditLog })},
+
+		{Name: "JOINERY_TEMPORAL_TLS_CA_FILE", Default: "", Doc: "PEM CA bundle that verifies the Temporal frontend's certificate; setting it turns TLS on for every Temporal client (worker, starter, intake, inbox)", set: str(func(c *Config) *string { return &c.TemporalTLSCAFile })},
+		{Name: "JOINERY_TEMPORAL_TLS_CERT_FILE", Default: "", Doc: "PEM client certificate presented to Temporal (mTLS); needs JOINERY_TEMPORAL_TLS_KEY_FILE, and turns TLS on (verified against the system roots without JOINERY_TEMPORAL_TLS_CA_FILE)", set: str(func(c *Config) *string { return &c.TemporalTLSCertFile })},
+		{Name: "JOINERY_TEMPORAL_TLS_KEY_FILE", Default: "", Doc: "PEM private key of JOINERY_TEMPORAL_TLS_CERT_FILE; both or neither", set: str(func(c *Config) *string { return &c.TemporalTLSKeyFile })},
+		{Name: "JOINERY_TEMPORAL_TLS_SERVER_NAME", Default: "", Doc: "Name the Temporal frontend's certificate is checked against, when it is not the host of JOINERY_TEMPORAL_ADDRESS (needs TLS)", set: str(func(c *Config) *string { return &c.TemporalTLSServerName })},
+		{Name: "JOINERY_TEMPORAL_API_KEY", Default: "", Doc: "API key sent to Temporal as `Authorization: Bearer` (Temporal Cloud API keys, or a self-hosted authorizer's JWT); refused without TLS unless JOINERY_TEMPORAL_ADDRESS is a loopback address", Secret: true, set: str(func(c *Config) *string { return &c.TemporalAPIKey })},
 	}
 }
 

@@ -5,9 +5,13 @@ package run
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"os"
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -41,14 +45,16 @@ func NewLogger(level string, w io.Writer) *slog.Logger {
 // so joiners' personal data never sits in clear in a history. Everything
 // that talks to Temporal dials here, so nothing can write a history in clear
 // by being wired differently.
+//
+// How the client authenticates to Temporal (TLS, client certificate, API
+// key) is ClientOptions'.
 func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	opts := client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(logger),
+	opts, err := ClientOptions(cfg, logger)
+	if err != nil {
+		return nil, err
 	}
 	cd, err := codec.FromConfig(ctx, cfg)
 	if err != nil {
@@ -67,6 +73,108 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
 	return c, nil
+}
+
+// ClientOptions are the Temporal client options Dial starts from: address,
+// namespace, logger and how the client authenticates. Payload encryption is
+// added by Dial, not here.
+//
+// JOINERY_TEMPORAL_TLS_CA_FILE turns TLS on and is the only root the
+// frontend's certificate is checked against; a client certificate
+// (JOINERY_TEMPORAL_TLS_CERT_FILE and _KEY_FILE) is presented for mTLS and
+// turns TLS on as well, since a certificate only means something over TLS.
+// JOINERY_TEMPORAL_API_KEY is sent as a bearer credential on every call, and
+// is refused without TLS unless the address is loopback: over plaintext it
+// would be readable by anyone on the path, and it is as good as the worker's
+// identity. Every problem names its variable, so a deployment that is wired
+// wrong fails at start, not at the first joiner.
+func ClientOptions(cfg config.Config, logger *slog.Logger) (client.Options, error) {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	opts := client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(logger),
+	}
+	tc, err := temporalTLS(cfg)
+	if err != nil {
+		return client.Options{}, err
+	}
+	opts.ConnectionOptions.TLS = tc
+	if cfg.TemporalAPIKey != "" {
+		if tc == nil {
+			if !isLoopback(cfg.TemporalAddress) {
+				return client.Options{}, fmt.Errorf("JOINERY_TEMPORAL_API_KEY is set but TLS is not (JOINERY_TEMPORAL_TLS_CA_FILE): the key would cross the network to %s in clear; only a loopback address may go without TLS", cfg.TemporalAddress)
+			}
+			// The SDK turns TLS on by itself when an API key is given;
+			// a loopback server without TLS (the dev stack, a local
+			// proxy) would then refuse every handshake.
+			opts.ConnectionOptions.TLSDisabled = true
+			logger.Warn("Temporal API key sent without TLS to a loopback address", "temporal", cfg.TemporalAddress)
+		}
+		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.TemporalAPIKey)
+	}
+	return opts, nil
+}
+
+// temporalTLS is the TLS configuration for the Temporal frontend, or nil
+// when none of the TLS variables is set.
+func temporalTLS(cfg config.Config) (*tls.Config, error) {
+	hasCert, hasKey := cfg.TemporalTLSCertFile != "", cfg.TemporalTLSKeyFile != ""
+	if hasCert != hasKey {
+		return nil, fmt.Errorf("JOINERY_TEMPORAL_TLS_CERT_FILE and JOINERY_TEMPORAL_TLS_KEY_FILE: set both (mTLS) or neither")
+	}
+	if cfg.TemporalTLSCAFile == "" && !hasCert {
+		if cfg.TemporalTLSServerName != "" {
+			return nil, fmt.Errorf("JOINERY_TEMPORAL_TLS_SERVER_NAME is set but TLS is not: set JOINERY_TEMPORAL_TLS_CA_FILE")
+		}
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TemporalTLSServerName}
+	if cfg.TemporalTLSCAFile != "" {
+		pem, err := os.ReadFile(cfg.TemporalTLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("JOINERY_TEMPORAL_TLS_CA_FILE: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("JOINERY_TEMPORAL_TLS_CA_FILE: %s holds no PEM certificate", cfg.TemporalTLSCAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if hasCert {
+		certPEM, err := os.ReadFile(cfg.TemporalTLSCertFile)
+		if err != nil {
+			return nil, fmt.Errorf("JOINERY_TEMPORAL_TLS_CERT_FILE: %w", err)
+		}
+		keyPEM, err := os.ReadFile(cfg.TemporalTLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("JOINERY_TEMPORAL_TLS_KEY_FILE: %w", err)
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("JOINERY_TEMPORAL_TLS_CERT_FILE / JOINERY_TEMPORAL_TLS_KEY_FILE (%s, %s): %w", cfg.TemporalTLSCertFile, cfg.TemporalTLSKeyFile, err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return tc, nil
+}
+
+// isLoopback reports whether a host:port names this machine: a loopback IP
+// or localhost (reserved for loopback by RFC 6761). Any other name does not
+// count even if it resolves to loopback today: where it resolves is up to
+// DNS, not to the configuration.
+func isLoopback(hostPort string) bool {
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Connectors are Joinery's clients of the external systems.
