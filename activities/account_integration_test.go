@@ -86,7 +86,8 @@ func accountActivities(dir *directory.Client, id, first, last string, candidates
 	hr := &fakeHRIS{fx: &sideEffects{}, workers: map[string]hris.Worker{id: {ID: id, FirstName: first, LastName: last, Status: "Active"}}}
 	return &Activities{Directory: dir, HRIS: hr, Policy: planFunc(func(w policy.Worker) (policy.Plan, error) {
 		return policy.Plan{Kind: w.Kind, Candidates: candidates, Groups: []policy.Grant{{Group: "all-staff"}},
-			Attributes: map[string]string{"mail": "{username}@joinery.test"}}, nil
+			Attributes: map[string]string{"mail": "{username}@joinery.test"},
+			Approval:   policy.ApprovalPlan{Rule: "manager", Approver: "ada.lovelace"}}, nil
 	})}
 }
 
@@ -106,6 +107,7 @@ func TestIntegrationJoinerForAdaNeedsOperator(t *testing.T) {
 		HRISID: "100", Candidates: candidates,
 		Worker:     policy.Worker{HRISID: "100", FirstName: "Ada", LastName: "Lovelace", JobTitle: "Engineering Manager", Department: "Engineering"},
 		Attributes: map[string]string{"mail": "{username}@joinery.test"},
+		Approvals:  approvedBy(t, a, JoinerWorkflowID("100"), "ada.lovelace"),
 	})
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(err, &appErr), "%v", err)
@@ -142,6 +144,7 @@ func TestIntegrationAccountActivitiesOnTheirOwnEntry(t *testing.T) {
 		Worker: policy.Worker{HRISID: id, FirstName: "John", LastName: "Smith"}}
 	a := accountActivities(dir, id, "John", "Smith", in.Candidates)
 	wfID := JoinerWorkflowID(id)
+	in.Approvals = approvedBy(t, a, wfID, "ada.lovelace")
 	run := func(fn, in, out any) error { return runAs(t, a, JoinerWorkflowType, wfID, fn, in, out) }
 
 	var claim ClaimResult

@@ -50,6 +50,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/joinery/joinery/connectors"
+	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/policy"
 )
 
@@ -519,4 +520,54 @@ func checkUndo(in WriteBackInput, username string) func(planned) string {
 func isEndStateWrite(want map[string]string) bool {
 	v, ok := want[accessStatusField]
 	return ok && len(want) == 1 && slices.Contains(endStates, v)
+}
+
+// approvalProven says whether proofs approve the joiner workflowID under
+// plan: each signed decision must verify with the worker's own inbox keys,
+// be for this workflow and an approval, by someone the plan's route lets
+// approve; a plan with a second approver needs both; break-glass counts
+// only where the route enables it. The workflow checked freshness, replay
+// and the plan hash when it counted the decisions; this re-check is what
+// stops a rogue "Joiner" workflow with a real hire's ID from creating an
+// account no approver approved. "" means proven.
+func approvalProven(keys []decision.PublicKey, workflowID string, proofs []ApprovalProof, plan policy.Plan) string {
+	ap := plan.Approval
+	if len(proofs) == 0 {
+		return "no approval: the claim needs the approvals the joiner counted"
+	}
+	first, second := false, ap.SecondApprover == ""
+	for _, p := range proofs {
+		if p.BreakGlass {
+			if !ap.BreakGlass {
+				return fmt.Sprintf("break-glass is off for approval route %q", ap.Rule)
+			}
+			first, second = true, true
+			continue
+		}
+		if p.Signed == nil {
+			return "an approval without a signature"
+		}
+		d, err := decision.Verify(keys, *p.Signed)
+		switch {
+		case err != nil:
+			return "an approval does not verify: " + err.Error()
+		case d.WorkflowID != workflowID:
+			return fmt.Sprintf("an approval is for %s", d.WorkflowID)
+		case d.Action != decision.ActionApprove:
+			return fmt.Sprintf("a %q decision is not an approval", d.Action)
+		}
+		switch {
+		case ap.SecondApprover != "" && strings.EqualFold(d.Approver, ap.SecondApprover):
+			second = true
+		case strings.EqualFold(d.Approver, ap.Approver) || strings.EqualFold(d.Approver, ap.EscalateTo) ||
+			slices.ContainsFunc(ap.Delegates, func(s string) bool { return strings.EqualFold(s, d.Approver) }):
+			first = true
+		default:
+			return fmt.Sprintf("%s may not approve under route %q", d.Approver, ap.Rule)
+		}
+	}
+	if !first || !second {
+		return fmt.Sprintf("the approvals do not satisfy route %q (approver and, where named, second approver)", ap.Rule)
+	}
+	return ""
 }

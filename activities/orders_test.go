@@ -326,7 +326,8 @@ func TestOrdersAreCheckedAgainstTheRePlan(t *testing.T) {
 		in   any
 	}{
 		{"claim", id, a.ClaimAccount, ClaimInput{HRISID: "300", Candidates: []string{"grace.byron", "grace.byron2"},
-			Attributes: map[string]string{"mail": "{username}@joinery.test"}, Worker: policy.Worker{FirstName: "Mallory"}}},
+			Attributes: map[string]string{"mail": "{username}@joinery.test"}, Worker: policy.Worker{FirstName: "Mallory"},
+			Approvals: approvedBy(t, a, id, "ada.lovelace")}},
 		{"grant", id, a.GrantGroup, GroupInput{HRISID: "300", Group: "engineering", MemberDN: dn}},
 		{"credential", id, a.IssueCredential, CredentialInput{HRISID: "300", Username: "grace.byron", DN: dn, Recipient: "ada.lovelace", WrapTTL: time.Hour}},
 		{"writeback", id, a.WriteBack, WriteBackInput{HRISID: "300", Want: map[string]string{"workEmail": "grace.byron@joinery.test", "customUsername": "grace.byron"}}},

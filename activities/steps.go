@@ -14,6 +14,7 @@ import (
 	"github.com/joinery/joinery/connectors/directory"
 	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/connectors/secrets"
+	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/policy"
 )
 
@@ -124,6 +125,19 @@ type ClaimInput struct {
 	// Request is a non-human joiner's request, so the claim can be
 	// re-planned from it (its sponsor re-resolved); nil for people.
 	Request *NonHumanRequest `json:"request,omitempty"`
+	// Approvals are the decisions that approved this joiner, as the inbox
+	// signed them: the claim is the first side effect, so it re-verifies
+	// them itself (see approvalProven) and a workflow that never got an
+	// approval cannot create anything.
+	Approvals []ApprovalProof `json:"approvals,omitempty"`
+}
+
+// ApprovalProof is one approval a joiner counted: the inbox-signed
+// decision, or a break-glass marker (accepted only where the plan's route
+// enables break-glass).
+type ApprovalProof struct {
+	Signed     *decision.Signed `json:"signed,omitempty"`
+	BreakGlass bool             `json:"breakGlass,omitempty"`
 }
 
 // ClaimResult is the claimed username and the entry created for it.
@@ -198,7 +212,13 @@ func (a *Activities) ClaimAccount(ctx context.Context, in ClaimInput) (ClaimResu
 	if err != nil {
 		return ClaimResult{}, err
 	}
-	p, verified, err := a.verify(ctx, o, in.Request, in.Worker.Kind, checkClaim(in))
+	claimOK := checkClaim(in)
+	p, verified, err := a.verify(ctx, o, in.Request, in.Worker.Kind, func(p planned) string {
+		if why := claimOK(p); why != "" {
+			return why
+		}
+		return approvalProven(a.DecisionKeys, o.c.id, in.Approvals, p.plan)
+	})
 	if err != nil {
 		return ClaimResult{}, err
 	}

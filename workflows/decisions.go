@@ -165,6 +165,9 @@ func (j *joiner) applySigned(ctx workflow.Context, q queued) (string, error) {
 		return "", err
 	}
 	if rec.BreakGlass {
+		if rec.Approved {
+			j.proofs = append(j.proofs, activities.ApprovalProof{BreakGlass: true})
+		}
 		j.decided = &rec
 		j.status.Approvals = append(j.status.Approvals, rec)
 		verb := "rejected"
@@ -198,6 +201,9 @@ func (j *joiner) applySigned(ctx workflow.Context, q queued) (string, error) {
 		return "", err
 	}
 	j.nonces[rec.Nonce] = true
+	if rec.Approved {
+		j.proofs = append(j.proofs, activities.ApprovalProof{Signed: q.s.Signed})
+	}
 	out := j.record(ctx, rec, role)
 	j.decidedBy = appendUnique(j.decidedBy, rec.Approver)
 	_ = workflow.UpsertTypedSearchAttributes(ctx, SADecidedBy.ValueSet(j.decidedBy))

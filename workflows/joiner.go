@@ -106,6 +106,9 @@ type joiner struct {
 	breakGlass bool
 	escalated  bool
 	alarms     int
+	// proofs are the approvals that counted, as signed, for the claim
+	// activity to re-verify.
+	proofs []activities.ApprovalProof
 	// retryNow counts retry-compensations signals.
 	retryNow int
 	// auditSeq numbers the entries exported to the audit file so far;
@@ -678,7 +681,7 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 	var claim activities.ClaimResult
 	if err := workflow.ExecuteActivity(withOptions(ctx, optsDirectory), a.ClaimAccount, activities.ClaimInput{
 		HRISID: j.in.HRISID, Candidates: plan.Candidates, NonHuman: nonHuman, Worker: j.worker, Attributes: plan.Attributes,
-		Request: j.in.Request,
+		Request: j.in.Request, Approvals: j.proofs,
 	}).Get(ctx, &claim); err != nil {
 		var ae *temporal.ApplicationError
 		if errors.As(err, &ae) && (ae.Type() == activities.ErrTypeNeedsOperator || ae.Type() == activities.ErrTypeAlreadyProvisioned) {

@@ -133,8 +133,20 @@ func TestRogueWorkflowsCannotOrderJoineryActivities(t *testing.T) {
 			"hrisId": "100", "candidates": []string{"evil.root"}}}},
 		{"joiner-<hire> claims evil.root", activities.JoinerWorkflowType, "joiner-" + hire, rogueOrder{"ClaimAccount", map[string]any{
 			"hrisId": hire, "candidates": []string{"evil.root"}, "worker": map[string]any{"firstName": "Evil"}}}},
+		// The hire's own plan, exactly, but no approval ever happened: the
+		// claim re-verifies the signed approvals and creates nothing.
+		{"joiner-<hire> claims its planned username unapproved", activities.JoinerWorkflowType, "joiner-" + hire, rogueOrder{"ClaimAccount", map[string]any{
+			"hrisId": hire, "candidates": []string{"rogue.target"}, "worker": map[string]any{"firstName": "Rogue", "lastName": "Target"}}}},
+		{"joiner-<hire> claims with a forged approval", activities.JoinerWorkflowType, "joiner-" + hire, rogueOrder{"ClaimAccount", map[string]any{
+			"hrisId": hire, "candidates": []string{"rogue.target"}, "worker": map[string]any{"firstName": "Rogue", "lastName": "Target"},
+			"approvals": []map[string]any{{"signed": map[string]any{"keyId": "ed25519:0000000000000000", "payload": "e30=", "signature": "AAAA"}}}}}},
 		{"joiner-<evil> issues its workload", activities.JoinerWorkflowType, "joiner-" + evilKey, rogueOrder{"IssueWorkloadCredential", map[string]any{
 			"key": evilKey, "kind": "service-account", "username": "evil", "recipient": "ada.lovelace", "workload": workload}}},
+	}
+	// What the refusal must say, where the plan allowed the order itself.
+	because := map[string]string{
+		"joiner-<hire> claims its planned username unapproved": "no approval",
+		"joiner-<hire> claims with a forged approval":          "does not verify",
 	}
 	for _, o := range orders {
 		t.Run(o.name, func(t *testing.T) {
@@ -151,6 +163,9 @@ func TestRogueWorkflowsCannotOrderJoineryActivities(t *testing.T) {
 			require.Contains(t, []string{activities.ErrTypeOrderRefused, activities.ErrTypeNotOwner}, out.Type, out.Message)
 			if o.wfType == "Evil" {
 				require.Equal(t, activities.ErrTypeOrderRefused, out.Type, out.Message)
+			}
+			if why, ok := because[o.name]; ok {
+				require.Contains(t, out.Message, why)
 			}
 		})
 	}
