@@ -72,8 +72,24 @@ const (
 )
 
 // transientCodes are LDAP results worth retrying: the server is overloaded,
-// shutting down or unreachable, or the request ran out of time.
+// shutting down or unreachable, or the request ran out of time. Checked
+// against RFC 4511 and what servers send in practice:
+//   - 1 operationsError: OpenLDAP returns it for an internal failure of the
+//     operation (a backend transaction that could not commit, a connection
+//     being torn down); AD for a failed internal operation. A retry is the
+//     useful answer; a persistent one ends with the activity's retry window.
+//   - 11 adminLimitExceeded: a server-side limit (concurrent operations,
+//     lookthrough) that frees up as other clients finish.
+//   - 80 other: OpenLDAP's "internal error" (e.g. a backend busy during
+//     checkpoint); retried for the same reason as 1.
+//
+// 53 unwillingToPerform stays permanent: AD answers it for a password that
+// fails policy (0000052D) or is set over a plain connection (0000001F),
+// OpenLDAP for writes to a read-only replica — none fixes itself.
 var transientCodes = []uint16{
+	ldap.LDAPResultOperationsError,
+	ldap.LDAPResultAdminLimitExceeded,
+	ldap.LDAPResultOther,
 	ldap.LDAPResultTimeLimitExceeded,
 	ldap.LDAPResultBusy,
 	ldap.LDAPResultUnavailable,

@@ -423,6 +423,11 @@ func (c *Client) classify(op, id string, resp *response) error {
 			fmt.Sprintf("HRIS has no %s (HTTP 404)%s", what, msg), nil)
 	case resp.status == http.StatusTooManyRequests:
 		return connectors.Transient(System, op, TypeRateLimited, "HRIS rate limit"+msg, nil)
+	case resp.status == http.StatusRequestTimeout || resp.status == http.StatusTooEarly:
+		// 408: the server gave up waiting for the request; 425: it will not
+		// risk a replayed early request. Both invite the same request again.
+		return connectors.Transient(System, op, TypeUnavailable,
+			fmt.Sprintf("HRIS asked to retry (HTTP %d)%s", resp.status, msg), nil)
 	case resp.status >= 500:
 		return connectors.Transient(System, op, TypeUnavailable,
 			fmt.Sprintf("HRIS server error (HTTP %d)%s", resp.status, msg), nil)
