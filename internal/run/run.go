@@ -85,8 +85,8 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 // turns TLS on as well, since a certificate only means something over TLS.
 // JOINERY_TEMPORAL_API_KEY is sent as a bearer credential on every call, and
 // is refused without TLS unless the address is loopback: over plaintext it
-// would be readable by anyone on the path, and it is as good as the worker's
-// identity. Every problem names its variable, so a deployment that is wired
+// would be readable by anyone on the path, and it is as good as the
+// process's identity. Every problem names its variable, so a deployment that is wired
 // wrong fails at start, not at the first joiner.
 func ClientOptions(cfg config.Config, logger *slog.Logger) (client.Options, error) {
 	if logger == nil {
