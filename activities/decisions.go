@@ -49,6 +49,9 @@ func (a *Activities) TrustedDecisionKeys(ctx context.Context) (DecisionTrust, er
 
 // ApproversInput names the people whose standing the approval depends on.
 type ApproversInput struct {
+	// Key is the joiner asking (its HRIS ID or non-human key): only a
+	// Joiner may learn people's standing, and only for itself.
+	Key       string   `json:"key,omitempty"`
 	Usernames []string `json:"usernames"`
 }
 
@@ -65,6 +68,9 @@ type ApproverStanding struct {
 // the decision is not active, and the workflow escalates instead of waiting
 // on, or accepting, their decision.
 func (a *Activities) CheckApprovers(ctx context.Context, in ApproversInput) ([]ApproverStanding, error) {
+	if _, err := a.admit(ctx, "check-approvers", in.Key, fmt.Sprintf("standing of %d people", len(in.Usernames))); err != nil {
+		return nil, err
+	}
 	if len(in.Usernames) > 20 {
 		return nil, temporal.NewNonRetryableApplicationError("at most 20 approvers per check", ErrTypeInvalidJoiner, nil)
 	}

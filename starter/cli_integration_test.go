@@ -236,10 +236,17 @@ func TestCLIMoveStartAndReject(t *testing.T) {
 	require.Eventually(t, func() bool { return statusJSON().Stage == workflows.StageWaitingStartDate }, 30*time.Second, 100*time.Millisecond)
 	before := *statusJSON().ProvisionAt
 
+	// A date HR does not have moves nothing (anyone with Temporal access
+	// could send it); once HR has it, the same command moves the timer.
 	later := hire.AddDate(0, 0, 14).Format(time.DateOnly)
-	code, out, _ := cli(t, "move-start", id, later, "--as", "hr.partner")
+	code, out, _ := cli(t, "move-start", id, time.Now().UTC().Format(time.DateOnly), "--as", "mallory")
 	require.Equal(t, exitOK, code)
-	require.Contains(t, out, "hire date moved to "+later)
+	require.Contains(t, out, "only if the HR record says so")
+	time.Sleep(time.Second)
+	require.Equal(t, before, *statusJSON().ProvisionAt, "a date HR does not have moves nothing")
+	require.NoError(t, h.HR.UpdateFields(context.Background(), id, map[string]string{"hireDate": later}))
+	code, _, _ = cli(t, "move-start", id, later, "--as", "hr.partner")
+	require.Equal(t, exitOK, code)
 	require.Eventually(t, func() bool {
 		st := statusJSON()
 		return st.ProvisionAt != nil && st.ProvisionAt.Sub(before) == 14*24*time.Hour

@@ -216,8 +216,10 @@ func cmdMoveStart(ctx context.Context, cfg config.Config, args []string, stdout,
 		fmt.Fprintf(stderr, "move-start: date %q: want YYYY-MM-DD\n", pos[1])
 		return exitUsage
 	}
+	// The HR record decides the start date: the signal makes the joiner
+	// read it again, so a date HR does not have moves nothing.
 	return sendSignal(ctx, cfg, stdout, stderr, pos[0], workflows.SignalStartDateChange, workflows.StartDateSignal{HireDate: pos[1], By: *as},
-		"hire date moved to "+pos[1])
+		"asked the joiner to re-read its hire date from HR; it moves to "+pos[1]+" only if the HR record says so")
 }
 
 func cmdStatus(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {

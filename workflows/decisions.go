@@ -167,6 +167,7 @@ func (j *joiner) applySigned(ctx workflow.Context, q queued) (string, error) {
 	if rec.BreakGlass {
 		if rec.Approved {
 			j.proofs = append(j.proofs, activities.ApprovalProof{BreakGlass: true})
+			j.proofBy = append(j.proofBy, rec.Approver)
 		}
 		j.decided = &rec
 		j.status.Approvals = append(j.status.Approvals, rec)
@@ -203,6 +204,7 @@ func (j *joiner) applySigned(ctx workflow.Context, q queued) (string, error) {
 	j.nonces[rec.Nonce] = true
 	if rec.Approved {
 		j.proofs = append(j.proofs, activities.ApprovalProof{Signed: q.s.Signed})
+		j.proofBy = append(j.proofBy, rec.Approver)
 	}
 	out := j.record(ctx, rec, role)
 	j.decidedBy = appendUnique(j.decidedBy, rec.Approver)
@@ -235,7 +237,7 @@ func (j *joiner) refuse(ctx workflow.Context, rec Decision, err error) {
 func (j *joiner) liveStanding(ctx workflow.Context, approver string) string {
 	var st []activities.ApproverStanding
 	if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.CheckApprovers,
-		activities.ApproversInput{Usernames: []string{approver}}).Get(ctx, &st); err != nil {
+		activities.ApproversInput{Key: j.in.HRISID, Usernames: []string{approver}}).Get(ctx, &st); err != nil {
 		return "could not check the approver's standing: " + rootMessage(err)
 	}
 	if len(st) != 1 || !st[0].Active {
@@ -252,7 +254,7 @@ func (j *joiner) liveStanding(ctx workflow.Context, approver string) string {
 // someone who left cannot approve, and the approval escalates at once when
 // the approver is gone. A requester cannot be the only approver of a
 // non-human joiner they requested.
-func (j *joiner) refreshApprovers(ctx workflow.Context) {
+func (j *joiner) refreshApprovers(ctx workflow.Context) map[string]string {
 	ap := j.plan.Approval
 	names := []string{}
 	for _, n := range append(append([]string{ap.Approver}, ap.Delegates...), ap.SecondApprover, ap.EscalateTo) {
@@ -262,9 +264,9 @@ func (j *joiner) refreshApprovers(ctx workflow.Context) {
 	}
 	var st []activities.ApproverStanding
 	if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.CheckApprovers,
-		activities.ApproversInput{Usernames: names}).Get(ctx, &st); err != nil {
+		activities.ApproversInput{Key: j.in.HRISID, Usernames: names}).Get(ctx, &st); err != nil {
 		j.event(ctx, "could not check the approvers' standing; each decision is checked when it comes: "+rootMessage(err))
-		return
+		return nil
 	}
 	gone := map[string]string{}
 	for _, s := range st {
@@ -299,6 +301,7 @@ func (j *joiner) refreshApprovers(ctx workflow.Context) {
 		j.event(ctx, "nobody may approve this joiner now; it will be rejected when the approval times out")
 	}
 	j.status.Approvers = keep
+	return gone
 }
 
 // deciders is who may decide now: the inbox's "waiting for me".

@@ -107,8 +107,11 @@ type joiner struct {
 	escalated  bool
 	alarms     int
 	// proofs are the approvals that counted, as signed, for the claim
-	// activity to re-verify.
-	proofs []activities.ApprovalProof
+	// activity to re-verify; proofBy names each one's approver.
+	proofs  []activities.ApprovalProof
+	proofBy []string
+	// moveAsked counts start-date signals (each a prompt to re-read HR).
+	moveAsked int
 	// retryNow counts retry-compensations signals.
 	retryNow int
 	// auditSeq numbers the entries exported to the audit file so far;
@@ -160,46 +163,74 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	alarmCh := workflow.GetSignalChannel(ctx, SignalHandoverAlarm)
 	retryCh := workflow.GetSignalChannel(ctx, SignalRetryCompensations)
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		// One selector, reused: a new selector per message would leave a
-		// pending receive on every idle channel each time round, which a
-		// flood of signals turns into unbounded growth.
+		// One selector, reused. Each handler reads with ReceiveAsync: a
+		// blocking Receive skips a payload that does not decode and then
+		// waits for the next one on that channel, which would stop this
+		// goroutine, and with it every signal, after one malformed signal.
 		sel := workflow.NewSelector(ctx)
 		{
 			sel.AddReceive(approveCh, func(c workflow.ReceiveChannel, _ bool) {
 				var s ApprovalSignal
-				c.Receive(ctx, &s)
+				if !c.ReceiveAsync(&s) {
+					return // nothing decodable: a malformed payload is dropped, not waited on
+				}
 				s.Approve = true
 				j.approveSeq++
 				j.inbox = append(j.inbox, queued{s: s, via: "signal:approve", seq: j.approveSeq})
 			})
 			sel.AddReceive(rejectCh, func(c workflow.ReceiveChannel, _ bool) {
 				var s ApprovalSignal
-				c.Receive(ctx, &s)
+				if !c.ReceiveAsync(&s) {
+					return // nothing decodable: a malformed payload is dropped, not waited on
+				}
 				s.Approve = false
 				j.rejectSeq++
 				j.inbox = append(j.inbox, queued{s: s, via: "signal:reject", seq: j.rejectSeq})
 			})
 			sel.AddReceive(retryCh, func(c workflow.ReceiveChannel, _ bool) {
 				var ignored any
-				c.Receive(ctx, &ignored)
+				if !c.ReceiveAsync(&ignored) {
+					return // nothing decodable: a malformed payload is dropped, not waited on
+				}
 				j.retryNow++
 			})
 			sel.AddReceive(alarmCh, func(c workflow.ReceiveChannel, _ bool) {
 				var al HandoverAlarm
-				c.Receive(ctx, &al)
+				if !c.ReceiveAsync(&al) {
+					return // nothing decodable: a malformed payload is dropped, not waited on
+				}
 				j.noteAlarm(ctx, al)
 			})
 			sel.AddReceive(rescindCh, func(c workflow.ReceiveChannel, _ bool) {
 				var s RescindSignal
-				c.Receive(ctx, &s)
+				if !c.ReceiveAsync(&s) {
+					return // nothing decodable: a malformed payload is dropped, not waited on
+				}
 				if j.rescind == nil {
+					if j.signed {
+						s.By, s.Reason, s.Via = clip(s.By), clip(s.Reason), clip(s.Via)
+					}
 					j.rescind = &s
 					j.event(ctx, fmt.Sprintf("offer rescinded by %s: %s", orUnknown(s.By), s.Reason))
 				}
 			})
 			sel.AddReceive(moveCh, func(c workflow.ReceiveChannel, _ bool) {
 				var s StartDateSignal
-				c.Receive(ctx, &s)
+				if !c.ReceiveAsync(&s) {
+					return // nothing decodable: a malformed payload is dropped, not waited on
+				}
+				if j.signed {
+					// The HR record decides the start date, not a signal
+					// anyone with Temporal access can send: the signal only
+					// makes the joiner read the record again (bounded).
+					if j.moveAsked >= maxMoveChecks {
+						return
+					}
+					j.moveAsked++
+					j.event(ctx, fmt.Sprintf("start-date change to %q announced by %s; the HR record decides",
+						clip(s.HireDate), clip(orUnknown(s.By))))
+					return
+				}
 				if _, err := time.Parse(time.DateOnly, s.HireDate); err != nil {
 					j.event(ctx, fmt.Sprintf("ignored start-date change %q from %s: want YYYY-MM-DD", s.HireDate, orUnknown(s.By)))
 					return
@@ -210,13 +241,20 @@ func (j *joiner) setup(ctx workflow.Context) error {
 			})
 			sel.AddReceive(extendCh, func(c workflow.ReceiveChannel, _ bool) {
 				var s ExtendSignal
-				c.Receive(ctx, &s)
+				if !c.ReceiveAsync(&s) {
+					return // nothing decodable: a malformed payload is dropped, not waited on
+				}
 				j.extensions = append(j.extensions, s)
 			})
 			sel.AddReceive(revokeCh, func(c workflow.ReceiveChannel, _ bool) {
 				var s RescindSignal
-				c.Receive(ctx, &s)
+				if !c.ReceiveAsync(&s) {
+					return // nothing decodable: a malformed payload is dropped, not waited on
+				}
 				if j.revoke == nil {
+					if j.signed {
+						s.By, s.Reason, s.Via = clip(s.By), clip(s.Reason), clip(s.Via)
+					}
 					j.revoke = &s
 					j.event(ctx, fmt.Sprintf("revocation requested by %s: %s", orUnknown(s.By), s.Reason))
 				}
@@ -382,13 +420,16 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 		if j.status.Stage != StageWaitingStartDate {
 			j.setStage(ctx, StageWaitingStartDate)
 		}
-		moves, seen := j.moves, len(j.inbox)
+		moves, seen, asked := j.moves, len(j.inbox), j.moveAsked
 		woke, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
-			return j.rescind != nil || j.moves != moves ||
+			return j.rescind != nil || j.moves != moves || j.moveAsked != asked ||
 				(early && (len(j.inbox) != seen || (j.decided != nil && !j.decided.Approved)))
 		})
 		if err != nil {
 			return true, JoinerResult{}, err
+		}
+		if j.moveAsked != asked {
+			j.checkHireDate(ctx)
 		}
 		if j.rescind != nil {
 			res, err := j.rollback(ctx, StageRescinded, OutcomeRescinded, "rescinded before the provisioning date")
@@ -415,7 +456,9 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
 	ap := j.plan.Approval
 	if j.signed {
-		j.refreshApprovers(ctx)
+		// Early approvals were checked when they came; whoever gave one
+		// must still be here now.
+		j.dropGoneApprovals(ctx, j.refreshApprovers(ctx))
 	}
 	j.setStage(ctx, StageAwaitingApproval)
 	if j.signed {

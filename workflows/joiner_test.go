@@ -420,12 +420,26 @@ func TestJoinerCompensationThatKeepsFailingIsRetriedUntilItSucceeds(t *testing.T
 	}
 }
 
+// The HR record decides the start date: a start-date signal makes the
+// joiner re-read it. HR moved it, so the timer moves; a signal naming a date
+// HR does not have (anyone with Temporal access can send one) moves nothing.
 func TestJoinerStartDateChangeMovesTheTimer(t *testing.T) {
 	f := newFixture(t)
+	hrDate := testHire
+	f.env.OnActivity(f.acts.FetchJoiner, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.FetchInput) (policy.Worker, error) {
+			w := f.worker
+			w.HireDate = hrDate
+			return w, nil
+		})
 	f.happy()
 	f.provisioning()
-	f.signalAt(time.Hour, SignalStartDateChange, StartDateSignal{HireDate: "2026-12-15", By: "hr"})
-	f.signalAt(time.Hour+time.Minute, SignalStartDateChange, StartDateSignal{HireDate: "not-a-date", By: "hr"})
+	f.env.RegisterDelayedCallback(func() {
+		hrDate = "2026-12-15" // HR moves the date, then its webhook signals
+		f.signal(SignalStartDateChange, StartDateSignal{HireDate: "2026-12-15", By: "hr"})
+	}, time.Hour)
+	f.signalAt(time.Hour+time.Minute, SignalStartDateChange, StartDateSignal{HireDate: "2026-11-02", By: "mallory"})
+	f.signalAt(time.Hour+2*time.Minute, SignalStartDateChange, StartDateSignal{HireDate: "not-a-date", By: "hr"})
 	// Approve well after the new provisioning date (Dec 8).
 	f.signalAt(40*24*time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
 	res, err := f.run()

@@ -2,9 +2,13 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/joinery/joinery/activities"
+	"github.com/joinery/joinery/internal/policy"
 )
 
 // Lifecycle safety: what Joinery granted always ends, and nothing is left
@@ -54,9 +58,17 @@ func (j *joiner) persist(ctx, dctx workflow.Context, name string, run func() err
 			j.setStage(ctx, StageCompensationStuck)
 		}
 		asked := j.retryNow
+		tried := workflow.Now(ctx)
 		// dctx: a cancelled workflow still finishes its undo.
 		if _, werr := workflow.AwaitWithTimeout(dctx, back, func() bool { return j.retryNow != asked }); werr != nil {
 			return werr
+		}
+		// An operator's retry-now runs at most once a minute, so a flood of
+		// them is not a storm of calls against a system that is down.
+		if gap := time.Minute - workflow.Now(ctx).Sub(tried); gap > 0 {
+			if werr := workflow.Sleep(dctx, gap); werr != nil {
+				return werr
+			}
 		}
 		back = min(back*2, maxUndoBackoff)
 		err = run()
@@ -90,12 +102,80 @@ func (j *joiner) holdUntilStart(ctx workflow.Context) (bool, JoinerResult, error
 		if wait <= 0 {
 			return false, JoinerResult{}, nil
 		}
-		moves := j.moves
-		_, err = workflow.AwaitWithTimeout(ctx, wait, func() bool { return j.rescind != nil || j.moves != moves })
+		moves, asked := j.moves, j.moveAsked
+		_, err = workflow.AwaitWithTimeout(ctx, wait, func() bool { return j.rescind != nil || j.moves != moves || j.moveAsked != asked })
 		if err != nil {
 			// Cancelled while waiting for the start: the hire keeps the
 			// access it was approved for; the joiner completes early.
 			return false, JoinerResult{}, nil
 		}
+		if j.moveAsked != asked {
+			j.checkHireDate(ctx)
+		}
 	}
+}
+
+// maxMoveChecks bounds how many start-date signals make a joiner re-read
+// its HR record; later ones are dropped (a flood cannot grow the joiner).
+const maxMoveChecks = 20
+
+// checkHireDate re-reads the hire date from the HR record after a
+// start-date signal: a date only HR can move, so an operator or a forged
+// signal cannot provision early or end the Provisioned hold.
+func (j *joiner) checkHireDate(ctx workflow.Context) {
+	if !j.hasHRRecord() {
+		j.event(ctx, "a non-human joiner has no HR start date to move; ignored")
+		return
+	}
+	var w policy.Worker
+	if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.FetchJoiner,
+		activities.FetchInput{HRISID: j.in.HRISID, Kind: j.in.Kind}).Get(ctx, &w); err != nil {
+		j.event(ctx, "could not re-read the hire date from HR; it stays "+j.hireDate+": "+rootMessage(err))
+		return
+	}
+	if w.HireDate == j.hireDate {
+		j.event(ctx, "HR's hire date is still "+j.hireDate)
+		return
+	}
+	if _, err := time.Parse(time.DateOnly, w.HireDate); err != nil {
+		j.event(ctx, fmt.Sprintf("HR's hire date %q is not a date; it stays %s", clip(w.HireDate), j.hireDate))
+		return
+	}
+	j.event(ctx, fmt.Sprintf("start date moved from %s to %s (HR record)", j.hireDate, w.HireDate))
+	j.hireDate = w.HireDate
+	j.moves++
+}
+
+// dropGoneApprovals withdraws approvals (given early, before the
+// provisioning date) whose approver has since left: they no longer count,
+// and the joiner waits for someone who may still decide.
+func (j *joiner) dropGoneApprovals(ctx workflow.Context, gone map[string]string) {
+	drop := func(d *Decision) bool {
+		if d == nil || d.BreakGlass || !d.Approved {
+			return false
+		}
+		why, out := gone[strings.ToLower(d.Approver)]
+		if out {
+			j.event(ctx, fmt.Sprintf("the approval by %s no longer counts: %s", d.Approver, why))
+		}
+		return out
+	}
+	if drop(j.first) {
+		j.first = nil
+	}
+	if drop(j.second) {
+		j.second = nil
+	}
+	if j.decided != nil && j.decided.Approved && drop(j.decided) {
+		j.decided = nil
+	}
+	var keep []activities.ApprovalProof
+	var keepBy []string
+	for i, p := range j.proofs {
+		if _, out := gone[strings.ToLower(j.proofBy[i])]; out && !p.BreakGlass {
+			continue
+		}
+		keep, keepBy = append(keep, p), append(keepBy, j.proofBy[i])
+	}
+	j.proofs, j.proofBy = keep, keepBy
 }

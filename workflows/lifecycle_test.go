@@ -111,3 +111,45 @@ func TestCancelActiveServiceAccountRevokesEverything(t *testing.T) {
 	require.Contains(t, f.calls, "revoke:group")
 	require.Contains(t, f.calls, "revoke:disable")
 }
+
+// Red-team finding: one signal whose payload does not decode must not stop
+// the joiner from reading every later signal (here: the rescind).
+func TestMalformedSignalDoesNotWedgeTheJoiner(t *testing.T) {
+	f := newFixture(t)
+	f.happy()
+	f.provisioning()
+	f.signalAt(time.Hour, SignalHandoverAlarm, raw{map[string]any{"detectedAt": "not a time"}})
+	f.signalAt(time.Hour+time.Minute, SignalApprove, raw{"just a string"})
+	f.signalAt(2*time.Hour, SignalRescind, RescindSignal{By: "hr", Reason: "offer withdrawn"})
+	res, err := f.run()
+	require.NoError(t, err)
+	require.Equal(t, OutcomeRescinded, res.Outcome, "the rescind after the malformed signals was read")
+	require.Less(t, f.env.Now().Sub(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)), 3*time.Hour)
+}
+
+// Red-team finding: an approval given early, before the provisioning date,
+// no longer counts when its approver has left by the date; the joiner waits
+// for someone who may still decide (here the escalation target).
+func TestEarlyApprovalBySomeoneWhoLeftNoLongerCounts(t *testing.T) {
+	f := newFixture(t)
+	f.happy()
+	f.provisioning()
+	f.signalAt(time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
+	f.env.RegisterDelayedCallback(func() { f.inactive["ada.lovelace"] = "left on 2026-11-10" }, 9*24*time.Hour)
+	f.env.RegisterDelayedCallback(func() {
+		require.Empty(t, f.calls, "nothing was provisioned on the withdrawn approval")
+		require.Equal(t, StageAwaitingApproval, f.status().Stage)
+		f.signal(SignalApprove, ApprovalSignal{Approver: "grace.hopper"})
+	}, provisionDelay()+time.Hour)
+	res, err := f.run()
+	require.NoError(t, err)
+	require.Equal(t, OutcomeCompleted, res.Outcome)
+	require.Contains(t, f.calls, "claim")
+	var last Decision
+	for _, d := range res.Approvals {
+		if d.Refused == "" {
+			last = d
+		}
+	}
+	require.Equal(t, "grace.hopper", last.Approver)
+}
