@@ -22,7 +22,7 @@ func approvedBy(t *testing.T, a *Activities, workflowID, approver string) []Appr
 	require.NoError(t, err)
 	s := decision.NewFileSigner(k)
 	a.DecisionKeys = append(a.DecisionKeys, s.PublicKey())
-	signed, err := s.Sign(context.Background(), decision.Decision{WorkflowID: workflowID, PlanHash: "sha256:test",
+	signed, err := s.Sign(context.Background(), decision.Decision{WorkflowID: workflowID, RunID: "default-test-run-id", PlanHash: "sha256:test",
 		PolicyVersion: "test", Approver: approver, Action: decision.ActionApprove, IssuedAt: time.Now(), Nonce: "0123456789abcdef"})
 	require.NoError(t, err)
 	return []ApprovalProof{{Signed: &signed}}
@@ -36,7 +36,7 @@ func TestClaimNeedsAProvenApproval(t *testing.T) {
 	a := &Activities{}
 	ok := approvedBy(t, a, "joiner-300", "ada.lovelace")
 	plan := policy.Plan{Approval: policy.ApprovalPlan{Rule: "manager", Approver: "ada.lovelace", EscalateTo: "grace.hopper"}}
-	require.Empty(t, approvalProven(a.DecisionKeys, "joiner-300", ok, plan))
+	require.Empty(t, approvalProven(a.DecisionKeys, "joiner-300", "", ok, plan))
 
 	other := &Activities{}
 	foreign := approvedBy(t, other, "joiner-300", "ada.lovelace")
@@ -59,10 +59,12 @@ func TestClaimNeedsAProvenApproval(t *testing.T) {
 		"unsigned":                 {"joiner-300", []ApprovalProof{{}}, plan, "without a signature"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			require.Contains(t, approvalProven(a.DecisionKeys, tc.wf, tc.proofs, tc.plan), tc.want)
+			require.Contains(t, approvalProven(a.DecisionKeys, tc.wf, "", tc.proofs, tc.plan), tc.want)
 		})
 	}
+	require.Contains(t, approvalProven(a.DecisionKeys, "joiner-300", "another-run", ok, plan), "not this run",
+		"an approval captured from another run of the same workflow ID does not count")
 	both := append(append([]ApprovalProof{}, ok...), approvedBy(t, a, "joiner-300", "alan.turing")...)
-	require.Empty(t, approvalProven(a.DecisionKeys, "joiner-300", both, four))
-	require.Empty(t, approvalProven(a.DecisionKeys, "joiner-300", []ApprovalProof{{BreakGlass: true}}, bg))
+	require.Empty(t, approvalProven(a.DecisionKeys, "joiner-300", "", both, four))
+	require.Empty(t, approvalProven(a.DecisionKeys, "joiner-300", "", []ApprovalProof{{BreakGlass: true}}, bg))
 }

@@ -530,7 +530,7 @@ func isEndStateWrite(want map[string]string) bool {
 // and the plan hash when it counted the decisions; this re-check is what
 // stops a rogue "Joiner" workflow with a real hire's ID from creating an
 // account no approver approved. "" means proven.
-func approvalProven(keys []decision.PublicKey, workflowID string, proofs []ApprovalProof, plan policy.Plan) string {
+func approvalProven(keys []decision.PublicKey, workflowID, runID string, proofs []ApprovalProof, plan policy.Plan) string {
 	ap := plan.Approval
 	if len(proofs) == 0 {
 		return "no approval: the claim needs the approvals the joiner counted"
@@ -553,6 +553,8 @@ func approvalProven(keys []decision.PublicKey, workflowID string, proofs []Appro
 			return "an approval does not verify: " + err.Error()
 		case d.WorkflowID != workflowID:
 			return fmt.Sprintf("an approval is for %s", d.WorkflowID)
+		case runID != "" && d.RunID != runID:
+			return fmt.Sprintf("an approval is for run %q of %s, not this run", d.RunID, d.WorkflowID)
 		case d.Action != decision.ActionApprove:
 			return fmt.Sprintf("a %q decision is not an approval", d.Action)
 		}

@@ -217,7 +217,7 @@ func (a *Activities) ClaimAccount(ctx context.Context, in ClaimInput) (ClaimResu
 		if why := claimOK(p); why != "" {
 			return why
 		}
-		return approvalProven(a.DecisionKeys, o.c.id, in.Approvals, p.plan)
+		return approvalProven(a.DecisionKeys, o.c.id, o.c.run, in.Approvals, p.plan)
 	})
 	if err != nil {
 		return ClaimResult{}, err

@@ -103,7 +103,8 @@ func (j *joiner) verify(ctx workflow.Context, q queued, want decision.Action) (D
 			orUnknown(j.trust.InboxURL))
 	}
 	d, err := decision.Check(j.trust.Keys, *q.s.Signed, decision.Expect{
-		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, PlanHash: j.planHash, PolicyVersion: j.plan.PolicyVersion,
+		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID,
+		PlanHash: j.planHash, PolicyVersion: j.plan.PolicyVersion,
 		Now: workflow.Now(ctx), MaxAge: j.trust.MaxAge, ClockSkew: clockSkew,
 		Used: func(n string) bool { return j.nonces[n] },
 	})

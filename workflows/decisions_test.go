@@ -57,7 +57,7 @@ func (f *fixture) trustMocks() {
 func (f *fixture) decisionFor(approver string, action decision.Action, comment string) decision.Decision {
 	h, err := decision.PlanHash(f.plan)
 	require.NoError(f.t, err)
-	return decision.Decision{WorkflowID: JoinerWorkflowID(f.worker.HRISID), PlanHash: h, PolicyVersion: f.plan.PolicyVersion,
+	return decision.Decision{WorkflowID: JoinerWorkflowID(f.worker.HRISID), RunID: "default-test-run-id", PlanHash: h, PolicyVersion: f.plan.PolicyVersion,
 		Approver: approver, Action: action, Comment: comment, IssuedAt: f.env.Now(), Nonce: nonce(), Via: "test-inbox"}
 }
 
@@ -131,6 +131,11 @@ func TestForgedDecisionsAreRefused(t *testing.T) {
 			d.WorkflowID = "joiner-201"
 			return raw{ApprovalSignal{Signed: f.sign(d)}}
 		}, "another joiner"},
+		{"a decision captured from another run of this workflow ID", func(f *fixture) any {
+			d := f.decisionFor("ada.lovelace", decision.ActionApprove, "")
+			d.RunID = "an-earlier-run"
+			return raw{ApprovalSignal{Signed: f.sign(d)}}
+		}, "signed for run"},
 		{"a decision for a changed plan", func(f *fixture) any {
 			d := f.decisionFor("ada.lovelace", decision.ActionApprove, "")
 			changed := f.plan

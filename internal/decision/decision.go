@@ -49,8 +49,12 @@ const MaxCommentLen = 1000
 // Decision is what a person decided about one joiner, as the inbox signs it.
 type Decision struct {
 	Version int `json:"v"`
-	// WorkflowID is the joiner the decision is for.
+	// WorkflowID is the joiner the decision is for; RunID its run, so a
+	// decision captured from one run cannot count in another run that
+	// reuses the workflow ID (a restarted joiner, or a rogue workflow
+	// started under the ID to collect a manager's signature).
 	WorkflowID string `json:"workflowId"`
+	RunID      string `json:"runId,omitempty"`
 	// PlanHash and PolicyVersion bind the decision to what the approver was
 	// shown: a changed plan makes it count for nothing.
 	PlanHash      string `json:"planHash"`
@@ -202,7 +206,9 @@ func Verify(keys []PublicKey, s Signed) (Decision, error) {
 
 // Expect is what a decision must match to count for a joiner.
 type Expect struct {
-	WorkflowID    string
+	WorkflowID string
+	// RunID, when set, must equal the decision's run.
+	RunID         string
 	PlanHash      string
 	PolicyVersion string
 	// Now is the verifier's time (workflow.Now in a workflow).
@@ -224,6 +230,8 @@ func Check(keys []PublicKey, s Signed, exp Expect) (Decision, error) {
 	switch {
 	case d.WorkflowID != exp.WorkflowID:
 		return d, fmt.Errorf("%w (%s)", ErrOtherJoiner, d.WorkflowID)
+	case exp.RunID != "" && d.RunID != exp.RunID:
+		return d, fmt.Errorf("%w: signed for run %q of %s", ErrOtherJoiner, d.RunID, d.WorkflowID)
 	case d.PlanHash != exp.PlanHash || d.PolicyVersion != exp.PolicyVersion:
 		return d, fmt.Errorf("%w: signed for plan %s under policy %s, the joiner will do %s under %s",
 			ErrPlanChanged, short(d.PlanHash), d.PolicyVersion, short(exp.PlanHash), exp.PolicyVersion)

@@ -148,8 +148,10 @@ func (h *Harness) Decide(id string, st workflows.Status, approver string, action
 	require.NoError(h.t, err)
 	nonce := make([]byte, 16)
 	_, _ = crand.Read(nonce)
+	desc, err := h.C.DescribeWorkflowExecution(context.Background(), run.ResolveID(id), "")
+	require.NoError(h.t, err)
 	s, err := signer.Sign(context.Background(), decision.Decision{
-		WorkflowID: run.ResolveID(id), PlanHash: st.PlanHash, PolicyVersion: st.PolicyVersion, Approver: approver,
+		WorkflowID: run.ResolveID(id), RunID: desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(), PlanHash: st.PlanHash, PolicyVersion: st.PolicyVersion, Approver: approver,
 		Action: action, Comment: comment, IssuedAt: time.Now(), Nonce: hex.EncodeToString(nonce), Via: "e2e-harness",
 	})
 	require.NoError(h.t, err)

@@ -123,7 +123,7 @@ func (s *Server) decide(ctx context.Context, user string, req decideRequest) dec
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
 	d := decision.Decision{
-		Version: decision.FormatVersion, WorkflowID: j.ID, PlanHash: st.PlanHash, PolicyVersion: st.PolicyVersion,
+		Version: decision.FormatVersion, WorkflowID: j.ID, RunID: j.RunID, PlanHash: st.PlanHash, PolicyVersion: st.PolicyVersion,
 		Approver: user, Action: req.Action, EndDate: req.EndDate, Comment: comment,
 		IssuedAt: s.now().UTC(), Nonce: hex.EncodeToString(nonce), Via: req.Via,
 	}

@@ -181,7 +181,8 @@ func (f *fakeTemporal) DescribeWorkflowExecution(_ context.Context, id, _ string
 		return nil, serviceerror.NewNotFound("workflow not found for ID: " + id)
 	}
 	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{
-		Execution: &commonpb.WorkflowExecution{WorkflowId: id}, Status: execStatus(j.running)}}, nil
+		Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: "run-" + id}, Type: &commonpb.WorkflowType{Name: "Joiner"},
+		Status: execStatus(j.running)}}, nil
 }
 
 type jsonValue struct{ b []byte }

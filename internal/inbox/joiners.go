@@ -28,6 +28,8 @@ var errNotFound = errors.New("no such joiner")
 
 // joiner is a workflow's status as the inbox reads it.
 type joiner struct {
+	// RunID is the run the inbox signs for (from Temporal, not the status query).
+	RunID   string
 	ID      string
 	Running bool
 	Status  workflows.Status
@@ -118,7 +120,14 @@ func (s *Server) load(ctx context.Context, id string) (joiner, error) {
 		}
 		return joiner{}, fmt.Errorf("describe %s: %w", id, err)
 	}
-	j := joiner{ID: id, Running: desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING}
+	info := desc.GetWorkflowExecutionInfo()
+	// Only a Joiner is something the inbox signs for: a workflow of another
+	// type placed under a joiner's ID (to collect a manager's signature)
+	// is not found.
+	if info.GetType().GetName() != "Joiner" {
+		return joiner{}, errNotFound
+	}
+	j := joiner{ID: id, RunID: info.GetExecution().GetRunId(), Running: info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING}
 	v, err := s.temporal.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
 	if err != nil {
 		var nf *serviceerror.NotFound
