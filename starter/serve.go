@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
+	vault "github.com/hashicorp/vault/api"
 	"go.temporal.io/sdk/client"
 
 	"github.com/joinery/joinery/connectors/directory"
@@ -160,9 +163,9 @@ func cmdInbox(ctx context.Context, cfg config.Config, args []string, stdout, std
 // (only the inbox reads it), the directory for sign-in, Vault for the
 // credential handover.
 func newInbox(cfg config.Config, c client.Client, logger *slog.Logger) (*inbox.Server, error) {
-	signer, err := decision.LoadFileSigner(cfg.DecisionKeyFile)
+	signer, err := newSigner(cfg, logger)
 	if err != nil {
-		return nil, fmt.Errorf("inbox: %w (JOINERY_DECISION_KEY_FILE)", err)
+		return nil, err
 	}
 	dir, err := directory.New(run.DirectoryConfig(cfg))
 	if err != nil {
@@ -175,4 +178,37 @@ func newInbox(cfg config.Config, c client.Client, logger *slog.Logger) (*inbox.S
 	return inbox.New(inbox.Config{
 		BaseURL: cfg.InboxURL, SessionIdle: cfg.InboxSessionIdle, SessionMax: cfg.InboxSessionMax, HandoverDir: cfg.InboxDir,
 	}, inbox.Deps{Auth: dir, Signer: signer, Temporal: c, Wrapping: wrapping, Logger: logger})
+}
+
+// newSigner is the inbox's signer: the key file, or a Vault transit key
+// used with the inbox's own Vault token (JOINERY_DECISION_TRANSIT_KEY).
+func newSigner(cfg config.Config, logger *slog.Logger) (decision.Signer, error) {
+	if cfg.DecisionTransitKey == "" {
+		s, err := decision.LoadFileSigner(cfg.DecisionKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("inbox: %w (JOINERY_DECISION_KEY_FILE)", err)
+		}
+		return s, nil
+	}
+	if cfg.DecisionVaultTokenFile == "" {
+		return nil, errors.New("inbox: JOINERY_DECISION_TRANSIT_KEY needs JOINERY_DECISION_VAULT_TOKEN_FILE (the inbox's own Vault token)")
+	}
+	tok, err := os.ReadFile(cfg.DecisionVaultTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: JOINERY_DECISION_VAULT_TOKEN_FILE: %w", err)
+	}
+	vc, err := vault.NewClient(&vault.Config{Address: cfg.VaultAddr})
+	if err != nil {
+		return nil, fmt.Errorf("inbox: vault: %w", err)
+	}
+	vc.SetToken(strings.TrimSpace(string(tok)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := decision.NewTransitSigner(ctx, vc, cfg.DecisionTransitKey)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: JOINERY_DECISION_TRANSIT_KEY: %w", err)
+	}
+	logger.Info("inbox signs with a Vault transit key; the worker's JOINERY_DECISION_PUBLIC_KEYS must hold this line",
+		"key", cfg.DecisionTransitKey, "publicKeyLine", decision.FormatPublicKey(s.PublicKey()))
+	return s, nil
 }

@@ -103,7 +103,7 @@ func (j *joiner) verify(ctx workflow.Context, q queued, want decision.Action) (D
 			orUnknown(j.trust.InboxURL))
 	}
 	d, err := decision.Check(j.trust.Keys, *q.s.Signed, decision.Expect{
-		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID,
+		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID, RunID: j.runToBind(ctx),
 		PlanHash: j.planHash, PolicyVersion: j.plan.PolicyVersion,
 		Now: workflow.Now(ctx), MaxAge: j.trust.MaxAge, ClockSkew: clockSkew,
 		Used: func(n string) bool { return j.nonces[n] },
@@ -431,4 +431,13 @@ func (j *joiner) validateSigned(ctx workflow.Context, s ApprovalSignal) error {
 		return errors.New("refused: " + reason)
 	}
 	return nil
+}
+
+// runToBind is the run a decision must name, or "" for joiners that started
+// before decisions named their run.
+func (j *joiner) runToBind(ctx workflow.Context) string {
+	if !j.hardened {
+		return ""
+	}
+	return workflow.GetInfo(ctx).WorkflowExecution.RunID
 }

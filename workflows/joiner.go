@@ -112,6 +112,8 @@ type joiner struct {
 	proofBy []string
 	// moveAsked counts start-date signals (each a prompt to re-read HR).
 	moveAsked int
+	// hardened is the "signed-decisions-hardening" version gate.
+	hardened bool
 	// retryNow counts retry-compensations signals.
 	retryNow int
 	// auditSeq numbers the entries exported to the audit file so far;
@@ -146,6 +148,13 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	// break-glass decision where policy allows) count. Joiners started
 	// before keep the name-based approvals their histories recorded.
 	j.signed = workflow.GetVersion(ctx, "signed-decisions", workflow.DefaultVersion, 1) >= 1
+	// Version 1 of "signed-decisions-hardening" (after an adversary
+	// review): decisions must name this run, the HR record decides start
+	// dates, early approvals by people who left are withdrawn, a revoke
+	// before activation rescinds, and retry-now is rate-limited. Joiners
+	// that started with signed decisions but before this keep what their
+	// histories recorded (testdata/histories/v2-*.json replays them).
+	j.hardened = j.signed && workflow.GetVersion(ctx, "signed-decisions-hardening", workflow.DefaultVersion, 1) >= 1
 
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return j.status, nil }); err != nil {
 		return err
@@ -219,7 +228,7 @@ func (j *joiner) setup(ctx workflow.Context) error {
 				if !c.ReceiveAsync(&s) {
 					return // nothing decodable: a malformed payload is dropped, not waited on
 				}
-				if j.signed {
+				if j.hardened {
 					// The HR record decides the start date, not a signal
 					// anyone with Temporal access can send: the signal only
 					// makes the joiner read the record again (bounded).
@@ -260,7 +269,7 @@ func (j *joiner) setup(ctx workflow.Context) error {
 				}
 				// A revoke before the joiner is active ends it like a
 				// rescind (joiners started since signed decisions).
-				if j.signed && j.rescind == nil && j.status.Stage != StageActive && j.status.Stage != StageRevoking {
+				if j.hardened && j.rescind == nil && j.status.Stage != StageActive && j.status.Stage != StageRevoking {
 					j.rescind = &s
 				}
 			})
@@ -456,9 +465,12 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
 	ap := j.plan.Approval
 	if j.signed {
-		// Early approvals were checked when they came; whoever gave one
-		// must still be here now.
-		j.dropGoneApprovals(ctx, j.refreshApprovers(ctx))
+		gone := j.refreshApprovers(ctx)
+		if j.hardened {
+			// Early approvals were checked when they came; whoever gave
+			// one must still be here now.
+			j.dropGoneApprovals(ctx, gone)
+		}
 	}
 	j.setStage(ctx, StageAwaitingApproval)
 	if j.signed {

@@ -65,7 +65,7 @@ func (j *joiner) persist(ctx, dctx workflow.Context, name string, run func() err
 		}
 		// An operator's retry-now runs at most once a minute, so a flood of
 		// them is not a storm of calls against a system that is down.
-		if gap := time.Minute - workflow.Now(ctx).Sub(tried); gap > 0 {
+		if gap := time.Minute - workflow.Now(ctx).Sub(tried); j.hardened && gap > 0 {
 			if werr := workflow.Sleep(dctx, gap); werr != nil {
 				return werr
 			}

@@ -9,8 +9,10 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 )
 
 // TestReplayRecordedHistories replays real joiner histories recorded from
@@ -24,7 +26,10 @@ import (
 // got a rejection while waiting for its date under the old code;
 // update-decision-before-fix.json was approved by update under the code that
 // did not wake for it ("update-decisions-wake"); v1-*.json come from the
-// current code.
+// code before signed decisions; v2-nonhuman-signed-before-hardening.json is
+// a service account approved with signed decisions before they named their
+// run (it broke a developer's running joiner until that change was
+// versioned: "signed-decisions-hardening").
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", "*.json"))
 	require.NoError(t, err)
@@ -34,9 +39,29 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(Joiner)
 			logger := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(logger, f))
+			fh, err := os.Open(f)
+			require.NoError(t, err)
+			defer fh.Close()
+			hist, err := client.HistoryFromJSON(fh, client.HistoryJSONOptions{})
+			require.NoError(t, err)
+			// Signed decisions name their workflow (and, since the
+			// hardening version, their run): replay under the recorded
+			// execution's own ID, not the replayer's placeholder, or every
+			// recorded decision would be refused and the commands differ.
+			exec := worker.ReplayWorkflowHistoryOptions{}
+			if id, ok := recordedIDs[filepath.Base(f)]; ok {
+				exec.OriginalExecution = workflow.Execution{ID: id,
+					RunID: hist.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetOriginalExecutionRunId()}
+			}
+			require.NoError(t, r.ReplayWorkflowHistoryWithOptions(logger, hist, exec))
 		})
 	}
+}
+
+// recordedIDs are the workflow IDs of recorded histories whose decisions
+// are signed (the exported JSON carries only the run).
+var recordedIDs = map[string]string{
+	"v2-nonhuman-signed-before-hardening.json": "joiner-nhi-reporting-sync-production",
 }
 
 // TestRecordedHistoriesHoldNoSecrets scans the committed histories (payloads

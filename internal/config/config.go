@@ -63,6 +63,11 @@ type Config struct {
 	DecisionKeyFile    string
 	DecisionPublicKeys string
 	DecisionMaxAge     time.Duration
+	// DecisionTransitKey, when set, makes the inbox sign with a Vault
+	// transit key instead of DecisionKeyFile; DecisionVaultTokenFile holds
+	// the inbox's own Vault token (never the worker's).
+	DecisionTransitKey     string
+	DecisionVaultTokenFile string
 
 	// E-mail notifications.
 	Notifier     string
@@ -183,6 +188,8 @@ func Vars() []Var {
 		{Name: "JOINERY_INBOX_SESSION_MAX", Default: "8h", Doc: "An inbox session ends this long after sign-in, however active", set: duration(func(c *Config) *time.Duration { return &c.InboxSessionMax })},
 		{Name: "JOINERY_DECISION_KEY_FILE", Default: ".state/keys/decision-ed25519.pem", Doc: "The inbox's Ed25519 signing key (PKCS#8 PEM); only the inbox reads it (the dev stack generates it)", set: str(func(c *Config) *string { return &c.DecisionKeyFile })},
 		{Name: "JOINERY_DECISION_PUBLIC_KEYS", Default: ".state/keys/decision-public.keys", Doc: "Public keys the worker accepts decisions from: one `<key-id> <base64 Ed25519 key>` per line; keep the old line while rotating", set: str(func(c *Config) *string { return &c.DecisionPublicKeys })},
+		{Name: "JOINERY_DECISION_TRANSIT_KEY", Default: "", Doc: "`<mount>/<key>` of an ed25519 Vault transit key the inbox signs with instead of JOINERY_DECISION_KEY_FILE (the private key then never leaves Vault); add its public key to the worker's JOINERY_DECISION_PUBLIC_KEYS (`starter serve` logs the line)", set: str(func(c *Config) *string { return &c.DecisionTransitKey })},
+		{Name: "JOINERY_DECISION_VAULT_TOKEN_FILE", Default: "", Doc: "File with the inbox's own Vault token for JOINERY_DECISION_TRANSIT_KEY: a policy with update on `<mount>/sign/<key>` and read on `<mount>/keys/<key>`, never the worker's identity", set: str(func(c *Config) *string { return &c.DecisionVaultTokenFile })},
 		{Name: "JOINERY_DECISION_MAX_AGE", Default: "15m", Doc: "A signed decision older than this when it reaches the joiner is refused as stale", set: duration(func(c *Config) *time.Duration { return &c.DecisionMaxAge })},
 
 		{Name: "JOINERY_NOTIFIER", Default: "smtp", Doc: "How people are notified: smtp (e-mail) or file (JOINERY_INBOX_DIR, unit tests)", set: str(func(c *Config) *string { return &c.Notifier })},
