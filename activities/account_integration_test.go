@@ -10,12 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"sort"
 	"testing"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
@@ -23,56 +20,21 @@ import (
 	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/internal/stack"
+	"github.com/joinery/joinery/internal/stack/stacktest"
 )
 
 const adaDN = "uid=ada.lovelace,ou=people,dc=joinery,dc=test"
 
 func privateDirectory(t *testing.T) (*directory.Client, string) {
 	t.Helper()
-	repo, err := stack.FindRepoDir()
-	require.NoError(t, err)
-	cfg := stack.DefaultConfig(repo)
-	cfg.StateDir = t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	cfg.LDAPPort = l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	stop, err := stack.PrivateSlapd(ctx, cfg)
-	if err != nil {
-		t.Fatalf("a private slapd is needed and could not start: %v", err)
-	}
-	t.Cleanup(stop)
-	url := cfg.Endpoints().LDAPURL
+	url := stacktest.PrivateSlapd(t)
 	c, err := directory.New(directory.Config{URL: url, BindDN: stack.LDAPServiceDN, BindPassword: stack.LDAPServicePassword, BaseDN: stack.LDAPBaseDN})
 	require.NoError(t, err)
 	return c, url
 }
 
-// rawEntry renders dn's every attribute (operational ones and the password
-// hash included) as the rootdn reads it.
-func rawEntry(t *testing.T, url, dn string) []string {
-	t.Helper()
-	conn, err := ldap.DialURL(url)
-	require.NoError(t, err)
-	defer conn.Close()
-	require.NoError(t, conn.Bind(stack.LDAPBindDN, stack.LDAPBindPassword))
-	res, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"*", "+"}, nil))
-	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-		return nil
-	}
-	require.NoError(t, err)
-	var out []string
-	for _, a := range res.Entries[0].Attributes {
-		for _, v := range a.ByteValues {
-			out = append(out, a.Name+": "+string(v))
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+// rawEntry is dn as the rootdn reads it (password hash included).
+func rawEntry(t *testing.T, url, dn string) []string { return stacktest.RawEntry(t, url, dn) }
 
 // planFunc is a Planner that is a function.
 type planFunc func(policy.Worker) (policy.Plan, error)

@@ -208,8 +208,7 @@ func (j *joiner) applySigned(ctx workflow.Context, q queued) (string, error) {
 		j.proofBy = append(j.proofBy, rec.Approver)
 	}
 	out := j.record(ctx, rec, role)
-	j.decidedBy = appendUnique(j.decidedBy, rec.Approver)
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SADecidedBy.ValueSet(j.decidedBy))
+	j.noteDecidedBy(ctx, rec.Approver)
 	j.publishDeciders(ctx)
 	return out, nil
 }
@@ -380,8 +379,7 @@ func (j *joiner) applySignedExtension(ctx workflow.Context, e ExtendSignal, seq 
 	j.plan.EndDate = rec.endDate
 	j.result.EndDate, j.status.EndDate = rec.endDate, rec.endDate
 	j.status.Approvals = append(j.status.Approvals, rec)
-	j.decidedBy = appendUnique(j.decidedBy, rec.Approver)
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SADecidedBy.ValueSet(j.decidedBy))
+	j.noteDecidedBy(ctx, rec.Approver)
 	return true
 }
 
@@ -440,4 +438,11 @@ func (j *joiner) runToBind(ctx workflow.Context) string {
 		return ""
 	}
 	return workflow.GetInfo(ctx).WorkflowExecution.RunID
+}
+
+// noteDecidedBy adds who to the JoinerDecidedBy search attribute (the
+// inbox's "my past decisions").
+func (j *joiner) noteDecidedBy(ctx workflow.Context, who string) {
+	j.decidedBy = appendUnique(j.decidedBy, who)
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SADecidedBy.ValueSet(j.decidedBy))
 }

@@ -11,11 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"testing"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -23,7 +21,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/joinery/joinery/activities"
-	"github.com/joinery/joinery/internal/stack"
+	"github.com/joinery/joinery/internal/stack/stacktest"
 )
 
 // rogueOrder is one activity the rogue schedules on Joinery's queue.
@@ -56,27 +54,7 @@ func rogueWorkflow(queue string) func(ctx workflow.Context, o rogueOrder) (rogue
 	}
 }
 
-func rawLDAPEntry(t *testing.T, url, dn string) []string {
-	t.Helper()
-	conn, err := ldap.DialURL(url)
-	require.NoError(t, err)
-	defer conn.Close()
-	require.NoError(t, conn.Bind(stack.LDAPBindDN, stack.LDAPBindPassword))
-	res, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"*", "+"}, nil))
-	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-		return nil
-	}
-	require.NoError(t, err)
-	var out []string
-	for _, a := range res.Entries[0].Attributes {
-		for _, v := range a.ByteValues {
-			out = append(out, a.Name+": "+string(v))
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+func rawLDAPEntry(t *testing.T, url, dn string) []string { return stacktest.RawEntry(t, url, dn) }
 
 func TestRogueWorkflowsCannotOrderJoineryActivities(t *testing.T) {
 	h := NewHarness(t)
