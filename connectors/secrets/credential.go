@@ -21,28 +21,34 @@ const cleanupTimeout = 10 * time.Second
 // IssueInitialCredential gives a joiner's directory account its first
 // password and hands it over without the value leaving this call:
 //
-//  1. generate a password from the configured Vault password policy;
-//  2. store it (with meta's username, if any) as a new version at
+//  1. end every earlier handover of the credential still live in its
+//     ledger (CredentialLedgerPath): each wrapping token is redeemed by the
+//     worker itself, so nobody else can redeem it any more;
+//  2. generate a password from the configured Vault password policy;
+//  3. store it (with meta's username, if any) as a new version at
 //     JoinerPath(joinerKey, "initial-credential"), custom_metadata = meta plus
 //     "joiner" — meta must hold no secrets (username, DN, ...);
-//  3. setPassword(ctx, password) sets it on the directory account;
-//  4. wrap that version for ttl and deliver(ctx, token) the single-use
-//     wrapping token (e.g. to the manager's inbox).
+//  4. setPassword(ctx, password) sets it on the directory account, and the
+//     earlier versions are destroyed (they hold passwords the account no
+//     longer has);
+//  5. wrap that version for ttl, record the wrapping token and its accessor
+//     in the ledger, and deliver(ctx, token) the single-use wrapping token
+//     (e.g. to the manager's inbox).
 //
-// Only the Handover is returned. Storing comes before setting so that a
-// password is never live on an account without being recorded; if setting
+// Only the Handover is returned; its Accessors are every wrapping accessor
+// the ledger holds for this credential. Storing comes before setting so that
+// a password is never live on an account without being recorded; if setting
 // fails, the just-written version is destroyed so the stored latest version
-// never offers a password the directory refused. If delivery fails, the
-// wrapping token is redeemed here and dropped: an undelivered token must not
-// stay redeemable, and redeeming needs no capability beyond the token itself
-// (revoking by accessor would need auth/token/revoke-accessor, which can end
-// any token in Vault and is therefore not in the worker's policy).
+// never offers a password the directory refused. Recording comes before
+// delivering so that a worker which dies after delivering (Temporal then
+// retries the activity) leaves the handover on record for the retry to end.
+// If delivery fails, the wrapping token is redeemed here and dropped.
 //
-// Running it again for the same joiner writes a new version, sets it and
-// delivers a new handover, so after any successful call the directory's
-// password is the stored latest version. Errors from the callbacks are
-// returned wrapped (their classification preserved); should one quote the
-// password or token, its text is withheld.
+// Running it again for the same joiner therefore leaves exactly one live
+// handover, the new one, and one readable version, the password the
+// directory has. Errors from the callbacks are returned wrapped (their
+// classification preserved); should one quote the password or token, its
+// text is withheld.
 func (c *Client) IssueInitialCredential(ctx context.Context, joinerKey string, meta map[string]string, ttl time.Duration,
 	setPassword func(context.Context, string) error, deliver func(context.Context, string) error) (Handover, error) {
 	const op = "issue-initial-credential"
@@ -56,6 +62,13 @@ func (c *Client) IssueInitialCredential(ctx context.Context, joinerKey string, m
 		return Handover{}, invalid(op, "setPassword and deliver are required")
 	}
 	path := c.JoinerPath(joinerKey, InitialCredentialName)
+	ledger := CredentialLedgerPath(path)
+
+	// An earlier attempt may have delivered a token and died before its
+	// result was recorded: end it before anything new is handed out.
+	if _, err := c.endHandovers(ctx, ledger, ""); err != nil {
+		return Handover{}, err
+	}
 
 	pw, err := c.GeneratePassword(ctx)
 	if err != nil {
@@ -80,20 +93,47 @@ func (c *Client) IssueInitialCredential(ctx context.Context, joinerKey string, m
 		c.destroyVersion(ctx, stored)
 		return Handover{}, withheld(op, "setting the initial password on the directory account", err, pw)
 	}
+	// Only now are the earlier versions obsolete: the account holds this one.
+	if err := c.destroyOlderVersions(ctx, path, stored.Version); err != nil {
+		return Handover{}, err
+	}
 
 	token, h, err := c.Wrap(ctx, path, stored.Version, ttl)
 	if err != nil {
 		return Handover{}, err
 	}
+	rec := HandoverRecord{WrapAccessor: h.WrapAccessor, Version: h.Version, IssuedAt: h.ExpiresAt.Add(-h.WrapTTL), ExpiresAt: h.ExpiresAt}
+	if err := c.recordHandover(ctx, ledger, token, rec); err != nil {
+		c.discardToken(ctx, token)
+		return Handover{}, err
+	}
 	if err := deliver(ctx, token); err != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		// Best effort: if redeeming fails too, the token still expires at
-		// h.ExpiresAt, and the retry issues a fresh one.
-		_, _ = c.unwrapOwn(cctx, token)
+		// Best effort: if redeeming fails too, the ledger still has the
+		// token live and the retry (or the rollback) ends it.
+		if c.discardToken(ctx, token) {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			_ = c.markEnded(cctx, ledger, h.WrapAccessor)
+		}
 		return Handover{}, withheld(op, "delivering the initial credential", err, pw, token)
 	}
+	recs, err := c.Handovers(ctx, ledger)
+	if err != nil {
+		// Delivered and recorded: the list is for the audit trail, and a
+		// failed read must not make Temporal issue yet another credential.
+		recs = []HandoverRecord{rec}
+	}
+	h.Accessors = accessorsOf(recs)
 	return h, nil
+}
+
+// discardToken redeems an undelivered wrapping token on a detached context,
+// so nobody can redeem it any more, and reports whether that worked.
+func (c *Client) discardToken(ctx context.Context, token string) bool {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_, err := c.unwrapOwn(cctx, token)
+	return err == nil
 }
 
 // destroyVersion permanently removes one version after a failed issue. It is
@@ -108,18 +148,31 @@ func (c *Client) destroyVersion(ctx context.Context, s StoredSecret) {
 	})
 }
 
-// RevokeInitialCredential undoes IssueInitialCredential by destroying the
-// path with all its versions; destroying an absent path succeeds, so the
-// compensation can run any number of times.
+// RevokeInitialCredential undoes IssueInitialCredential: it ends every
+// handover still live in the credential's ledger (the worker redeems each
+// recorded wrapping token, so a manager who has not redeemed theirs yet
+// never will), then destroys the ledger and the path with all its versions.
+// Absent paths and already-redeemed tokens succeed, so the compensation can
+// run any number of times.
 //
-// The wrapping token (accessor) is deliberately not revoked: revoking by
-// accessor needs auth/token/revoke-accessor, which can end any token in
-// Vault, and the worker's policy does not have it. The wrapped copy stays
-// redeemable until its TTL (Handover.ExpiresAt); what it holds is the
-// password of the account the same compensation deletes or disables. An
-// operator who must end it sooner runs RevokeAccessor with their own token.
+// accessor is the handover the caller recorded; every handover in the
+// ledger is ended whether or not it is named. A token that was handed out
+// but never reached the ledger (an attempt that died between wrapping and
+// recording) was never delivered either; it expires at its TTL, and the
+// account its password was for is removed by the same compensation.
+// Revoking by accessor (RevokeAccessor) stays an operator operation.
 func (c *Client) RevokeInitialCredential(ctx context.Context, path, accessor string) error {
-	_ = accessor // recorded in history for operators; see above
+	_ = accessor // the ledger holds it and every other one; see above
+	if err := checkPath(path); err != nil {
+		return invalid("revoke-initial-credential", err.Error())
+	}
+	ledger := CredentialLedgerPath(path)
+	if _, err := c.endHandovers(ctx, ledger, ""); err != nil {
+		return err
+	}
+	if err := c.Destroy(ctx, ledger); err != nil {
+		return err
+	}
 	return c.Destroy(ctx, path)
 }
 

@@ -39,6 +39,13 @@ type Handover struct {
 	WrapTTL time.Duration
 	// ExpiresAt is when the wrapping token stops being redeemable.
 	ExpiresAt time.Time
+	// SecretIDAccessor is the accessor of a wrapped AppRole SecretID (Vault
+	// reports it as the wrap's wrapped_accessor); empty for KV handovers.
+	SecretIDAccessor string
+	// Accessors are the wrapping accessors of every handover of the same
+	// secret (or role) recorded in its ledger, oldest first, this one
+	// included: all but the last have been ended. Empty from Wrap alone.
+	Accessors []string
 }
 
 // SecretMetadata is the KV v2 metadata of a path: never the values.
@@ -188,6 +195,9 @@ func handover(op, path string, version int, apiPath string, sec *vault.Secret) (
 		WrapAccessor: wi.Accessor,
 		WrapTTL:      ttl,
 		ExpiresAt:    wi.CreationTime.Add(ttl).UTC(),
+		// For a SecretID Vault puts the secret_id_accessor here; for a KV
+		// read it is empty.
+		SecretIDAccessor: wi.WrappedAccessor,
 	}, nil
 }
 

@@ -277,6 +277,7 @@ func TestIntegrationIssueInitialCredentialTwice(t *testing.T) {
 	key := unique("issue")
 	path := c.JoinerPath(key, secrets.InitialCredentialName)
 	destroyOnCleanup(t, c, path)
+	destroyOnCleanup(t, c, secrets.CredentialLedgerPath(path))
 	meta := map[string]string{"username": "ada.lovelace", "dn": "uid=ada.lovelace,ou=people,dc=joinery,dc=test"}
 
 	var set, delivered []string
@@ -301,14 +302,15 @@ func TestIntegrationIssueInitialCredentialTwice(t *testing.T) {
 		require.NotContains(t, rendered, delivered[i])
 	}
 
-	// Each delivered token unwraps to the password set at that call.
-	for i, tok := range delivered {
-		sec, err := unwrap(t, ep.VaultAddr, tok)
-		require.NoError(t, err)
-		data := kvData(t, sec)
-		require.Equal(t, set[i], data["password"])
-		require.Equal(t, "ada.lovelace", data["username"])
-	}
+	// The second call ended the first handover (its password is no longer
+	// the account's); the second token unwraps to the password set last.
+	_, err = unwrap(t, ep.VaultAddr, delivered[0])
+	require.Error(t, err, "the superseded wrapping token is ended")
+	sec, err := unwrap(t, ep.VaultAddr, delivered[1])
+	require.NoError(t, err)
+	data := kvData(t, sec)
+	require.Equal(t, set[1], data["password"])
+	require.Equal(t, "ada.lovelace", data["username"])
 	// The stored latest version is the password the directory has now.
 	latest, err := rootAPI(t, ep).KVv2("secret").Get(ctx, path)
 	require.NoError(t, err)
@@ -320,6 +322,8 @@ func TestIntegrationIssueInitialCredentialTwice(t *testing.T) {
 	require.True(t, found)
 	require.Equal(t, map[string]string{"joiner": key, "username": meta["username"], "dn": meta["dn"]}, md.CustomMetadata)
 	require.Len(t, md.Versions, 2)
+	require.True(t, md.Versions[0].Destroyed, "the superseded version is destroyed")
+	require.False(t, md.Versions[1].Destroyed)
 }
 
 func TestIntegrationIssueInitialCredentialFailures(t *testing.T) {
@@ -388,15 +392,14 @@ func TestIntegrationRevokeInitialCredential(t *testing.T) {
 	_, found, err := c.Metadata(ctx, h.Path)
 	require.NoError(t, err)
 	require.False(t, found, "the path and all its versions are gone")
-	// The wrapping token is not revoked: that needs auth/token/revoke-accessor,
-	// which reaches every token and is not the worker's to have. The residual
-	// is documented: the wrapped copy lives until its TTL (the account it
-	// unlocks is removed by the same compensation). An operator ends it early.
+	// The unredeemed wrapping token is ended too: the connector recorded it
+	// in the credential's ledger and redeemed it itself (no
+	// auth/token/revoke-accessor needed, which the worker does not have).
 	_, err = rootAPI(t, ep).Auth().Token().LookupAccessorWithContext(ctx, h.WrapAccessor)
-	require.NoError(t, err, "the accessor still resolves until the token's TTL")
-	require.NoError(t, c.RevokeAccessor(ctx, h.WrapAccessor), "an operator token can revoke it")
+	require.Error(t, err, "the wrapping token is gone")
 	_, err = unwrap(t, ep.VaultAddr, token)
-	require.Error(t, err, "revoked by the operator")
+	require.Error(t, err, "ended by the revocation")
+	require.NoError(t, c.RevokeAccessor(ctx, h.WrapAccessor), "revoking an ended accessor succeeds")
 
 	// Revoking a used token's accessor and destroying an absent path succeed.
 	stored, err := c.Put(ctx, h.Path, map[string]any{"password": "p"}, nil)

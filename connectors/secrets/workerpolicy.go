@@ -92,10 +92,12 @@ const workerPolicyHead = `# Joinery worker: Vault ACL policy.
 #    values, which rewrites the role's entity-alias metadata, so every
 #    template path of every token of that workload resolves to nothing at
 #    once; then it deletes the role (every SecretID dies with it). A
-#    delivered wrapping token of an initial credential cannot be ended early
-#    by the worker: compensation destroys the KV secret and the account its
-#    password is for, and the wrapped copy expires at its TTL. Operators can
-#    revoke it by accessor with their own token.
+#    delivered wrapping token is ended the same way as an undelivered one:
+#    the worker records each token it hands out in a ledger next to the
+#    secret (under the KV prefix below, which already holds what the token
+#    wraps) and redeems it itself when a retry supersedes it or a
+#    compensation revokes it. Operators can also revoke by accessor with
+#    their own token.
 #
 #  * auth/token/create, identity/*, sys/mounts, sys/auth and other secrets.
 #    The worker's own token renews itself through the default policy

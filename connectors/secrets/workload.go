@@ -310,6 +310,16 @@ type IssuedWorkload struct {
 // (permanent) before anything is written. If delivery fails, the wrapping
 // token is consumed here and its SecretID destroyed, so nothing undelivered
 // stays redeemable; the error is returned with its classification.
+//
+// Every SecretID handed out is recorded (wrapping token, wrapping accessor,
+// SecretID accessor) in the role's ledger (WorkloadLedgerPath) before it is
+// delivered. A retry — the earlier attempt delivered, then the worker died
+// before Temporal recorded the result — first ends every handover still
+// live there: it redeems the wrapping token and destroys the SecretID, so the
+// only SecretID of the role is the one this call hands over. A SecretID
+// minted but never recorded (the worker died in between) was never
+// delivered: it sits in the cubbyhole of a wrapping token that existed only
+// in the dead worker's memory, expires with it, and dies with the role.
 func (c *Client) IssueWorkload(ctx context.Context, req WorkloadRequest, deliver func(context.Context, string) error) (IssuedWorkload, error) {
 	const op = "issue-workload"
 	if err := checkSegment(req.Role); err != nil {
@@ -337,13 +347,35 @@ func (c *Client) IssueWorkload(ctx context.Context, req WorkloadRequest, deliver
 	if err != nil {
 		return IssuedWorkload{}, err
 	}
+	ledger := c.WorkloadLedgerPath(req.Role)
+	// SecretIDs an earlier attempt minted and may have delivered: this call
+	// hands over the one that counts, so they end first.
+	if _, err := c.endHandovers(ctx, ledger, req.Role); err != nil {
+		return IssuedWorkload{}, err
+	}
 	token, h, err := c.wrappedSecretID(ctx, req.Role, req.WrapTTL, md)
 	if err != nil {
 		return IssuedWorkload{}, err
 	}
+	rec := HandoverRecord{WrapAccessor: h.WrapAccessor, SecretIDAccessor: h.SecretIDAccessor,
+		IssuedAt: h.ExpiresAt.Add(-h.WrapTTL), ExpiresAt: h.ExpiresAt}
+	if err := c.recordHandover(ctx, ledger, token, rec); err != nil {
+		c.discardWrappedSecretID(ctx, req.Role, token)
+		return IssuedWorkload{}, err
+	}
 	if err := deliver(ctx, token); err != nil {
 		c.discardWrappedSecretID(ctx, req.Role, token)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		// If this fails the entry stays live and the next attempt (or the
+		// revocation) ends it: destroying a destroyed SecretID succeeds.
+		_ = c.markEnded(cctx, ledger, h.WrapAccessor)
 		return IssuedWorkload{}, withheld(op, "delivering the wrapped SecretID", err, token)
+	}
+	if recs, err := c.Handovers(ctx, ledger); err == nil {
+		h.Accessors = accessorsOf(recs)
+	} else {
+		h.Accessors = []string{h.WrapAccessor}
 	}
 	return IssuedWorkload{RoleID: roleID, PolicyName: pol.Name, EffectivePolicy: effectiveHCL(pol, md), Handover: h}, nil
 }
@@ -588,7 +620,17 @@ func (c *Client) RevokeWorkload(ctx context.Context, role string) error {
 			return err
 		}
 	}
-	return c.DeleteAppRole(ctx, role)
+	if err := c.DeleteAppRole(ctx, role); err != nil {
+		return err
+	}
+	// Every SecretID died with the role; redeeming the recorded wrapping
+	// tokens ends the handovers too, so none unwraps any more, and the
+	// ledger (which holds them) goes.
+	ledger := c.WorkloadLedgerPath(role)
+	if _, err := c.endHandovers(ctx, ledger, ""); err != nil {
+		return err
+	}
+	return c.Destroy(ctx, ledger)
 }
 
 // disarmWorkload logs in as the role with slot-less SecretID metadata, so the
