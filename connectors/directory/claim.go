@@ -115,7 +115,9 @@ func (c *Client) Claim(ctx context.Context, username string, p Person) (Account,
 // looks for entries that already exist for p:
 //
 //   - an entry carrying p's marker and run (an earlier attempt of this claim,
-//     possibly under a later candidate) is returned with Existing set;
+//     possibly under a later candidate) is returned with Existing set, after
+//     the same cross-container checks a fresh add gets (if another entry
+//     holds its username it is withdrawn and the claim goes on as new);
 //   - an entry carrying p's marker from another run, or another joiner's
 //     marker, with p's employee id: TypeAlreadyProvisioned;
 //   - an entry with p's employee id and no marker: TypeNeedsOperator.
@@ -157,11 +159,28 @@ func (c *Client) ClaimFirstWith(ctx context.Context, candidates []string, person
 	var acct Account
 	err := c.do(ctx, "claim-first", func(conn *ldap.Conn) error {
 		a, err := c.existingFor(conn, p)
-		if err != nil || a != nil {
-			if a != nil {
-				acct = *a
-			}
+		if err != nil {
 			return err
+		}
+		if a != nil {
+			// Our own entry from an earlier attempt (its answer was lost,
+			// or the worker died before the claim was recorded). That
+			// attempt may have died before its own checks, so the checks
+			// an add gets run here too: no entry in another container
+			// holds the username, and no other entry the employee id.
+			own, err := c.confirm(conn, a.Username, a.DN, p.Owner, true)
+			switch {
+			case errors.Is(err, ErrUsernameTaken):
+				// Withdrawn in favour of the rival: claim afresh below.
+			case err != nil:
+				return err
+			default:
+				if err := c.settlePerson(conn, own, p); err != nil {
+					return err
+				}
+				acct = own
+				return nil
+			}
 		}
 		taken := make(map[string]bool, len(names))
 		if err := c.taken(conn, names, taken); err != nil {
