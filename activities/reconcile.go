@@ -1,0 +1,646 @@
+package activities
+
+// The reconciler's activities: find what no live joiner accounts for, and
+// revoke it with the same connector operations the joiners' own revocation
+// uses (RevokeWorkload + DeletePolicy, RemoveMember, RevokeInitialCredential,
+// Disable), each idempotent and each asserting Joinery's marker.
+//
+// Why a reconciler at all: `temporal workflow terminate` runs no workflow
+// code, so a terminated joiner's compensations never run; a joiner whose
+// revocation reported CompensationFailed may have closed with something
+// left; history past retention says nothing any more. The directory and
+// Vault still hold what it was given.
+//
+// What counts as live. A joiner is live while its workflow (joiner-<key>)
+// has a Running execution. That is asked of Temporal with
+// DescribeWorkflowExecution, which reads the execution's own state (strongly
+// consistent), not visibility (eventually consistent, and so able to miss a
+// joiner that has just started). A live joiner's grants are never touched:
+// a running joiner holds what it holds, and its own code ends it.
+//
+// What a closed joiner may keep. An employee joiner that completed
+// (outcome "completed") handed its account over to steady state: it is the
+// leaver process's from then on, and the reconciler leaves it alone unless
+// the HR record's end date has passed. Every other way to close (expired,
+// revoked, rescinded, rejected, failed, terminated, cancelled, timed out)
+// means the joiner should hold nothing: what is left is an orphan. A joiner
+// Temporal has no record of (never started, or history past retention): a
+// non-human one holds nothing (non-human access always has a running
+// joiner); a person's account is judged by the HR record.
+//
+// The race with a joiner that is just starting. The candidates are listed
+// first and judged later, and a new run of a joiner may start in between.
+// So RevokeOrphan re-reads everything itself right before it acts (the
+// Running check, the entry by its marker), and entries and credentials
+// younger than MinAge are skipped: a run that created something seconds ago
+// is given time to be seen as the owner, whatever the clocks say.
+//
+// Who may call. Any Temporal client can run a workflow that schedules these
+// activities on Joinery's task queue, so they take no orders: the input is
+// at most a joiner key, the caller must be a Reconciler workflow, and what
+// is revoked is re-derived from the directory, Vault and Temporal. The most
+// a rogue Reconciler can make Joinery do is clean up a real orphan early.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/joinery/joinery/connectors"
+	"github.com/joinery/joinery/connectors/directory"
+	"github.com/joinery/joinery/connectors/hris"
+	"github.com/joinery/joinery/connectors/secrets"
+)
+
+// ReconcilerWorkflowType is the registered name of the reconciler workflow,
+// the only workflow type whose calls the reconcile activities carry out.
+const ReconcilerWorkflowType = "Reconciler"
+
+// Reconciler defaults (see Reconcile's fields).
+const (
+	DefaultReconcileMinAge     = 10 * time.Minute
+	DefaultReconcileLookback   = 30 * 24 * time.Hour
+	DefaultReconcileMaxJoiners = 500
+	// reconcileMaxItems bounds one report's items (activity results live
+	// in history): a directory with more orphans is cleaned over several
+	// runs.
+	reconcileMaxItems = 2000
+)
+
+// Item kinds in a report (the Resource kinds joiners use).
+const (
+	ItemEntry      = "ldap-entry"
+	ItemMembership = "group-membership"
+	ItemSecret     = "vault-secret"
+	ItemAppRole    = "vault-approle"
+)
+
+// ReconcileDirectory is what the reconciler reads and changes in the
+// directory; *directory.Client implements it.
+type ReconcileDirectory interface {
+	ListManaged(ctx context.Context, pageSize int, fn func([]directory.ManagedEntry) error) error
+	ManagedByOwner(ctx context.Context, owner string) ([]directory.ManagedEntry, error)
+	GroupsOf(ctx context.Context, memberDN string) ([]string, error)
+	RemoveMember(ctx context.Context, groupDN, memberDN, owner string) error
+	Disable(ctx context.Context, dn, owner string) error
+}
+
+// ReconcileSecrets is what the reconciler reads and revokes in Vault;
+// *secrets.Client implements it. The worker's Vault policy has no list
+// capability, so objects are asked about by the names a joiner's key gives.
+type ReconcileSecrets interface {
+	JoinerPath(joinerKey, name string) string
+	Metadata(ctx context.Context, path string) (secrets.SecretMetadata, bool, error)
+	RevokeInitialCredential(ctx context.Context, path, accessor string) error
+	AppRoleExists(ctx context.Context, role string) (bool, error)
+	RevokeWorkload(ctx context.Context, role string) error
+	DeletePolicy(ctx context.Context, name string) error
+}
+
+// JoinerRecords is what the reconciler asks Temporal; client.Client
+// implements it.
+type JoinerRecords interface {
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+	GetWorkflow(ctx context.Context, workflowID, runID string) client.WorkflowRun
+	ListWorkflow(ctx context.Context, request *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
+}
+
+// ReconcileHRIS reads a person's HR record.
+type ReconcileHRIS interface {
+	GetWorker(ctx context.Context, id string) (hris.Worker, error)
+}
+
+// Reconcile holds the reconciler's activities. Directory, Secrets, Joiners
+// and HRIS are required.
+type Reconcile struct {
+	Directory ReconcileDirectory
+	Secrets   ReconcileSecrets
+	Joiners   JoinerRecords
+	HRIS      ReconcileHRIS
+	Logger    *slog.Logger
+	// MinAge: entries and credentials younger than this are never revoked
+	// (default DefaultReconcileMinAge). A run's input can only raise it.
+	MinAge time.Duration
+	// Lookback: how far back closed joiners are listed from Temporal to
+	// find Vault objects without a directory entry (default
+	// DefaultReconcileLookback).
+	Lookback time.Duration
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// ReconcileListInput asks for the orphans.
+type ReconcileListInput struct {
+	// MaxJoiners bounds how many joiners one run judges (default and cap
+	// DefaultReconcileMaxJoiners); the report says when more remain.
+	MaxJoiners int `json:"maxJoiners,omitempty"`
+	// MinAge raises (never lowers) the activities' own minimum age.
+	MinAge time.Duration `json:"minAge,omitempty"`
+	// Keys, when set, judges only these joiners (an operator's "reconcile
+	// these now") instead of listing the directory and Temporal.
+	Keys []string `json:"keys,omitempty"`
+}
+
+// ReconcileItem is one thing an orphan still holds. It names objects,
+// never a secret.
+type ReconcileItem struct {
+	Kind string `json:"kind"`
+	// ID: the entry's DN, the group's DN, the KV path, the role name.
+	ID     string `json:"id"`
+	Detail string `json:"detail,omitempty"`
+	// Done: revoked by this run; Error: why not (a revoke run only).
+	Done  bool   `json:"done,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// Orphan is a joiner that no live joiner accounts for, and what it holds.
+type Orphan struct {
+	Key        string `json:"key"`
+	WorkflowID string `json:"workflowId"`
+	// Status is the joiner's Temporal status (Terminated, Completed, ...,
+	// or NotFound); Reason says why its holdings are orphans.
+	Status string          `json:"status"`
+	Reason string          `json:"reason"`
+	Items  []ReconcileItem `json:"items"`
+	// Young are holdings skipped because they are younger than MinAge.
+	Young []ReconcileItem `json:"young,omitempty"`
+}
+
+// ReconcileList is ReconcileListOrphans' result.
+type ReconcileList struct {
+	// Orphans hold something no live joiner accounts for.
+	Orphans []Orphan `json:"orphans,omitempty"`
+	// Judged counts the joiners looked at; Live those running; Kept those
+	// closed with their account handed over (completed employees);
+	// Clean those closed with nothing left.
+	Judged int `json:"judged"`
+	Live   int `json:"live"`
+	Kept   int `json:"kept"`
+	Clean  int `json:"clean"`
+	// Unjudged are joiners that could not be judged this run (a fault
+	// reading Temporal, the HRIS or a server): nothing of theirs was
+	// touched. More is set when MaxJoiners cut the run short.
+	Unjudged []string `json:"unjudged,omitempty"`
+	More     bool     `json:"more,omitempty"`
+	// Ignored counts entries whose marker names no joiner workflow
+	// (joiner-<key>); they are left alone.
+	Ignored int `json:"ignored,omitempty"`
+}
+
+// ReconcileRevokeInput names the orphan to revoke: only its key. What is
+// revoked is re-derived; see the file comment.
+type ReconcileRevokeInput struct {
+	Key    string        `json:"key"`
+	MinAge time.Duration `json:"minAge,omitempty"`
+}
+
+func (r *Reconcile) log() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
+
+func (r *Reconcile) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Reconcile) minAge(in time.Duration) time.Duration {
+	m := r.MinAge
+	if m <= 0 {
+		m = DefaultReconcileMinAge
+	}
+	return max(m, in)
+}
+
+// admitReconciler checks the caller: a Reconciler workflow. Outside an
+// activity it admits (trusted code: a test, an operator tool).
+func (r *Reconcile) admitReconciler(ctx context.Context, step, what string) error {
+	c := callerOf(ctx)
+	if !c.inActivity || c.typ == ReconcilerWorkflowType {
+		return nil
+	}
+	r.log().Warn("order refused", "event", "security", "activity", step, "workflowId", c.id,
+		"workflowType", c.typ, "runId", c.run, "asked", what, "reason", "not a Reconciler workflow")
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("order refused: %s: scheduled by a workflow of type %q, not %q (asked: %s)", step, c.typ, ReconcilerWorkflowType, what),
+		ErrTypeOrderRefused, nil)
+}
+
+// keyOf returns the joiner key of a marker (workflow ID joiner-<key>), or
+// "" when the marker names no joiner workflow.
+func keyOf(owner string) string {
+	key, ok := strings.CutPrefix(owner, "joiner-")
+	if !ok || checkKey(key) != nil {
+		return ""
+	}
+	return key
+}
+
+// checkKey accepts a joiner key: one path segment of letters, digits, '.',
+// '_' and '-' (what HRIS IDs and non-human keys are made of), bounded.
+func checkKey(key string) error {
+	if key == "" || len(key) > 200 || key == "." || key == ".." {
+		return fmt.Errorf("joiner key %q is not a key", key)
+	}
+	for _, c := range key {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return fmt.Errorf("joiner key %q contains %q", key, c)
+		}
+	}
+	return nil
+}
+
+func heartbeat(ctx context.Context, details ...any) {
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx, details...)
+	}
+}
+
+// ReconcileListOrphans lists the joiners whose holdings no live joiner
+// accounts for: every joiner named by a marker in the directory, and every
+// Joiner workflow closed within Lookback (for Vault objects without an
+// entry). Nothing is changed; a dry run's report is this list.
+func (r *Reconcile) ReconcileListOrphans(ctx context.Context, in ReconcileListInput) (ReconcileList, error) {
+	if err := r.admitReconciler(ctx, "reconcile-list", "list orphans"); err != nil {
+		return ReconcileList{}, err
+	}
+	limit := in.MaxJoiners
+	if limit <= 0 || limit > DefaultReconcileMaxJoiners {
+		limit = DefaultReconcileMaxJoiners
+	}
+	var out ReconcileList
+	seen := map[string]bool{}
+	var keys []string
+	add := func(key string) bool {
+		if seen[key] {
+			return true
+		}
+		if len(keys) >= limit {
+			out.More = true
+			return false
+		}
+		seen[key] = true
+		keys = append(keys, key)
+		return true
+	}
+	for _, k := range in.Keys {
+		if err := checkKey(k); err != nil {
+			return ReconcileList{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidJoiner, nil)
+		}
+		add(k)
+	}
+	if len(in.Keys) > 0 {
+		return r.judgeAll(ctx, keys, in, out), nil
+	}
+	errFull := errors.New("enough candidates")
+	err := r.Directory.ListManaged(ctx, 0, func(page []directory.ManagedEntry) error {
+		heartbeat(ctx, "directory", len(keys))
+		for _, e := range page {
+			key := keyOf(e.Owner)
+			if key == "" {
+				out.Ignored++
+				continue
+			}
+			if !add(key) {
+				return errFull
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFull) {
+		return ReconcileList{}, classify(err)
+	}
+	if !out.More {
+		if err := r.closedJoiners(ctx, add); err != nil {
+			return ReconcileList{}, err
+		}
+	}
+	return r.judgeAll(ctx, keys, in, out), nil
+}
+
+// judgeAll judges each key and adds the orphans to out.
+func (r *Reconcile) judgeAll(ctx context.Context, keys []string, in ReconcileListInput, out ReconcileList) ReconcileList {
+	items := 0
+	for i, key := range keys {
+		heartbeat(ctx, "judge", i)
+		o, v, err := r.assess(ctx, key, r.minAge(in.MinAge))
+		if err != nil {
+			r.log().Warn("reconciler: joiner not judged", "key", key, "err", err)
+			out.Unjudged = append(out.Unjudged, key)
+			continue
+		}
+		out.Judged++
+		switch {
+		case v == verdictLive:
+			out.Live++
+		case v == verdictKept:
+			out.Kept++
+		case len(o.Items) == 0 && len(o.Young) == 0:
+			out.Clean++
+		default:
+			if items+len(o.Items) > reconcileMaxItems {
+				out.More = true
+				continue
+			}
+			items += len(o.Items)
+			out.Orphans = append(out.Orphans, o)
+		}
+	}
+	return out
+}
+
+// closedJoiners adds the keys of Joiner workflows closed within Lookback,
+// in bounded pages.
+func (r *Reconcile) closedJoiners(ctx context.Context, add func(string) bool) error {
+	lookback := r.Lookback
+	if lookback <= 0 {
+		lookback = DefaultReconcileLookback
+	}
+	since := r.now().Add(-lookback).UTC().Format(time.RFC3339)
+	query := fmt.Sprintf("WorkflowType = %q AND ExecutionStatus != \"Running\" AND CloseTime > %q", JoinerWorkflowType, since)
+	var token []byte
+	for {
+		resp, err := r.Joiners.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: 200, NextPageToken: token})
+		if err != nil {
+			return fmt.Errorf("list closed joiners: %w", err)
+		}
+		heartbeat(ctx, "temporal")
+		for _, e := range resp.GetExecutions() {
+			if key := keyOf(e.GetExecution().GetWorkflowId()); key != "" {
+				if !add(key) {
+					return nil
+				}
+			}
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return nil
+		}
+	}
+}
+
+type verdict int
+
+const (
+	verdictOrphan verdict = iota
+	verdictLive
+	verdictKept
+)
+
+// closedResult is the part of a joiner's result the reconciler reads
+// (workflows.JoinerResult; this package cannot import workflows).
+type closedResult struct {
+	Outcome string `json:"outcome"`
+	EndDate string `json:"endDate"`
+}
+
+// judge decides whether joiner key's holdings are accounted for. run is the
+// run that created its entry ("" when none): an entry of an earlier run is
+// judged by that run's end (a later run that stopped AlreadyProvisioned
+// says nothing about it).
+func (r *Reconcile) judge(ctx context.Context, key, run string) (verdict, string, string, error) {
+	id := JoinerWorkflowID(key)
+	d, err := r.Joiners.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return r.judgeUnknown(ctx, key)
+	case err != nil:
+		return 0, "", "", fmt.Errorf("describe %s: %w", id, err)
+	}
+	info := d.GetWorkflowExecutionInfo()
+	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return verdictLive, "Running", "a running joiner holds it", nil
+	}
+	if run != "" && run != info.GetExecution().GetRunId() {
+		if dr, err := r.Joiners.DescribeWorkflowExecution(ctx, id, run); err == nil {
+			if st := dr.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
+				info = dr.GetWorkflowExecutionInfo()
+			}
+		} else if !errors.As(err, &nf) {
+			return 0, "", "", fmt.Errorf("describe %s run %s: %w", id, run, err)
+		}
+	}
+	status := info.GetStatus().String() // Completed, Terminated, Canceled, ...
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		return verdictOrphan, status, fmt.Sprintf("the joiner closed as %s: its own revocation never ran to the end", status), nil
+	}
+	var res closedResult
+	if err := r.Joiners.GetWorkflow(ctx, id, info.GetExecution().GetRunId()).Get(ctx, &res); err != nil {
+		return 0, "", "", fmt.Errorf("result of %s: %w", id, err)
+	}
+	if res.Outcome != "completed" {
+		return verdictOrphan, status, fmt.Sprintf("the joiner closed %s: it should hold nothing", orDash(res.Outcome)), nil
+	}
+	if strings.HasPrefix(key, "nhi-") {
+		// A non-human joiner never completes with access: it stays open
+		// while access lasts.
+		return verdictOrphan, status, "a non-human joiner closed: it should hold nothing", nil
+	}
+	v, _, why, err := r.judgeByHR(ctx, key, false)
+	return v, status, why, err
+}
+
+// judgeUnknown judges a joiner Temporal has no record of.
+func (r *Reconcile) judgeUnknown(ctx context.Context, key string) (verdict, string, string, error) {
+	if strings.HasPrefix(key, "nhi-") {
+		return verdictOrphan, "NotFound", "no joiner record (never started, or past retention): non-human access always has a running joiner", nil
+	}
+	return r.judgeByHR(ctx, key, true)
+}
+
+// judgeByHR judges a person's account whose joiner handed it over (or left
+// no record): kept while the HR record has no end date in the past.
+func (r *Reconcile) judgeByHR(ctx context.Context, key string, unknown bool) (verdict, string, string, error) {
+	status := "Completed"
+	if unknown {
+		status = "NotFound"
+	}
+	w, err := r.HRIS.GetWorker(ctx, key)
+	var ce *connectors.Error
+	if errors.As(err, &ce) && ce.Type == hris.TypeNotFound {
+		if unknown {
+			return verdictOrphan, status, "no joiner record and no HR record: nobody accounts for it", nil
+		}
+		return verdictKept, status, "handed over; the HR record is gone, which is the leaver process's to act on", nil
+	}
+	if err != nil {
+		return 0, "", "", fmt.Errorf("HR record %s: %w", key, err)
+	}
+	if w.TerminationDate != "" {
+		end, perr := time.Parse(time.DateOnly, w.TerminationDate)
+		// Access lasts through the end date (workflows.expiresAt).
+		if perr == nil && !r.now().Before(end.AddDate(0, 0, 1)) {
+			return verdictOrphan, status, "the HR end date " + w.TerminationDate + " has passed", nil
+		}
+	}
+	if unknown {
+		return verdictKept, status, "no joiner record; the HR record is current: left to the leaver process", nil
+	}
+	return verdictKept, status, "handed over to steady state", nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// assess judges joiner key and lists what it still holds.
+func (r *Reconcile) assess(ctx context.Context, key string, minAge time.Duration) (Orphan, verdict, error) {
+	id := JoinerWorkflowID(key)
+	o := Orphan{Key: key, WorkflowID: id}
+	entries, err := r.Directory.ManagedByOwner(ctx, id)
+	if err != nil {
+		return o, 0, classify(err)
+	}
+	run := ""
+	if len(entries) > 0 {
+		run = entries[0].OwnerRun
+	}
+	v, status, why, err := r.judge(ctx, key, run)
+	if err != nil {
+		return o, 0, err
+	}
+	o.Status, o.Reason = status, why
+	if v != verdictOrphan {
+		return o, v, nil
+	}
+	now := r.now()
+	young := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < minAge }
+	for _, e := range entries {
+		// An entry without a creation time is treated as young: its age
+		// cannot be proven.
+		tooYoung := e.CreatedAt.IsZero() || young(e.CreatedAt)
+		groups, err := r.Directory.GroupsOf(ctx, e.DN)
+		if err != nil {
+			return o, 0, classify(err)
+		}
+		sort.Strings(groups)
+		var items []ReconcileItem
+		for _, g := range groups {
+			items = append(items, ReconcileItem{Kind: ItemMembership, ID: g, Detail: "member " + e.DN})
+		}
+		if !e.Disabled {
+			items = append(items, ReconcileItem{Kind: ItemEntry, ID: e.DN, Detail: "enabled; disable"})
+		}
+		if tooYoung {
+			o.Young = append(o.Young, items...)
+		} else {
+			o.Items = append(o.Items, items...)
+		}
+	}
+	path := r.Secrets.JoinerPath(key, secrets.InitialCredentialName)
+	md, found, err := r.Secrets.Metadata(ctx, path)
+	if err != nil {
+		return o, 0, classify(err)
+	}
+	if found && slices.ContainsFunc(md.Versions, func(v secrets.VersionMetadata) bool { return !v.Destroyed }) {
+		it := ReconcileItem{Kind: ItemSecret, ID: path, Detail: fmt.Sprintf("%d version(s); destroy", len(md.Versions))}
+		if young(md.CreatedTime) {
+			o.Young = append(o.Young, it)
+		} else {
+			o.Items = append(o.Items, it)
+		}
+	}
+	if it, err := r.appRole(ctx, key); err != nil {
+		return o, 0, err
+	} else if it != nil {
+		o.Items = append(o.Items, *it)
+	}
+	return o, verdictOrphan, nil
+}
+
+// appRole returns the workload AppRole item of a non-human key, if the role
+// exists.
+func (r *Reconcile) appRole(ctx context.Context, key string) (*ReconcileItem, error) {
+	if !strings.HasPrefix(key, "nhi-") {
+		return nil, nil
+	}
+	role, pol := WorkloadNames(key)
+	ok, err := r.Secrets.AppRoleExists(ctx, role)
+	if err != nil || !ok {
+		return nil, classify(err)
+	}
+	return &ReconcileItem{Kind: ItemAppRole, ID: role,
+		Detail: "AppRole with every SecretID; its tokens disarmed; legacy policy " + pol + " deleted"}, nil
+}
+
+// ReconcileRevokeOrphan revokes what joiner in.Key holds, if no live joiner
+// accounts for it: it judges the joiner again and re-reads every holding
+// right before acting, and acts only through the marker-asserting,
+// idempotent connector operations the joiners' own revocation uses. It
+// returns the orphan with each item marked done or with its error; a
+// joiner found live (or kept) now returns with no items.
+func (r *Reconcile) ReconcileRevokeOrphan(ctx context.Context, in ReconcileRevokeInput) (Orphan, error) {
+	if err := r.admitReconciler(ctx, "reconcile-revoke", "revoke what joiner "+in.Key+" holds"); err != nil {
+		return Orphan{}, err
+	}
+	if err := checkKey(in.Key); err != nil {
+		return Orphan{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidJoiner, nil)
+	}
+	o, v, err := r.assess(ctx, in.Key, r.minAge(in.MinAge))
+	if err != nil {
+		return Orphan{}, err
+	}
+	if v != verdictOrphan {
+		o.Items, o.Young = nil, nil
+		return o, nil
+	}
+	id := JoinerWorkflowID(in.Key)
+	failed := 0
+	// Vault first (what a workload can use right now), then memberships,
+	// then the credential, then the entry: the joiners' own order.
+	order := map[string]int{ItemAppRole: 0, ItemMembership: 1, ItemSecret: 2, ItemEntry: 3}
+	sort.SliceStable(o.Items, func(i, j int) bool { return order[o.Items[i].Kind] < order[o.Items[j].Kind] })
+	for i := range o.Items {
+		it := &o.Items[i]
+		heartbeat(ctx, it.Kind, it.ID)
+		var err error
+		switch it.Kind {
+		case ItemAppRole:
+			role, pol := WorkloadNames(in.Key)
+			if err = r.Secrets.RevokeWorkload(ctx, role); err == nil {
+				err = r.Secrets.DeletePolicy(ctx, pol)
+			}
+		case ItemMembership:
+			member := strings.TrimPrefix(it.Detail, "member ")
+			err = r.Directory.RemoveMember(ctx, it.ID, member, id)
+		case ItemSecret:
+			err = r.Secrets.RevokeInitialCredential(ctx, it.ID, "")
+		case ItemEntry:
+			err = r.Directory.Disable(ctx, it.ID, id)
+		}
+		if err != nil {
+			failed++
+			it.Error = rootMsg(classify(err))
+			continue
+		}
+		it.Done = true
+		r.log().Info("reconciler revoked an orphan's holding", "key", in.Key, "kind", it.Kind, "id", it.ID, "reason", o.Reason)
+	}
+	if failed > 0 && failed == len(o.Items) {
+		// Nothing went: let Temporal retry the whole (idempotent) revoke.
+		return o, fmt.Errorf("reconciler: revoking %s: every step failed, first: %s", in.Key, o.Items[0].Error)
+	}
+	return o, nil
+}

@@ -1,0 +1,288 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/joinery/joinery/connectors"
+	"github.com/joinery/joinery/connectors/directory"
+	"github.com/joinery/joinery/connectors/hris"
+	"github.com/joinery/joinery/connectors/secrets"
+)
+
+// Fakes for the reconciler's judgement; the integration test
+// (internal/e2e/reconcile_integration_test.go) runs it on the real servers.
+
+type fakeRun struct {
+	client.WorkflowRun
+	res closedResult
+}
+
+func (f fakeRun) Get(_ context.Context, v any) error {
+	b, _ := json.Marshal(f.res)
+	return json.Unmarshal(b, v)
+}
+
+type fakeJoiners struct {
+	status map[string]enumspb.WorkflowExecutionStatus // workflow ID -> status; absent = NotFound
+	result map[string]closedResult
+}
+
+func (f *fakeJoiners) DescribeWorkflowExecution(_ context.Context, id, run string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	st, ok := f.status[id]
+	if !ok {
+		return nil, serviceerror.NewNotFound("workflow not found")
+	}
+	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{
+		Status: st, Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: "run-1"}}}, nil
+}
+
+func (f *fakeJoiners) GetWorkflow(_ context.Context, id, _ string) client.WorkflowRun {
+	return fakeRun{res: f.result[id]}
+}
+
+func (f *fakeJoiners) ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	return &workflowservice.ListWorkflowExecutionsResponse{}, nil
+}
+
+type fakeRecDir struct {
+	entries map[string][]directory.ManagedEntry // owner -> entries
+	groups  map[string][]string                 // member DN -> group DNs
+	calls   []string
+}
+
+func (f *fakeRecDir) ListManaged(_ context.Context, _ int, fn func([]directory.ManagedEntry) error) error {
+	for _, es := range f.entries {
+		if err := fn(es); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeRecDir) ManagedByOwner(_ context.Context, owner string) ([]directory.ManagedEntry, error) {
+	return f.entries[owner], nil
+}
+
+func (f *fakeRecDir) GroupsOf(_ context.Context, dn string) ([]string, error) {
+	return f.groups[dn], nil
+}
+
+func (f *fakeRecDir) RemoveMember(_ context.Context, g, m, owner string) error {
+	f.calls = append(f.calls, fmt.Sprintf("remove %s from %s as %s", m, g, owner))
+	return nil
+}
+
+func (f *fakeRecDir) Disable(_ context.Context, dn, owner string) error {
+	f.calls = append(f.calls, fmt.Sprintf("disable %s as %s", dn, owner))
+	return nil
+}
+
+type fakeRecSecrets struct {
+	kv    map[string]secrets.SecretMetadata
+	roles map[string]bool
+	calls []string
+}
+
+func (f *fakeRecSecrets) JoinerPath(k, n string) string { return "joinery/joiners/" + k + "/" + n }
+func (f *fakeRecSecrets) Metadata(_ context.Context, p string) (secrets.SecretMetadata, bool, error) {
+	md, ok := f.kv[p]
+	return md, ok, nil
+}
+func (f *fakeRecSecrets) RevokeInitialCredential(_ context.Context, p, _ string) error {
+	f.calls = append(f.calls, "destroy "+p)
+	return nil
+}
+func (f *fakeRecSecrets) AppRoleExists(_ context.Context, r string) (bool, error) {
+	return f.roles[r], nil
+}
+func (f *fakeRecSecrets) RevokeWorkload(_ context.Context, r string) error {
+	f.calls = append(f.calls, "revoke role "+r)
+	return nil
+}
+func (f *fakeRecSecrets) DeletePolicy(_ context.Context, p string) error {
+	f.calls = append(f.calls, "delete policy "+p)
+	return nil
+}
+
+type fakeRecHR map[string]hris.Worker
+
+func (f fakeRecHR) GetWorker(_ context.Context, id string) (hris.Worker, error) {
+	w, ok := f[id]
+	if !ok {
+		return hris.Worker{}, connectors.Permanent("hris", "get", hris.TypeNotFound, "no such employee", nil)
+	}
+	return w, nil
+}
+
+var recNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+type recFixture struct {
+	r   *Reconcile
+	dir *fakeRecDir
+	sec *fakeRecSecrets
+	tmp *fakeJoiners
+	hr  fakeRecHR
+}
+
+// newRecFixture: one joiner key holding an entry (created an hour ago),
+// one group membership, an initial credential and, for nhi- keys, an
+// AppRole; status is its Temporal status (-1: no record).
+func newRecFixture(key string, status enumspb.WorkflowExecutionStatus, outcome string) *recFixture {
+	id := JoinerWorkflowID(key)
+	dn := "uid=" + key + ",ou=people,dc=joinery,dc=test"
+	f := &recFixture{
+		dir: &fakeRecDir{entries: map[string][]directory.ManagedEntry{id: {{DN: dn, Owner: id, OwnerRun: "run-1", CreatedAt: recNow.Add(-time.Hour)}}},
+			groups: map[string][]string{dn: {"cn=contractors,ou=groups,dc=joinery,dc=test"}}},
+		sec: &fakeRecSecrets{kv: map[string]secrets.SecretMetadata{"joinery/joiners/" + key + "/initial-credential": {
+			CreatedTime: recNow.Add(-time.Hour), Versions: []secrets.VersionMetadata{{Version: 1}}}},
+			roles: map[string]bool{"joinery-" + key: true}},
+		tmp: &fakeJoiners{status: map[string]enumspb.WorkflowExecutionStatus{}, result: map[string]closedResult{id: {Outcome: outcome}}},
+		hr:  fakeRecHR{key: {ID: key, Status: "Active"}},
+	}
+	if status >= 0 {
+		f.tmp.status[id] = status
+	}
+	f.r = &Reconcile{Directory: f.dir, Secrets: f.sec, Joiners: f.tmp, HRIS: f.hr, MinAge: time.Minute, Now: func() time.Time { return recNow }}
+	return f
+}
+
+func (f *recFixture) revoke(t *testing.T, key string) Orphan {
+	t.Helper()
+	o, err := f.r.ReconcileRevokeOrphan(context.Background(), ReconcileRevokeInput{Key: key})
+	require.NoError(t, err)
+	return o
+}
+
+func TestReconcileLeavesLiveAndHandedOverJoinersAlone(t *testing.T) {
+	for name, f := range map[string]*recFixture{
+		"running joiner":        newRecFixture("300", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, ""),
+		"running workload":      newRecFixture("nhi-bot-production", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, ""),
+		"completed employee":    newRecFixture("301", enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, "completed"),
+		"no record, HR current": newRecFixture("302", -1, ""),
+	} {
+		t.Run(name, func(t *testing.T) {
+			list, err := f.r.ReconcileListOrphans(context.Background(), ReconcileListInput{})
+			require.NoError(t, err)
+			require.Empty(t, list.Orphans)
+			require.Equal(t, 1, list.Judged)
+			require.Equal(t, 1, list.Live+list.Kept)
+			for k := range f.hr {
+				o := f.revoke(t, k)
+				require.Empty(t, o.Items)
+			}
+			require.Empty(t, f.dir.calls, "nothing changed in the directory")
+			require.Empty(t, f.sec.calls, "nothing changed in Vault")
+		})
+	}
+}
+
+func TestReconcileRevokesWhatClosedJoinersHold(t *testing.T) {
+	for name, tc := range map[string]struct {
+		key     string
+		status  enumspb.WorkflowExecutionStatus
+		outcome string
+		hrEnd   string
+		reason  string
+	}{
+		"terminated contractor":     {"303", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "", "", "Terminated"},
+		"cancelled workload":        {"nhi-bot-production", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, "", "", "Canceled"},
+		"revoked but left residue":  {"304", enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, "revoked", "", "revoked"},
+		"employee whose end passed": {"305", enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, "completed", "2026-11-29", "2026-11-29"},
+		"workload with no record":   {"nhi-ghost-staging", -1, "", "", "non-human"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newRecFixture(tc.key, tc.status, tc.outcome)
+			if tc.hrEnd != "" {
+				f.hr[tc.key] = hris.Worker{ID: tc.key, Status: "Active", TerminationDate: tc.hrEnd}
+			}
+			list, err := f.r.ReconcileListOrphans(context.Background(), ReconcileListInput{})
+			require.NoError(t, err)
+			require.Len(t, list.Orphans, 1)
+			o := list.Orphans[0]
+			require.Contains(t, o.Reason, tc.reason)
+			want := 3 // membership, entry, credential
+			if strings.HasPrefix(tc.key, "nhi-") {
+				want++
+			}
+			require.Len(t, o.Items, want)
+			require.Empty(t, f.dir.calls, "listing changes nothing")
+			require.Empty(t, f.sec.calls)
+
+			done := f.revoke(t, tc.key)
+			id := JoinerWorkflowID(tc.key)
+			dn := "uid=" + tc.key + ",ou=people,dc=joinery,dc=test"
+			for _, it := range done.Items {
+				require.True(t, it.Done, "%+v", it)
+			}
+			require.Equal(t, []string{"remove " + dn + " from cn=contractors,ou=groups,dc=joinery,dc=test as " + id, "disable " + dn + " as " + id},
+				f.dir.calls, "every change names the joiner's marker")
+			wantSec := []string{"destroy joinery/joiners/" + tc.key + "/initial-credential"}
+			if strings.HasPrefix(tc.key, "nhi-") {
+				wantSec = append([]string{"revoke role joinery-" + tc.key, "delete policy joinery-" + tc.key}, wantSec...)
+			}
+			require.Equal(t, wantSec, f.sec.calls)
+		})
+	}
+}
+
+// Entries and credentials younger than the minimum age are reported, not
+// revoked: a joiner that created them seconds ago may not be visible yet.
+func TestReconcileSkipsYoungHoldings(t *testing.T) {
+	f := newRecFixture("306", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "")
+	f.dir.entries["joiner-306"][0].CreatedAt = recNow.Add(-10 * time.Second)
+	md := f.sec.kv["joinery/joiners/306/initial-credential"]
+	md.CreatedTime = recNow.Add(-10 * time.Second)
+	f.sec.kv["joinery/joiners/306/initial-credential"] = md
+	o := f.revoke(t, "306")
+	require.Empty(t, o.Items)
+	require.Len(t, o.Young, 3)
+	require.Empty(t, f.dir.calls)
+	require.Empty(t, f.sec.calls)
+	// An entry whose age cannot be proven counts as young too.
+	f.dir.entries["joiner-306"][0].CreatedAt = time.Time{}
+	o = f.revoke(t, "306")
+	require.Len(t, o.Young, 3)
+	require.Empty(t, f.dir.calls)
+	// The run's input can raise the minimum age, never lower it.
+	require.Equal(t, time.Hour, f.r.minAge(time.Hour))
+	require.Equal(t, time.Minute, f.r.minAge(time.Second))
+}
+
+// A key that is not one is refused before anything is read or changed.
+func TestReconcileRefusesBadKeys(t *testing.T) {
+	f := newRecFixture("307", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "")
+	for _, k := range []string{"", "../307", "307/../308", "a b", "x\x00"} {
+		_, err := f.r.ReconcileRevokeOrphan(context.Background(), ReconcileRevokeInput{Key: k})
+		var ae *temporal.ApplicationError
+		require.ErrorAs(t, err, &ae, k)
+		require.Equal(t, ErrTypeInvalidJoiner, ae.Type())
+		_, err = f.r.ReconcileListOrphans(context.Background(), ReconcileListInput{Keys: []string{"307", k}})
+		require.ErrorAs(t, err, &ae, k)
+	}
+	require.Empty(t, f.dir.calls)
+	require.Empty(t, f.sec.calls)
+}
+
+// Markers that name no joiner workflow are counted and left alone.
+func TestReconcileIgnoresForeignMarkers(t *testing.T) {
+	f := newRecFixture("308", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, "")
+	f.dir.entries["someone-else"] = []directory.ManagedEntry{{DN: "uid=x,ou=people,dc=joinery,dc=test", Owner: "someone-else"}}
+	list, err := f.r.ReconcileListOrphans(context.Background(), ReconcileListInput{})
+	require.NoError(t, err)
+	require.Equal(t, 1, list.Ignored)
+	require.Equal(t, 1, list.Judged)
+}

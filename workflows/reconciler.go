@@ -1,0 +1,131 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/joinery/joinery/activities"
+)
+
+// rc is only used for method references to the reconciler's activities.
+var rc *activities.Reconcile
+
+// ReconcilerScheduleID is the Temporal Schedule that runs the reconciler
+// (starter reconcile schedule creates or updates it); its runs get the
+// workflow ID ReconcilerScheduleID plus the schedule's timestamp.
+const ReconcilerScheduleID = "joinery-reconciler"
+
+// ReconcileInput is one reconciler run's input.
+type ReconcileInput struct {
+	// DryRun lists what would be revoked and changes nothing.
+	DryRun bool `json:"dryRun,omitempty"`
+	// MaxJoiners bounds how many joiners the run judges (0: the
+	// activities' default).
+	MaxJoiners int `json:"maxJoiners,omitempty"`
+	// MinAge raises the activities' minimum age of what may be revoked
+	// (it can never lower it).
+	MinAge time.Duration `json:"minAge,omitempty"`
+	// Keys, when set, judges only these joiners (keys, not workflow IDs).
+	Keys []string `json:"keys,omitempty"`
+}
+
+// ReconcileReport is what a reconciler run found and did. It names
+// objects (DNs, KV paths, role names), never a secret.
+type ReconcileReport struct {
+	DryRun bool `json:"dryRun"`
+	// Orphans are the joiners whose holdings no live joiner accounts for,
+	// with each item (done, or its error, in a real run).
+	Orphans []activities.Orphan `json:"orphans,omitempty"`
+	// Found counts the orphans' items; Revoked those revoked by this run;
+	// Failed those that could not be; Young those skipped for their age.
+	Found   int `json:"found"`
+	Revoked int `json:"revoked"`
+	Failed  int `json:"failed"`
+	Young   int `json:"young"`
+	// Judged, Live, Kept, Clean, Unjudged, More, Ignored: see
+	// activities.ReconcileList.
+	Judged   int      `json:"judged"`
+	Live     int      `json:"live"`
+	Kept     int      `json:"kept"`
+	Clean    int      `json:"clean"`
+	Unjudged []string `json:"unjudged,omitempty"`
+	More     bool     `json:"more,omitempty"`
+	Ignored  int      `json:"ignored,omitempty"`
+	// Errors are orphans whose revocation failed as a whole.
+	Errors []string `json:"errors,omitempty"`
+}
+
+var (
+	// The listing reads the whole directory in pages and judges each
+	// joiner; it heartbeats per page and per joiner.
+	optsReconcileList = workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Minute,
+		HeartbeatTimeout:    2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrTypeOrderRefused}},
+	}
+	// One orphan's revocation: retried a few times; what is left is found
+	// again by the next scheduled run (every step is idempotent).
+	optsReconcileRevoke = workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
+			MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrTypeOrderRefused, activities.ErrTypeInvalidJoiner}},
+	}
+)
+
+// Reconciler finds what no live joiner accounts for (entries with Joinery's
+// marker, memberships, initial credentials and workload AppRoles of closed
+// or unknown joiners) and, unless DryRun, revokes it through the reconcile
+// activities, which judge each joiner again right before they act. A
+// Temporal Schedule runs it (see ReconcilerScheduleID); its result is the
+// report.
+func Reconciler(ctx workflow.Context, in ReconcileInput) (ReconcileReport, error) {
+	rep := ReconcileReport{DryRun: in.DryRun}
+	if in.MaxJoiners < 0 || in.MinAge < 0 {
+		return rep, temporal.NewNonRetryableApplicationError("maxJoiners and minAge must not be negative", activities.ErrTypeInvalidJoiner, nil)
+	}
+	var list activities.ReconcileList
+	lctx := withOptions(ctx, optsReconcileList)
+	if err := workflow.ExecuteActivity(lctx, rc.ReconcileListOrphans,
+		activities.ReconcileListInput{MaxJoiners: in.MaxJoiners, MinAge: in.MinAge, Keys: in.Keys}).Get(lctx, &list); err != nil {
+		return rep, err
+	}
+	rep.Judged, rep.Live, rep.Kept, rep.Clean = list.Judged, list.Live, list.Kept, list.Clean
+	rep.Unjudged, rep.More, rep.Ignored = list.Unjudged, list.More, list.Ignored
+	rctx := withOptions(ctx, optsReconcileRevoke)
+	for _, o := range list.Orphans {
+		if !in.DryRun && len(o.Items) > 0 {
+			var done activities.Orphan
+			err := workflow.ExecuteActivity(rctx, rc.ReconcileRevokeOrphan,
+				activities.ReconcileRevokeInput{Key: o.Key, MinAge: in.MinAge}).Get(rctx, &done)
+			if err != nil {
+				rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %s", o.Key, rootMessage(err)))
+				for i := range o.Items {
+					o.Items[i].Error = "not revoked: " + rootMessage(err)
+				}
+			} else {
+				// What the activity found and did when it re-judged the
+				// joiner right before acting.
+				done.Young = append(done.Young, o.Young...)
+				o = done
+			}
+		}
+		for _, it := range o.Items {
+			rep.Found++
+			switch {
+			case it.Done:
+				rep.Revoked++
+			case it.Error != "":
+				rep.Failed++
+			}
+		}
+		rep.Young += len(o.Young)
+		rep.Orphans = append(rep.Orphans, o)
+	}
+	workflow.GetLogger(ctx).Info("reconciler finished", "dryRun", in.DryRun, "orphans", len(rep.Orphans),
+		"found", rep.Found, "revoked", rep.Revoked, "failed", rep.Failed, "young", rep.Young)
+	return rep, nil
+}
