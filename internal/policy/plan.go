@@ -57,6 +57,17 @@ type Plan struct {
 	// ProvisionDate is HireDate minus ProvisionLeadDays (YYYY-MM-DD), or
 	// empty without a hire date. Computed from the record, not the clock.
 	ProvisionDate string `json:"provisionDate,omitempty"`
+	// TimeZone is the IANA zone of the joiner's site (sites in the policy,
+	// from Worker.Location): provisioning and expiry happen at its local
+	// midnight. Empty in plans made before sites existed (then UTC).
+	TimeZone string `json:"timeZone,omitempty"`
+	// ProvisionAt, StartsAt and ExpiresAt are the instants local midnight
+	// of ProvisionDate, of HireDate and of the day after EndDate fall on in
+	// TimeZone, computed here (an activity) so the workflow never reads the
+	// time zone database. Nil when the date is absent.
+	ProvisionAt *time.Time `json:"provisionAt,omitempty"`
+	StartsAt    *time.Time `json:"startsAt,omitempty"`
+	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
 	// CredentialTTL is the response-wrapping TTL of the initial credential.
 	CredentialTTL time.Duration `json:"credentialTTL"`
 	// Exceptions names the exception rules that applied, in policy order.
@@ -91,6 +102,53 @@ func (p Plan) CheckExtension(newEnd string) error {
 			newEnd, int(end.Sub(start)/(24*time.Hour)), p.HireDate, p.Kind, int(p.MaxLifetime/(24*time.Hour)))
 	}
 	return nil
+}
+
+// CheckStartMove says whether the start may move to newStart (HR moved the
+// hire date): a real date, not after the current end date, and with the end
+// date within the kind's maximum lifetime from it. It returns the reason
+// when not; the joiner then keeps its start and records the refusal.
+func (p Plan) CheckStartMove(newStart string) error {
+	start, err := time.Parse(dateLayout, newStart)
+	if err != nil {
+		return fmt.Errorf("start date %q is not a date in YYYY-MM-DD form", newStart)
+	}
+	end, err := time.Parse(dateLayout, p.EndDate)
+	if err != nil {
+		return nil // no end date: nothing to check against
+	}
+	if start.After(end) {
+		return fmt.Errorf("the new start %s is after the end date %s", newStart, p.EndDate)
+	}
+	if p.MaxLifetime > 0 && end.Sub(start) > p.MaxLifetime {
+		return fmt.Errorf("the end date %s is %d days after the new start %s; kind %s may last at most %d days",
+			p.EndDate, int(end.Sub(start)/(24*time.Hour)), newStart, p.Kind, int(p.MaxLifetime/(24*time.Hour)))
+	}
+	return nil
+}
+
+// planInstants records the site's zone and the local midnights of the
+// plan's dates. The zone was loaded (and so validated) when the policy was
+// parsed; a date that does not parse is reported by checkRecord.
+func (p *Policy) planInstants(plan *Plan, location string) {
+	plan.TimeZone = p.ZoneFor(location)
+	loc := p.location(plan.TimeZone)
+	at := func(date string) *time.Time {
+		if date == "" {
+			return nil
+		}
+		t, err := DayStart(date, loc)
+		if err != nil {
+			return nil
+		}
+		t = t.UTC()
+		return &t
+	}
+	plan.ProvisionAt = at(plan.ProvisionDate)
+	plan.StartsAt = at(plan.HireDate)
+	if next, err := NextDay(plan.EndDate); err == nil {
+		plan.ExpiresAt = at(next)
+	}
 }
 
 // Grant is one group grant and why it was made.
@@ -218,6 +276,7 @@ func (p *Policy) Plan(w Worker) (Plan, error) {
 	if t, err := time.Parse(dateLayout, w.HireDate); err == nil {
 		plan.ProvisionDate = t.AddDate(0, 0, -p.leadDays).Format(dateLayout)
 	}
+	p.planInstants(&plan, w.Location)
 
 	rules, nameErrs := p.naming.candidates(&w, vars)
 	errs = append(errs, nameErrs...)

@@ -43,6 +43,8 @@ type Policy struct {
 	stuckAfter   time.Duration
 	wrapTTL      time.Duration
 	exceptions   []exception
+	// sites resolves a joiner's location to its time zone (sites.go).
+	sites sites
 }
 
 type kindSpec struct {
@@ -231,6 +233,7 @@ func (b *builder) build(raw *rawPolicy) {
 	b.buildRoutes(raw.Approval.Routes)
 	p.writeback = b.buildValues("writeback", raw.WriteBack, hrisFldRE, nil)
 	b.buildExceptions(raw.Exceptions)
+	b.buildSites(raw.Sites)
 	// The intake section is read by the intake itself (LoadIntake); checking
 	// it here too makes `policy check` and the worker refuse a bad one.
 	_, intakeErrs := buildIntake(raw)

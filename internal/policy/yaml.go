@@ -30,6 +30,9 @@ type rawPolicy struct {
 	Provisioning rawProvisioning     `yaml:"provisioning"`
 	Credentials  rawCredentials      `yaml:"credentials"`
 	Exceptions   []rawException      `yaml:"exceptions"`
+	// Sites maps HR locations to the IANA time zones whose local midnight
+	// provisioning and expiry happen at (sites.go).
+	Sites rawSites `yaml:"sites"`
 	// Intake is parsed by ParseIntake (intake.go), not by Parse: the HR
 	// intake reads it without compiling the whole policy.
 	Intake rawIntake `yaml:"intake"`
@@ -111,6 +114,15 @@ type rawProvisioning struct {
 	LeadDays     *int   `yaml:"lead_days"`
 	RescindGrace string `yaml:"rescind_grace"`
 	StuckAfter   string `yaml:"compensation_stuck_after"`
+}
+
+type rawSites struct {
+	// DefaultZone is the zone of a location not listed under Zones; UTC
+	// when empty.
+	DefaultZone string `yaml:"default_zone"`
+	// Zones maps an HR location (Worker.Location, exactly as HR writes
+	// it) to an IANA zone name such as Europe/Berlin.
+	Zones map[string]string `yaml:"zones"`
 }
 
 type rawCredentials struct {
