@@ -385,12 +385,24 @@ type CredentialResult struct {
 	WrapAccessor string    `json:"wrapAccessor"`
 	ExpiresAt    time.Time `json:"expiresAt"`
 	DeliveredTo  string    `json:"deliveredTo"`
+	// Accessors are the wrapping accessors of every handover this joiner's
+	// credential ever had (retries included), oldest first, WrapAccessor
+	// last; all but WrapAccessor were ended before this one was delivered.
+	// RevokeCredential ends them from Vault's own ledger, so the workflow
+	// need not pass them back; they are here for the audit record.
+	Accessors []string `json:"accessors,omitempty"`
 }
 
 // IssueCredential generates the initial password with Vault's password
 // policy, sets it on the directory account, stores it in KV v2 under the
 // joiner and hands a single-use wrapping token to the recipient — all inside
 // this one activity, so the value never reaches workflow history.
+//
+// A retry (the earlier attempt delivered, then the worker died before
+// Temporal recorded its result) ends the earlier attempt's wrapping token
+// and destroys its stored version before handing over the new one: the
+// recipient ends up with exactly one redeemable token, for the password the
+// account has.
 func (a *Activities) IssueCredential(ctx context.Context, in CredentialInput) (CredentialResult, error) {
 	if err := a.fault(StepCredential, in.HRISID); err != nil {
 		return CredentialResult{}, err
@@ -417,7 +429,8 @@ func (a *Activities) IssueCredential(ctx context.Context, in CredentialInput) (C
 	if err != nil {
 		return CredentialResult{}, classify(err)
 	}
-	return CredentialResult{Path: h.Path, Version: h.Version, WrapAccessor: h.WrapAccessor, ExpiresAt: h.ExpiresAt, DeliveredTo: in.Recipient}, nil
+	return CredentialResult{Path: h.Path, Version: h.Version, WrapAccessor: h.WrapAccessor, ExpiresAt: h.ExpiresAt,
+		DeliveredTo: in.Recipient, Accessors: h.Accessors}, nil
 }
 
 // RevokeInput names a stored credential and its wrapping token.
@@ -427,8 +440,9 @@ type RevokeInput struct {
 	Accessor string `json:"accessor,omitempty"`
 }
 
-// RevokeCredential revokes the wrapping token and destroys every version.
-// Without a path (the issue step failed before answering) it destroys the
+// RevokeCredential ends every wrapping token the credential was handed out
+// with (the worker redeems each one Vault's ledger still holds live) and
+// destroys every version. Without a path (the issue step failed before answering) it destroys the
 // joiner's own path: the step may have stored a version before it failed.
 func (a *Activities) RevokeCredential(ctx context.Context, in RevokeInput) error {
 	o, err := a.admit(ctx, "revoke-credential", in.HRISID, "destroy the credential at "+in.Path)

@@ -114,6 +114,13 @@ type WorkloadResult struct {
 	WrapAccessor string    `json:"wrapAccessor"`
 	ExpiresAt    time.Time `json:"expiresAt"`
 	DeliveredTo  string    `json:"deliveredTo"`
+	// SecretIDAccessor names the one SecretID handed over (an accessor,
+	// not a secret).
+	SecretIDAccessor string `json:"secretIdAccessor,omitempty"`
+	// Accessors are the wrapping accessors of every SecretID handover of
+	// this role (retries included), oldest first, WrapAccessor last; the
+	// SecretIDs of all the others were destroyed before this one went out.
+	Accessors []string `json:"accessors,omitempty"`
 }
 
 // WorkloadNames are the Vault names a workload's role and token policy get
@@ -126,7 +133,10 @@ func WorkloadNames(key string) (role, pol string) {
 // IssueWorkloadCredential writes the token policy generated from the plan's
 // grants, creates the AppRole bound to it (TTLs, SecretID uses, CIDRs from
 // policy) and delivers a response-wrapped SecretID to the sponsor. Running it
-// again rewrites the same policy and role and issues a fresh SecretID.
+// again rewrites the same policy and role and issues a fresh SecretID, after
+// destroying every SecretID an earlier attempt minted (and possibly
+// delivered, if the worker died before Temporal recorded the result): the
+// role keeps only the SecretID this call hands over.
 func (a *Activities) IssueWorkloadCredential(ctx context.Context, in WorkloadInput) (WorkloadResult, error) {
 	if err := a.fault(StepCredential, in.Key); err != nil {
 		return WorkloadResult{}, err
@@ -165,7 +175,8 @@ func (a *Activities) IssueWorkloadCredential(ctx context.Context, in WorkloadInp
 	}
 	return WorkloadResult{RoleName: role, RoleID: res.RoleID, PolicyName: res.PolicyName,
 		PolicyHCL:    "# " + strings.ReplaceAll(in.Comment, "\n", " ") + "\n" + res.EffectivePolicy,
-		WrapAccessor: res.Handover.WrapAccessor, ExpiresAt: res.Handover.ExpiresAt, DeliveredTo: in.Recipient}, nil
+		WrapAccessor: res.Handover.WrapAccessor, ExpiresAt: res.Handover.ExpiresAt, DeliveredTo: in.Recipient,
+		SecretIDAccessor: res.Handover.SecretIDAccessor, Accessors: res.Handover.Accessors}, nil
 }
 
 // RevokeWorkloadInput names a workload's Vault objects.
