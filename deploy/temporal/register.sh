@@ -1,0 +1,42 @@
+#!/bin/sh
+# One-shot job (docker-compose.yml, service temporal-namespace), run with
+# temporalio/admin-tools: waits for the frontend, registers the namespace
+# and Joinery's search attributes. JOINERY_SEARCH_ATTRIBUTES lists
+# name=Type pairs; internal/deploy checks that it is exactly
+# internal/stack.SearchAttributes. Idempotent: what exists is kept.
+set -eu
+: "${TEMPORAL_ADDRESS:?}" "${TEMPORAL_TLS_CA_FILE:?}" "${TEMPORAL_TLS_SERVER_NAME:?}"
+: "${JOINERY_NAMESPACE:?}" "${JOINERY_NAMESPACE_RETENTION:?}" "${JOINERY_SEARCH_ATTRIBUTES:?}"
+
+t() {
+  temporal --address "$TEMPORAL_ADDRESS" --tls-ca-path "$TEMPORAL_TLS_CA_FILE" \
+    --tls-server-name "$TEMPORAL_TLS_SERVER_NAME" "$@"
+}
+
+tries=0
+until t operator cluster health >/dev/null 2>&1; do
+  tries=$((tries + 1))
+  if [ "$tries" -gt 90 ]; then
+    echo "temporal-namespace: the frontend did not answer over TLS in 3 minutes" >&2
+    t operator cluster health
+    exit 1
+  fi
+  sleep 2
+done
+
+if t operator namespace describe --namespace "$JOINERY_NAMESPACE" >/dev/null 2>&1; then
+  echo "temporal-namespace: $JOINERY_NAMESPACE exists"
+else
+  t operator namespace create --namespace "$JOINERY_NAMESPACE" --retention "$JOINERY_NAMESPACE_RETENTION"
+fi
+
+have=$(t operator search-attribute list --namespace "$JOINERY_NAMESPACE")
+for sa in $JOINERY_SEARCH_ATTRIBUTES; do
+  name=${sa%%=*}
+  type=${sa#*=}
+  if printf '%s\n' "$have" | grep -qw -- "$name"; then
+    echo "temporal-namespace: search attribute $name exists"
+    continue
+  fi
+  t operator search-attribute create --namespace "$JOINERY_NAMESPACE" --name "$name" --type "$type"
+done
