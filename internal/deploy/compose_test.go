@@ -1,14 +1,19 @@
 // Package deploy checks the deployment files against the code. No Docker
 // engine runs here, so docker-compose.yml is loaded with compose-go (the
-// library docker compose itself uses) and checked for the services, ports and
-// environment names Joinery's configuration defines.
+// library docker compose itself uses) and checked for the images, networks,
+// ports, volumes and environment names Joinery's configuration defines; the
+// OpenLDAP image's entrypoint is run against Debian's slapd installed here
+// (slapd_test.go).
 package deploy
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -21,62 +26,272 @@ import (
 	"github.com/joinery/joinery/internal/stack"
 )
 
-func loadProject(t *testing.T) *types.Project {
+func repoDir(t *testing.T) string {
 	t.Helper()
 	repo, err := stack.FindRepoDir()
 	require.NoError(t, err)
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(repo, "docker-compose.yml")},
-		cli.WithWorkingDirectory(repo), cli.WithName("joinery"))
+	return repo
+}
+
+// requiredVars are the operator's secrets, read from the `${VAR:?...}`
+// references of the file itself.
+func requiredVars(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoDir(t), "docker-compose.yml"))
 	require.NoError(t, err)
-	p, err := opts.LoadProject(context.Background())
-	require.NoError(t, err, "docker-compose.yml must load with compose-go")
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\$\{([A-Z0-9_]+):\?`).FindAllStringSubmatch(string(data), -1) {
+		seen[m[1]] = true
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// trialEnv gives every required secret a value, as an operator's .env would.
+func trialEnv(t *testing.T) map[string]string {
+	env := map[string]string{}
+	for _, v := range requiredVars(t) {
+		env[v] = "test-value-for-" + strings.ToLower(v)
+	}
+	return env
+}
+
+func loadWith(t *testing.T, env map[string]string) (*types.Project, error) {
+	t.Helper()
+	repo := repoDir(t)
+	var pairs []string
+	for k, v := range env {
+		pairs = append(pairs, k+"="+v)
+	}
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(repo, "docker-compose.yml")},
+		// Only the environment given here: not this machine's, not a .env
+		// in the checkout.
+		cli.WithWorkingDirectory(repo), cli.WithName("joinery"), cli.WithEnv(pairs))
+	require.NoError(t, err)
+	opts.Environment = types.Mapping{}
+	for k, v := range env {
+		opts.Environment[k] = v
+	}
+	return opts.LoadProject(context.Background())
+}
+
+func loadProject(t *testing.T) *types.Project {
+	t.Helper()
+	p, err := loadWith(t, trialEnv(t))
+	require.NoError(t, err, "docker-compose.yml must load and validate with compose-go")
 	return p
 }
 
-func TestComposeHasTheProductionLikeServices(t *testing.T) {
-	p := loadProject(t)
-	want := map[string]string{
-		"postgresql":  "postgres:",
-		"temporal":    "temporalio/auto-setup:",
-		"temporal-ui": "temporalio/ui:",
-		"vault":       "hashicorp/vault:",
-		"openldap":    "openldap",
-	}
-	for name, image := range want {
-		s, ok := p.Services[name]
-		require.True(t, ok, "service %s missing", name)
-		require.Contains(t, s.Image, image, name)
-	}
-	// Joinery's own binaries are built from this repo's Dockerfile targets.
-	df, err := os.ReadFile(filepath.Join(p.WorkingDir, "Dockerfile"))
+// The operator's secrets: compose refuses to start without each one, names
+// it, and env.example lists it. Nothing secret has a default in the file.
+func TestComposeRequiresEverySecret(t *testing.T) {
+	want := []string{"JOINERY_CODEC_TOKEN", "JOINERY_HRIS_ADMIN_TOKEN", "JOINERY_HRIS_API_KEY", "JOINERY_HRIS_WEBHOOK_SECRET",
+		"JOINERY_INTAKE_TOKEN", "JOINERY_LDAP_ADMIN_PASSWORD", "JOINERY_LDAP_BIND_PASSWORD", "JOINERY_POSTGRES_PASSWORD",
+		"JOINERY_PSEUDONYM_KEY"}
+	require.Equal(t, want, requiredVars(t))
+	example, err := os.ReadFile(filepath.Join(repoDir(t), "deploy", "env.example"))
 	require.NoError(t, err)
-	for _, name := range []string{"worker", "starter", "hris"} {
-		s, ok := p.Services[name]
-		require.True(t, ok, "service %s missing", name)
-		require.NotNil(t, s.Build, "%s is built from the repo", name)
-		require.Regexp(t, regexp.MustCompile(`(?m)^FROM .* AS `+regexp.QuoteMeta(s.Build.Target)+`$`), string(df),
-			"Dockerfile has target %s", s.Build.Target)
+	for _, v := range want {
+		require.Regexp(t, regexp.MustCompile(`(?m)^`+v+`=$`), string(example), "deploy/env.example lists %s, empty", v)
+		env := trialEnv(t)
+		delete(env, v)
+		_, err := loadWith(t, env)
+		require.Error(t, err, "compose must refuse to start without %s", v)
+		require.Contains(t, err.Error(), v)
+	}
+	// Every secret of the code's configuration that compose sets comes from
+	// the operator, never from a literal in the file.
+	p := loadProject(t)
+	secretVars := map[string]bool{}
+	for _, v := range config.Vars() {
+		if v.Secret {
+			secretVars[v.Name] = true
+		}
+	}
+	env := trialEnv(t)
+	supplied := map[string]bool{}
+	for _, v := range env {
+		supplied[v] = true
+	}
+	for name, s := range p.Services {
+		for k, v := range s.Environment {
+			if (secretVars[k] || strings.Contains(k, "PASSWORD") || strings.Contains(k, "SECRET") || strings.HasSuffix(k, "_TOKEN") || strings.HasSuffix(k, "_KEY") || strings.HasSuffix(k, "_PWD")) &&
+				!strings.HasSuffix(k, "_FILE") && v != nil && !strings.HasPrefix(*v, "/") {
+				require.True(t, supplied[*v], "%s: %s has a value the operator did not supply", name, k)
+			}
+		}
 	}
 }
 
-func TestComposePortsMatchTheCode(t *testing.T) {
+// imageAllowlist is where images may come from: official images of the
+// projects Joinery runs, or this repository's Dockerfile.
+var imageAllowlist = map[string]bool{
+	"postgres":               true,
+	"temporalio/server":      true,
+	"temporalio/admin-tools": true,
+	"temporalio/ui":          true,
+	"hashicorp/vault":        true,
+	"axllent/mailpit":        true,
+}
+
+func TestComposeImagesAreAllowedAndPinned(t *testing.T) {
 	p := loadProject(t)
-	published := func(svc string) []uint32 {
-		var out []uint32
-		for _, port := range p.Services[svc].Ports {
-			out = append(out, port.Target)
-		}
-		return out
+	df, err := os.ReadFile(filepath.Join(p.WorkingDir, "Dockerfile"))
+	require.NoError(t, err)
+	want := map[string]string{
+		"postgresql": "postgres", "temporal": "temporalio/server", "temporal-schema": "temporalio/admin-tools",
+		"temporal-namespace": "temporalio/admin-tools", "temporal-ui": "temporalio/ui", "vault": "hashicorp/vault",
+		"mailpit":  "axllent/mailpit",
+		"openldap": "build:openldap", "hris": "build:refhris", "worker": "build:worker", "starter": "build:starter",
+		"codec": "build:starter", "certs": "build:bootstrap", "keys": "build:bootstrap", "vault-init": "build:bootstrap",
 	}
-	require.Contains(t, published("temporal"), uint32(7233))
-	require.Contains(t, published("temporal-ui"), uint32(8080))
-	require.Contains(t, published("vault"), uint32(8200))
-	require.Contains(t, published("starter"), uint32(8091))
-	require.Contains(t, published("hris"), uint32(8090))
-	// The intake listens where the starter's port is published.
+	require.ElementsMatch(t, slices.Collect(maps.Keys(want)), slices.Collect(maps.Keys(p.Services)))
+	for name, s := range p.Services {
+		if s.Build != nil {
+			require.Equal(t, "build:"+s.Build.Target, want[name], name)
+			require.Regexp(t, regexp.MustCompile(`(?m)^FROM \S+ AS `+regexp.QuoteMeta(s.Build.Target)+`$`), string(df),
+				"Dockerfile has target %s", s.Build.Target)
+			continue
+		}
+		repo, tag, ok := strings.Cut(s.Image, ":")
+		require.True(t, ok, "%s: image %q has no tag", name, s.Image)
+		require.True(t, imageAllowlist[repo], "%s: image %s is not on the allowlist", name, repo)
+		require.Equal(t, want[name], repo, name)
+		requirePinned(t, name, tag)
+	}
+	// The removed or deprecated images stay out.
+	raw, err := os.ReadFile(filepath.Join(p.WorkingDir, "docker-compose.yml"))
+	require.NoError(t, err)
+	for _, gone := range []string{"bitnami/", "temporalio/auto-setup"} {
+		require.NotContains(t, string(raw), gone)
+	}
+	// The Dockerfile's own bases are pinned too.
+	froms := regexp.MustCompile(`(?m)^FROM (\S+)`).FindAllStringSubmatch(string(df), -1)
+	require.NotEmpty(t, froms)
+	targets := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^FROM \S+ AS (\S+)$`).FindAllStringSubmatch(string(df), -1) {
+		targets[m[1]] = true
+	}
+	for _, m := range froms {
+		if targets[m[1]] {
+			continue // FROM an earlier stage
+		}
+		img, tag, ok := strings.Cut(m[1], ":")
+		require.True(t, ok, "Dockerfile: FROM %s has no tag", m[1])
+		if strings.HasPrefix(img, "gcr.io/distroless/") && regexp.MustCompile(`-debian[0-9]+$`).MatchString(img) {
+			// Distroless publishes no version tags: the Debian release is
+			// in the image name, the tag names the variant.
+			require.Equal(t, "nonroot", tag, "Dockerfile: distroless runs as nonroot")
+			continue
+		}
+		if img == "debian" {
+			// A Debian release by its codename: it moves only with that
+			// release's point updates.
+			require.Regexp(t, `^(bookworm|trixie)(-slim)?$`, tag, "Dockerfile: debian release")
+			continue
+		}
+		requirePinned(t, "Dockerfile", tag)
+	}
+}
+
+func requirePinned(t *testing.T, name, tag string) {
+	t.Helper()
+	require.NotEmpty(t, tag, name)
+	require.NotContains(t, []string{"latest", "stable", "main", "edge", "nightly"}, tag, "%s: %q is not a pinned tag", name, tag)
+	require.Regexp(t, `^v?[0-9]`, tag, "%s: tag %q must name a version", name, tag)
+}
+
+// Only the UI, the intake, the inbox and the codec endpoint the UI's
+// browser calls are published, on 127.0.0.1 unless the operator says
+// otherwise; every backend is on the internal network only.
+func TestComposePublishesOnlyTheEdgeOnLoopback(t *testing.T) {
+	p := loadProject(t)
+	published := map[string][]uint32{}
+	for name, s := range p.Services {
+		for _, port := range s.Ports {
+			require.Equal(t, "127.0.0.1", port.HostIP, "%s publishes %d beyond loopback", name, port.Target)
+			require.Equal(t, port.Target, mustAtoi(t, port.Published), "%s: published port is the container's", name)
+			published[name] = append(published[name], port.Target)
+		}
+	}
+	require.Equal(t, map[string][]uint32{"temporal-ui": {8080}, "starter": {8091, 8092}, "codec": {8094}}, sorted(published))
+
+	backend, ok := p.Networks["backend"]
+	require.True(t, ok)
+	require.True(t, backend.Internal, "the backend network is internal")
+	for name, s := range p.Services {
+		if s.NetworkMode == "none" {
+			continue // a job that needs no network
+		}
+		nets := slices.Sorted(maps.Keys(s.Networks))
+		if _, pub := published[name]; pub {
+			require.Contains(t, nets, "edge", "%s is published, so it needs a network with a route", name)
+			continue
+		}
+		require.Equal(t, []string{"backend"}, nets, "%s is a backend: internal network only", name)
+	}
+	// The intake and inbox listen where their ports are published.
 	env := p.Services["starter"].Environment
-	require.NotNil(t, env["JOINERY_INTAKE_ADDR"])
-	require.True(t, strings.HasSuffix(*env["JOINERY_INTAKE_ADDR"], ":8091"))
+	require.Equal(t, "0.0.0.0:8091", *env["JOINERY_INTAKE_ADDR"])
+	require.Equal(t, "0.0.0.0:8092", *env["JOINERY_INBOX_ADDR"])
+	require.Equal(t, "0.0.0.0:8094", *p.Services["codec"].Environment["JOINERY_CODEC_ADDR"])
+
+	// The operator can choose another address, deliberately.
+	e := trialEnv(t)
+	e["JOINERY_PUBLISH_IP"] = "192.0.2.10"
+	p2, err := loadWith(t, e)
+	require.NoError(t, err)
+	for _, port := range p2.Services["starter"].Ports {
+		require.Equal(t, "192.0.2.10", port.HostIP)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) uint32 {
+	t.Helper()
+	var n uint32
+	for _, c := range s {
+		require.True(t, c >= '0' && c <= '9', "port %q", s)
+		n = n*10 + uint32(c-'0')
+	}
+	return n
+}
+
+func sorted(m map[string][]uint32) map[string][]uint32 {
+	for k := range m {
+		slices.Sort(m[k])
+	}
+	return m
+}
+
+// The namespace job registers exactly the search attributes the code
+// upserts (internal/stack.SearchAttributes), with their types.
+func TestComposeRegistersExactlyJoinerysSearchAttributes(t *testing.T) {
+	p := loadProject(t)
+	s := p.Services["temporal-namespace"]
+	list := s.Environment["JOINERY_SEARCH_ATTRIBUTES"]
+	require.NotNil(t, list)
+	var got [][2]string
+	for _, f := range strings.Fields(*list) {
+		name, typ, ok := strings.Cut(f, "=")
+		require.True(t, ok, "%q is not name=Type", f)
+		got = append(got, [2]string{name, typ})
+	}
+	require.ElementsMatch(t, stack.SearchAttributes, got)
+	require.Len(t, got, len(stack.SearchAttributes), "no attribute twice")
+	script, err := os.ReadFile(filepath.Join(p.WorkingDir, "deploy", "temporal", "register.sh"))
+	require.NoError(t, err)
+	require.Contains(t, string(script), `for sa in $JOINERY_SEARCH_ATTRIBUTES`)
+	require.Contains(t, string(script), "--tls-ca-path")
+	require.Equal(t, *p.Services["worker"].Environment["JOINERY_TEMPORAL_NAMESPACE"], *s.Environment["JOINERY_NAMESPACE"])
+	require.Equal(t, types.ShellCommand{"/bin/sh", "/deploy/register.sh"}, s.Entrypoint)
+	schema := p.Services["temporal-schema"]
+	require.Equal(t, types.ShellCommand{"/bin/sh", "/deploy/setup-schema.sh"}, schema.Entrypoint)
+	sql, err := os.ReadFile(filepath.Join(p.WorkingDir, "deploy", "temporal", "setup-schema.sh"))
+	require.NoError(t, err)
+	for _, want := range []string{"update-schema", "setup-schema -v 0.0", "create-database", "temporal/versioned", "visibility/versioned"} {
+		require.Contains(t, string(sql), want)
+	}
+	// The server starts only on a current schema.
+	require.Equal(t, types.ServiceConditionCompletedSuccessfully, p.Services["temporal"].DependsOn["temporal-schema"].Condition)
 }
 
 func TestComposeEnvironmentNamesAreJoinerysOwn(t *testing.T) {
@@ -85,53 +300,135 @@ func TestComposeEnvironmentNamesAreJoinerysOwn(t *testing.T) {
 	for _, v := range config.Vars() {
 		known[v.Name] = true
 	}
-	required := []string{"JOINERY_TEMPORAL_ADDRESS", "JOINERY_LDAP_URL", "JOINERY_LDAP_BIND_DN", "JOINERY_LDAP_BASE_DN",
-		"JOINERY_VAULT_ADDR", "JOINERY_HRIS_URL", "JOINERY_HRIS_API_KEY", "JOINERY_POLICY_FILE"}
-	for _, svc := range []string{"worker", "starter"} {
+	required := []string{"JOINERY_TEMPORAL_ADDRESS", "JOINERY_TEMPORAL_TLS_CA_FILE", "JOINERY_LDAP_URL", "JOINERY_LDAP_BIND_DN",
+		"JOINERY_LDAP_BASE_DN", "JOINERY_VAULT_ADDR", "JOINERY_HRIS_URL", "JOINERY_HRIS_API_KEY", "JOINERY_POLICY_FILE"}
+	for svc, bin := range map[string]config.Binary{"worker": config.Worker, "starter": config.Serve, "codec": ""} {
 		env := p.Services[svc].Environment
 		for name := range env {
 			if strings.HasPrefix(name, "JOINERY_") {
 				require.True(t, known[name], "%s sets %s, which the code does not read", svc, name)
 			}
 		}
-		for _, name := range required {
-			require.Contains(t, env, name, "%s must set %s", svc, name)
-		}
-		// Every value must satisfy the code's own parser.
-		_, err := config.Load(func(k string) string {
+		require.NotContains(t, env, config.DevModeVar, "%s: no development mode in a deployment", svc)
+		get := func(k string) string {
 			if v, ok := env[k]; ok && v != nil {
 				return *v
 			}
 			return ""
-		})
+		}
+		// Every value must satisfy the code's own parser.
+		cfg, err := config.Load(get)
 		require.NoError(t, err, svc)
+		if bin == "" {
+			require.NotEmpty(t, cfg.CodecToken)
+			require.NotEmpty(t, cfg.CodecKeysFile)
+			continue
+		}
+		for _, name := range required {
+			require.Contains(t, env, name, "%s must set %s", svc, name)
+		}
+		if bin == config.Worker {
+			// The worker's secret-id file only exists in the container; check
+			// the rest of what Require asks for.
+			require.Equal(t, "joinery-worker", cfg.VaultRoleID)
+			require.Equal(t, "/vault-worker/secret-id", cfg.VaultSecretIDFile)
+			require.Empty(t, cfg.VaultToken)
+			require.Empty(t, cfg.VaultTokenFile)
+		} else {
+			require.NoError(t, cfg.Require(bin), svc)
+		}
+		// TLS to every backend that carries secrets, verified with the
+		// deployment CA.
+		require.True(t, strings.HasPrefix(cfg.LDAPURL, "ldaps://") || cfg.LDAPStartTLS, "%s: LDAP over TLS", svc)
+		require.Equal(t, "/ca/ca.pem", cfg.LDAPCAFile, svc)
+		require.False(t, cfg.LDAPInsecureSkipVerify, svc)
+		require.True(t, strings.HasPrefix(cfg.VaultAddr, "https://"), "%s: Vault over TLS", svc)
+		require.Equal(t, "/ca/ca.pem", get("VAULT_CACERT"), "%s: the Vault client trusts the deployment CA", svc)
+		require.Equal(t, "/ca/ca.pem", cfg.TemporalTLSCAFile, svc)
+		require.NotEqual(t, stack.LDAPBindDN, cfg.LDAPBindDN, "%s binds as the service account, not the admin", svc)
+		require.Equal(t, stack.LDAPServiceDN, cfg.LDAPBindDN)
 	}
 	// Addresses point at services that exist.
 	wenv := p.Services["worker"].Environment
 	for name, svc := range map[string]string{"JOINERY_TEMPORAL_ADDRESS": "temporal", "JOINERY_LDAP_URL": "openldap",
-		"JOINERY_VAULT_ADDR": "vault", "JOINERY_HRIS_URL": "hris"} {
+		"JOINERY_VAULT_ADDR": "vault", "JOINERY_HRIS_URL": "hris", "JOINERY_SMTP_ADDR": "mailpit"} {
 		require.Contains(t, *wenv[name], svc+":", name)
 		_, ok := p.Services[svc]
 		require.True(t, ok)
 	}
+	// The webhook the HRIS sends reaches the intake.
+	require.Equal(t, "http://starter:8091/hris/webhook", *p.Services["hris"].Environment["REFHRIS_WEBHOOK_URL"])
+	// The worker and the directory agree on the service account's password.
+	require.Equal(t, *wenv["JOINERY_LDAP_BIND_PASSWORD"], *p.Services["openldap"].Environment["SLAPD_SERVICE_PASSWORD"])
+	require.NotEqual(t, *p.Services["openldap"].Environment["SLAPD_ROOT_PASSWORD"], *wenv["JOINERY_LDAP_BIND_PASSWORD"])
+}
+
+// Who mounts what: the init material only in the Vault job, the signing key
+// only in the inbox, TLS keys only in the TLS servers; the worker gets its
+// own AppRole credentials, read-only.
+func TestComposeVolumesKeepSecretsApart(t *testing.T) {
+	p := loadProject(t)
+	mounts := map[string][]string{}
+	readOnly := map[string]bool{}
+	for name, s := range p.Services {
+		for _, v := range s.Volumes {
+			if v.Type != types.VolumeTypeVolume {
+				continue
+			}
+			mounts[v.Source] = append(mounts[v.Source], name)
+			readOnly[name+"/"+v.Source] = v.ReadOnly
+		}
+	}
+	for k := range mounts {
+		sort.Strings(mounts[k])
+	}
+	require.Equal(t, []string{"vault-init"}, mounts["vaultinit"], "the root token and unseal key")
+	require.Equal(t, []string{"vault-init", "worker"}, mounts["vaultworker"])
+	require.True(t, readOnly["worker/vaultworker"])
+	require.Equal(t, []string{"keys", "starter"}, mounts["inboxkey"], "the inbox's signing key")
+	require.True(t, readOnly["starter/inboxkey"])
+	require.Equal(t, []string{"certs", "openldap", "temporal", "vault"}, mounts["certs"], "TLS private keys")
+	for _, svc := range []string{"temporal", "vault", "openldap"} {
+		require.True(t, readOnly[svc+"/certs"], svc)
+	}
+	for _, svc := range []string{"worker", "starter", "codec"} {
+		require.True(t, readOnly[svc+"/keys"], svc)
+	}
+	// The Vault job refuses to keep init material beside the worker's.
+	vi := p.Services["vault-init"]
+	require.Contains(t, strings.Join(vi.Command, " "), "-init-dir /init -worker-dir /vault-worker")
+	require.Equal(t, "https://vault:8200", *vi.Environment["VAULT_ADDR"])
+}
+
+// Vault serves TLS with the certificate the certs job issues for it.
+func TestComposeVaultListensWithTLS(t *testing.T) {
+	p := loadProject(t)
+	hcl, err := os.ReadFile(filepath.Join(p.WorkingDir, "deploy", "vault", "vault.hcl"))
+	require.NoError(t, err)
+	require.NotContains(t, string(hcl), "tls_disable")
+	require.Contains(t, string(hcl), `tls_cert_file = "/certs/vault/cert.pem"`)
+	require.Contains(t, string(hcl), `tls_key_file  = "/certs/vault/key.pem"`)
+	require.Contains(t, string(hcl), `api_addr = "https://vault:8200"`)
+	require.Contains(t, strings.Join(p.Services["certs"].Command, " "), "-for vault=")
+	tenv := p.Services["temporal"].Environment
+	require.Equal(t, "/certs/temporal/cert.pem", *tenv["TEMPORAL_TLS_FRONTEND_CERT"])
+	require.Contains(t, strings.Join(p.Services["certs"].Command, " "), "-for temporal=")
+	require.Equal(t, "/certs/openldap/cert.pem", *p.Services["openldap"].Environment["SLAPD_TLS_CERT"])
 }
 
 func TestReadmeDocumentsEveryVariable(t *testing.T) {
-	repo, err := stack.FindRepoDir()
-	require.NoError(t, err)
-	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(repoDir(t), "README.md"))
 	require.NoError(t, err)
 	for _, v := range config.Vars() {
 		require.Contains(t, string(readme), "`"+v.Name+"`", "README's configuration table lacks %s", v.Name)
 	}
 }
 
-// The compose bootstrap loads the password policy from a file; it must be the
-// one the code and the dev stack use.
-func TestComposePasswordPolicyIsTheCodes(t *testing.T) {
-	repo, err := stack.FindRepoDir()
-	require.NoError(t, err)
-	data, err := os.ReadFile(filepath.Join(repo, "testdata", "vault", "password-policy.hcl"))
+// testdata/vault/password-policy.hcl documents the password policy for a
+// bootstrap without Go; it must be the one the code (and the compose job,
+// which installs secrets.InitialPasswordPolicyHCL itself) uses.
+func TestVaultPasswordPolicyFileIsTheCodes(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoDir(t), "testdata", "vault", "password-policy.hcl"))
 	require.NoError(t, err)
 	var lines []string
 	for _, l := range strings.Split(string(data), "\n") {
