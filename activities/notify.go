@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/joinery/joinery/connectors/mail"
@@ -101,10 +102,29 @@ func (m MailNotifier) Notify(ctx context.Context, n Notification) error {
 		return err
 	}
 	subject, body := m.render(n)
-	if _, err := m.Sender.Send(ctx, mail.Message{To: to, Subject: subject, Body: body}); err != nil {
+	if _, err := m.Sender.Send(ctx, mail.Message{To: to, Subject: subject, Body: body, Key: notificationKey(ctx, n)}); err != nil {
 		return classify(err)
 	}
 	return nil
+}
+
+// notificationKey identifies one notification across the retries of the
+// activity that sends it, for mail.Message.Key (the Message-ID derives from
+// it): the workflow ID and run, the kind and the activity ID. The activity
+// ID is the workflow's sequence number for the scheduled activity, the
+// same for every attempt and different for the next reminder of the same
+// kind, so a send retried after the server accepted it (the worker died,
+// or the answer was lost) repeats the Message-ID and mail clients fold the
+// two into one, while two reminders stay two. The recipient is part of it
+// too, so one activity that someday notifies several people gives each a
+// message of their own. Outside an activity (tests, tools) there is no
+// identity to derive from and each message is new.
+func notificationKey(ctx context.Context, n Notification) string {
+	if !activity.IsActivity(ctx) {
+		return ""
+	}
+	info := activity.GetInfo(ctx)
+	return strings.Join([]string{info.WorkflowExecution.ID, info.WorkflowExecution.RunID, n.Kind, info.ActivityID, n.To}, "\x00")
 }
 
 // InboxLink is the joiner's page in the approval inbox.

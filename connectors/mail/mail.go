@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -118,6 +119,15 @@ type Message struct {
 	Subject string
 	// Body is UTF-8 text; it is sent quoted-printable, lines ending CRLF.
 	Body string
+	// Key, when set, makes the Message-ID a function of it: the same key
+	// always gives the same Message-ID, so a send that is retried after the
+	// server accepted it (the caller never heard) reaches the mailbox as a
+	// duplicate mail clients and archives recognise and fold into one.
+	// Callers derive it from what identifies the message (for a joiner's
+	// notification: workflow, run, kind and sequence). It is hashed, never
+	// sent as is, so it may hold anything but secrets; empty means a fresh
+	// random Message-ID.
+	Key string
 }
 
 // Sender sends messages through one SMTP server. It dials a fresh
@@ -356,7 +366,7 @@ func (s *Sender) compose(m Message) ([]byte, string, error) {
 	if strings.ContainsRune(m.Body, 0) {
 		return nil, "", errors.New("body contains NUL")
 	}
-	id, err := s.messageID()
+	id, err := s.messageID(m.Key)
 	if err != nil {
 		return nil, "", err
 	}
@@ -393,13 +403,21 @@ func (s *Sender) compose(m Message) ([]byte, string, error) {
 	return b.Bytes(), id, nil
 }
 
-// messageID is a fresh <random@sender-domain> identifier (RFC 5322 §3.6.4).
-func (s *Sender) messageID() (string, error) {
+// messageID is the message's <id-left@sender-domain> identifier (RFC 5322
+// §3.6.4). With a key it is derived from the key alone (a SHA-256 under a
+// label of this package's own, truncated to 128 bits), so it is stable
+// across retries and carries nothing of the key but a digest; without one
+// it is random plus the time, unique per message.
+func (s *Sender) messageID(key string) (string, error) {
+	domain := s.cfg.From[strings.LastIndexByte(s.cfg.From, '@')+1:]
+	if key != "" {
+		sum := sha256.Sum256([]byte("joinery-message-id\x00" + key))
+		return "<joinery." + hex.EncodeToString(sum[:16]) + "@" + domain + ">", nil
+	}
 	var r [16]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		return "", err
 	}
-	domain := s.cfg.From[strings.LastIndexByte(s.cfg.From, '@')+1:]
 	return "<" + hex.EncodeToString(r[:]) + "." + fmt.Sprint(s.now().Unix()) + "@" + domain + ">", nil
 }
 

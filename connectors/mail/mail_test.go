@@ -99,3 +99,34 @@ func TestLoginAuth(t *testing.T) {
 	_, _, err = (&loginAuth{user: "u", pass: "p", host: "127.0.0.1"}).Start(&smtp.ServerInfo{Name: "127.0.0.1"})
 	require.NoError(t, err, "loopback (the dev stack's Mailpit) may take LOGIN in clear")
 }
+
+// A keyed message has a Message-ID that depends on the key alone: the
+// retried send of one notification repeats it, another notification (or
+// another sender domain's) does not, and the key itself never appears.
+func TestKeyedMessageIDIsStable(t *testing.T) {
+	s, err := New(Config{Addr: "127.0.0.1:25", From: "joinery@joinery.test"})
+	require.NoError(t, err)
+	m := Message{To: "ada@joinery.test", Subject: "s", Body: "b", Key: "joiner-300\x00run-1\x00reminder\x005"}
+	_, id1, err := s.compose(m)
+	require.NoError(t, err)
+	s.now = func() time.Time { return time.Now().Add(time.Hour) }
+	raw, id2, err := s.compose(m)
+	require.NoError(t, err)
+	require.Equal(t, id1, id2, "same key, same Message-ID, whatever the time")
+	require.Regexp(t, `^<joinery\.[0-9a-f]{32}@joinery\.test>$`, id1)
+	require.NotContains(t, string(raw), "joiner-300", "the key is hashed, not sent")
+
+	other := m
+	other.Key = "joiner-300\x00run-1\x00reminder\x006"
+	_, id3, err := s.compose(other)
+	require.NoError(t, err)
+	require.NotEqual(t, id1, id3)
+
+	unkeyed := m
+	unkeyed.Key = ""
+	_, r1, err := s.compose(unkeyed)
+	require.NoError(t, err)
+	_, r2, err := s.compose(unkeyed)
+	require.NoError(t, err)
+	require.NotEqual(t, r1, r2, "without a key every message is new")
+}
