@@ -9,6 +9,7 @@ package deploy
 import (
 	"context"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,6 +21,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/config"
@@ -84,7 +86,7 @@ func loadProject(t *testing.T) *types.Project {
 // The operator's secrets: compose refuses to start without each one, names
 // it, and env.example lists it. Nothing secret has a default in the file.
 func TestComposeRequiresEverySecret(t *testing.T) {
-	want := []string{"JOINERY_CODEC_TOKEN", "JOINERY_HRIS_ADMIN_TOKEN", "JOINERY_HRIS_API_KEY", "JOINERY_HRIS_WEBHOOK_SECRET",
+	want := []string{"JOINERY_CODEC_TOKEN", "JOINERY_GRAFANA_ADMIN_PASSWORD", "JOINERY_HRIS_ADMIN_TOKEN", "JOINERY_HRIS_API_KEY", "JOINERY_HRIS_WEBHOOK_SECRET",
 		"JOINERY_INTAKE_TOKEN", "JOINERY_LDAP_ADMIN_PASSWORD", "JOINERY_LDAP_BIND_PASSWORD", "JOINERY_POSTGRES_PASSWORD",
 		"JOINERY_PSEUDONYM_KEY"}
 	require.Equal(t, want, requiredVars(t))
@@ -131,6 +133,8 @@ var imageAllowlist = map[string]bool{
 	"temporalio/ui":          true,
 	"hashicorp/vault":        true,
 	"axllent/mailpit":        true,
+	"prom/prometheus":        true,
+	"grafana/grafana":        true,
 }
 
 func TestComposeImagesAreAllowedAndPinned(t *testing.T) {
@@ -140,7 +144,7 @@ func TestComposeImagesAreAllowedAndPinned(t *testing.T) {
 	want := map[string]string{
 		"postgresql": "postgres", "temporal": "temporalio/server", "temporal-schema": "temporalio/admin-tools",
 		"temporal-namespace": "temporalio/admin-tools", "temporal-ui": "temporalio/ui", "vault": "hashicorp/vault",
-		"mailpit":  "axllent/mailpit",
+		"mailpit": "axllent/mailpit", "prometheus": "prom/prometheus", "grafana": "grafana/grafana",
 		"openldap": "build:openldap", "hris": "build:refhris", "worker": "build:worker", "starter": "build:starter",
 		"codec": "build:starter", "certs": "build:bootstrap", "keys": "build:bootstrap", "vault-init": "build:bootstrap",
 	}
@@ -200,8 +204,8 @@ func requirePinned(t *testing.T, name, tag string) {
 	require.Regexp(t, `^v?[0-9]`, tag, "%s: tag %q must name a version", name, tag)
 }
 
-// Only the UI, the intake, the inbox and the codec endpoint the UI's
-// browser calls are published, on 127.0.0.1 unless the operator says
+// Only the UI, the intake, the inbox, the codec endpoint the UI's browser
+// calls and Grafana are published, on 127.0.0.1 unless the operator says
 // otherwise; every backend is on the internal network only.
 func TestComposePublishesOnlyTheEdgeOnLoopback(t *testing.T) {
 	p := loadProject(t)
@@ -213,7 +217,8 @@ func TestComposePublishesOnlyTheEdgeOnLoopback(t *testing.T) {
 			published[name] = append(published[name], port.Target)
 		}
 	}
-	require.Equal(t, map[string][]uint32{"temporal-ui": {8080}, "starter": {8091, 8092}, "codec": {8094}}, sorted(published))
+	require.Equal(t, map[string][]uint32{"temporal-ui": {8080}, "starter": {8091, 8092}, "codec": {8094}, "grafana": {3000}},
+		sorted(published))
 
 	backend, ok := p.Networks["backend"]
 	require.True(t, ok)
@@ -437,4 +442,53 @@ func TestVaultPasswordPolicyFileIsTheCodes(t *testing.T) {
 		}
 	}
 	require.Equal(t, secrets.InitialPasswordPolicyHCL, strings.Join(lines, "\n"))
+}
+
+// Prometheus scrapes the metrics listeners compose gives the worker, the
+// intake and the inbox, on the backend network, and loads the alert rules
+// from where the file says.
+func TestComposePrometheusScrapesJoinerysMetricsListeners(t *testing.T) {
+	p := loadProject(t)
+	data, err := os.ReadFile(filepath.Join(p.WorkingDir, "deploy", "observability", "prometheus.yml"))
+	require.NoError(t, err)
+	var prom struct {
+		RuleFiles     []string `yaml:"rule_files"`
+		ScrapeConfigs []struct {
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &prom))
+	var targets []string
+	for _, sc := range prom.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			targets = append(targets, st.Targets...)
+		}
+	}
+	var want []string
+	for svc, vars := range map[string][]string{"worker": {"JOINERY_WORKER_METRICS_ADDR"},
+		"starter": {"JOINERY_INTAKE_METRICS_ADDR", "JOINERY_INBOX_METRICS_ADDR"}} {
+		for _, v := range vars {
+			addr := p.Services[svc].Environment[v]
+			require.NotNil(t, addr, "%s sets %s", svc, v)
+			host, port, err := net.SplitHostPort(*addr)
+			require.NoError(t, err)
+			require.Equal(t, "0.0.0.0", host, "%s listens for Prometheus on the backend network", v)
+			want = append(want, svc+":"+port)
+			for _, pub := range p.Services[svc].Ports {
+				require.NotEqual(t, port, pub.Published, "%s: the metrics port is not published", svc)
+			}
+		}
+	}
+	require.ElementsMatch(t, want, targets)
+	// Compose mounts the rule files where prometheus.yml names them.
+	mounted := map[string]bool{}
+	for _, v := range p.Services["prometheus"].Volumes {
+		mounted[v.Target] = true
+	}
+	for _, f := range prom.RuleFiles {
+		require.True(t, mounted[f], "rule file %s is mounted", f)
+	}
+	require.True(t, mounted["/etc/prometheus/prometheus.yml"])
 }
