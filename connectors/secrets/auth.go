@@ -2,6 +2,9 @@ package secrets
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/joinery/joinery/connectors"
@@ -13,13 +16,19 @@ const minTokenTTL = 30 * time.Second
 
 // freshToken renews or replaces an AppRole token that is two thirds through
 // its lifetime, and returns the login generation the caller's request runs
-// under. Token auth is left alone: the operator owns that token's lifecycle.
+// under. Token auth is left alone: the operator owns that token's lifecycle
+// (with a TokenFile, a 403 re-reads it: see call).
 func (c *Client) freshToken(ctx context.Context) (uint64, error) {
-	if c.login == nil {
+	if c.login == nil && c.cfg.TokenFile == "" {
 		return 0, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.login == nil {
+		// A token from a file: the generation tells a 403 whether the
+		// file was already re-read since this request started.
+		return c.gen, nil
+	}
 	if c.renewAt.IsZero() || c.now().Before(c.renewAt) {
 		return c.gen, nil
 	}
@@ -83,4 +92,43 @@ func (c *Client) setLeaseLocked(ttl time.Duration, renewable bool) {
 	c.expiresAt = now.Add(ttl)
 	c.renewAt = now.Add(ttl * 2 / 3)
 	c.renewable = renewable
+}
+
+// readTokenFile reads a Vault token from path: the first line, trimmed.
+// Errors name the file, never its content.
+func readTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", connectors.Permanent(system, "token-file", TypeInvalidRequest, fmt.Sprintf("cannot read the Vault token file %s", path), err)
+	}
+	tok, _, _ := strings.Cut(string(b), "\n")
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return "", connectors.Permanent(system, "token-file", TypeInvalidRequest, "the Vault token file "+path+" is empty", nil)
+	}
+	return tok, nil
+}
+
+// rereadTokenFile re-reads TokenFile after a 403 and installs its token if
+// it differs from the one in use. It reports whether the caller should
+// retry: the token changed, here or by a concurrent caller since gen was
+// observed. Who can write the file can already choose the worker's token at
+// its next start, so re-reading it grants nobody anything new.
+func (c *Client) rereadTokenFile(gen uint64) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return true, nil
+	}
+	tok, err := readTokenFile(c.cfg.TokenFile)
+	if err != nil {
+		return false, err
+	}
+	if tok == c.fileToken {
+		return false, nil
+	}
+	c.vc.SetToken(tok)
+	c.fileToken = tok
+	c.gen++
+	return true, nil
 }

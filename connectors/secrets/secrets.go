@@ -49,6 +49,11 @@ type Config struct {
 	Addr string
 	// Token authenticates directly (dev stack, operators).
 	Token string
+	// TokenFile, when set, is where the token comes from: read by New when
+	// Token is empty, and read again after Vault answers 403, so a token
+	// the operator (or a Vault Agent sink) rotated in the file is picked up
+	// without restarting the worker. Only with token auth.
+	TokenFile string
 
 	// RoleID and SecretID log in with AppRole at AppRoleMount (default
 	// "approle"). The connector re-logs in when its token expires or is
@@ -89,6 +94,8 @@ type Client struct {
 	renewAt   time.Time // when to renew or re-login; zero = never
 	expiresAt time.Time // when the current token expires
 	renewable bool
+	// fileToken is the token last installed from (or alongside) TokenFile.
+	fileToken string
 
 	// catMu guards the workload catalogue cached from Vault.
 	catMu     sync.Mutex
@@ -110,7 +117,15 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, vc: vc, now: time.Now}
 	if cfg.RoleID == "" {
+		if cfg.Token == "" {
+			tok, err := readTokenFile(cfg.TokenFile)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Token, c.cfg.Token = tok, tok
+		}
 		vc.SetToken(cfg.Token)
+		c.fileToken = cfg.Token
 		return c, nil
 	}
 	if c.login, err = newAPIClient(cfg); err != nil {
@@ -157,9 +172,9 @@ func validateConfig(cfg Config) error {
 	switch {
 	case cfg.Addr == "":
 		return invalid("no Vault address configured")
-	case cfg.Token == "" && cfg.RoleID == "":
+	case cfg.Token == "" && cfg.TokenFile == "" && cfg.RoleID == "":
 		return invalid("neither a token nor an AppRole role ID is configured")
-	case cfg.Token != "" && cfg.RoleID != "":
+	case (cfg.Token != "" || cfg.TokenFile != "") && cfg.RoleID != "":
 		return invalid("both a token and an AppRole role ID are configured; choose one")
 	case cfg.RoleID != "" && cfg.SecretID == "":
 		return invalid("an AppRole role ID is configured without a secret ID")
@@ -204,7 +219,10 @@ func newAPIClient(cfg Config) (*vault.Client, error) {
 // timeout, and classifies its error. With AppRole it first renews or replaces
 // a token close to expiry, and on a 403 logs in again and retries fn once:
 // the token may have been revoked or expired early, and a 403 means Vault did
-// nothing, so repeating fn is safe.
+// nothing, so repeating fn is safe. With a TokenFile, a 403 re-reads the
+// file once and, when it holds another token (rotated under the running
+// worker), retries fn once with it; the same token again means the 403 is
+// Vault's real answer, returned as TypePermissionDenied.
 func (c *Client) call(ctx context.Context, op, path string, fn func(ctx context.Context, vc *vault.Client) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
@@ -213,11 +231,23 @@ func (c *Client) call(ctx context.Context, op, path string, fn func(ctx context.
 		return err
 	}
 	err = fn(ctx, c.vc)
-	if err != nil && c.login != nil && statusCode(err) == 403 {
-		if lerr := c.relogin(ctx, gen); lerr != nil {
-			return lerr
+	if err != nil && statusCode(err) == 403 {
+		switch {
+		case c.login != nil:
+			if lerr := c.relogin(ctx, gen); lerr != nil {
+				return lerr
+			}
+			err = fn(ctx, c.vc)
+		case c.cfg.TokenFile != "":
+			changed, rerr := c.rereadTokenFile(gen)
+			if rerr != nil {
+				// Keep Vault's answer; the file's problem is for the log.
+				return classify(op, path, err)
+			}
+			if changed {
+				err = fn(ctx, c.vc)
+			}
 		}
-		err = fn(ctx, c.vc)
 	}
 	return classify(op, path, err)
 }
