@@ -14,6 +14,7 @@ import (
 	"os"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/joinery/joinery/internal/codec"
 	"github.com/joinery/joinery/internal/config"
 	"github.com/joinery/joinery/internal/decision"
+	"github.com/joinery/joinery/internal/metrics"
 	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/workflows"
 )
@@ -49,6 +51,12 @@ func NewLogger(level string, w io.Writer) *slog.Logger {
 // How the client authenticates to Temporal (TLS, client certificate, API
 // key) is ClientOptions'.
 func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+	return DialWithMetrics(ctx, cfg, logger, nil)
+}
+
+// DialWithMetrics is Dial with the Temporal SDK's metrics going to mh
+// (internal/metrics Registry.TemporalHandler); nil means none.
+func DialWithMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger, mh client.MetricsHandler) (client.Client, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -56,6 +64,7 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 	if err != nil {
 		return nil, err
 	}
+	opts.MetricsHandler = mh
 	cd, err := codec.FromConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -286,7 +295,12 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	c, err := Dial(ctx, cfg, logger)
+	wm, err := NewWorkerMetrics(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = wm.Registry.Close(context.Background()) }()
+	c, err := DialWithMetrics(ctx, cfg, logger, wm.Temporal)
 	if err != nil {
 		return err
 	}
@@ -295,13 +309,72 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	w := worker.New(c, cfg.TaskQueue, worker.Options{})
+	w := worker.New(c, cfg.TaskQueue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{wm.Steps}})
 	Register(w, acts, elig)
+	if err := wm.Start(ctx, c, cfg, logger); err != nil {
+		return err
+	}
 	logger.Info("worker polling", "taskQueue", cfg.TaskQueue, "temporal", cfg.TemporalAddress)
 	if err := w.Start(); err != nil {
 		return err
 	}
 	<-ctx.Done()
 	w.Stop()
+	return nil
+}
+
+// WorkerMetrics are the worker's metrics: the Temporal SDK's (Temporal),
+// step latency and joiner outcomes (Steps, a worker interceptor), the
+// joiner-state gauges read from visibility, and the reconciler's findings
+// (Reconciler: give it to the reconciler's activities).
+type WorkerMetrics struct {
+	Registry   *metrics.Registry
+	Temporal   client.MetricsHandler
+	Steps      *metrics.Steps
+	Reconciler *metrics.Reconciler
+}
+
+// NewWorkerMetrics builds the worker's metrics; Start serves them.
+func NewWorkerMetrics(cfg config.Config) (*WorkerMetrics, error) {
+	reg := metrics.NewRegistry()
+	th, err := reg.TemporalHandler()
+	if err != nil {
+		return nil, err
+	}
+	steps, err := metrics.NewSteps(reg.Registerer())
+	if err != nil {
+		return nil, err
+	}
+	rec, err := metrics.NewReconciler(reg.Registerer())
+	if err != nil {
+		return nil, err
+	}
+	return &WorkerMetrics{Registry: reg, Temporal: th, Steps: steps, Reconciler: rec}, nil
+}
+
+// Start registers the joiner-state collector for c and serves /metrics on
+// JOINERY_WORKER_METRICS_ADDR until ctx ends ("off": no listener, and the
+// collector does not run). A listen failure stops the worker at start.
+func (m *WorkerMetrics) Start(ctx context.Context, c client.Client, cfg config.Config, logger *slog.Logger) error {
+	addr, on := metrics.Addr(cfg.WorkerMetricsAddr)
+	if !on {
+		logger.Info("worker metrics off (JOINERY_WORKER_METRICS_ADDR=off)")
+		return nil
+	}
+	js := &metrics.JoinerState{Client: c, Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TaskQueue,
+		Interval: cfg.MetricsInterval, Logger: logger}
+	if err := m.Registry.Registerer().Register(js); err != nil {
+		return err
+	}
+	ln, err := metrics.Listen(addr)
+	if err != nil {
+		return fmt.Errorf("JOINERY_WORKER_METRICS_ADDR: %w", err)
+	}
+	go js.Run(ctx)
+	go func() {
+		if err := m.Registry.Serve(ctx, ln, logger); err != nil {
+			logger.Error("worker metrics stopped", "error", err.Error())
+		}
+	}()
 	return nil
 }
