@@ -108,6 +108,7 @@ func (j *joiner) verify(ctx workflow.Context, q queued, want decision.Action) (D
 		Now: workflow.Now(ctx), MaxAge: j.trust.MaxAge, ClockSkew: clockSkew,
 		Used: func(n string) bool { return j.nonces[n] },
 	})
+	err = j.explainRun(ctx, d, err) // signed for a run before a continue-as-new (continued.go)
 	if d.Approver != "" {
 		rec.Approver = clip(d.Approver)
 		rec.Comment = d.Comment

@@ -52,7 +52,18 @@ func Joiner(ctx workflow.Context, in JoinerInput) (JoinerResult, error) {
 	if err := j.setup(ctx); err != nil {
 		return JoinerResult{}, err
 	}
-	res, err := j.run(ctx)
+	var res JoinerResult
+	var err error
+	if in.Continued != nil {
+		// A run continued from an earlier one (continued.go) picks up
+		// where that one stopped instead of planning again.
+		res, err = j.resume(ctx)
+	} else {
+		res, err = j.run(ctx)
+	}
+	if isContinueAsNew(err) {
+		return res, err // the next run exports the final record
+	}
 	// The final record, on every way out, into the export that outlives
 	// Temporal's retention.
 	j.exportAudit(ctx, true)
@@ -114,6 +125,24 @@ type joiner struct {
 	moveAsked int
 	// hardened is the "signed-decisions-hardening" version gate.
 	hardened bool
+	// siteTime ("site-local-midnight"): provisioning and expiry at local
+	// midnight of the site's zone; dayStarts caches those instants by date
+	// (from the plan, or the DayStart activity for later dates).
+	siteTime  bool
+	dayStarts map[string]time.Time
+	// moveLimits ("start-move-limits"): a start HR moves is checked
+	// against the end date and the kind's maximum lifetime.
+	moveLimits bool
+	// canContinue ("continue-as-new"): a long-lived joiner continues as
+	// new (continued.go); sel is the signal selector (drained first),
+	// snapshot the HR values the write-back undo restores, prior the
+	// runs before this one.
+	canContinue bool
+	sel         workflow.Selector
+	snapshot    map[string]string
+	prior       []string
+	// remindedEnd is the end date the expiry reminder was sent for.
+	remindedEnd string
 	// retryNow counts retry-compensations signals.
 	retryNow int
 	// auditSeq numbers the entries exported to the audit file so far;
@@ -155,6 +184,19 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	// that started with signed decisions but before this keep what their
 	// histories recorded (testdata/histories/v2-*.json replays them).
 	j.hardened = j.signed && workflow.GetVersion(ctx, "signed-decisions-hardening", workflow.DefaultVersion, 1) >= 1
+	// Lifecycle versions after the hardening (issue 10): local midnight of
+	// the site, start moves checked against the end date and lifetime,
+	// continue-as-new. Joiners already running keep 00:00 UTC, unchecked
+	// moves and one run, as their histories recorded.
+	j.siteTime = j.hardened && workflow.GetVersion(ctx, "site-local-midnight", workflow.DefaultVersion, 1) >= 1
+	j.moveLimits = j.hardened && workflow.GetVersion(ctx, "start-move-limits", workflow.DefaultVersion, 1) >= 1
+	j.canContinue = j.hardened && workflow.GetVersion(ctx, "continue-as-new", workflow.DefaultVersion, 1) >= 1
+	j.dayStarts = map[string]time.Time{}
+	if j.in.Continued != nil {
+		if err := j.checkContinued(ctx); err != nil {
+			return err
+		}
+	}
 
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return j.status, nil }); err != nil {
 		return err
@@ -177,6 +219,7 @@ func (j *joiner) setup(ctx workflow.Context) error {
 		// waits for the next one on that channel, which would stop this
 		// goroutine, and with it every signal, after one malformed signal.
 		sel := workflow.NewSelector(ctx)
+		j.sel = sel
 		{
 			sel.AddReceive(approveCh, func(c workflow.ReceiveChannel, _ bool) {
 				var s ApprovalSignal
@@ -321,6 +364,7 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 	}
 	j.plan = plan
 	j.status.Plan = &j.plan
+	j.seedDayStarts()
 	if j.signed {
 		if err := j.loadTrust(ctx); err != nil {
 			return j.fail(ctx, "load the approval inbox's keys", err)
@@ -347,7 +391,14 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 			return j.fail(ctx, "read the HR fields Joinery owns", err)
 		}
 	}
+	j.snapshot = snapshot
+	return j.afterPlanning(ctx, snapshot)
+}
 
+// afterPlanning is a planned joiner's way on: wait for the date, approval,
+// provisioning, then the time-bound watch or the Provisioned hold. A run
+// continued while waiting for its date starts here again.
+func (j *joiner) afterPlanning(ctx workflow.Context, snapshot map[string]string) (JoinerResult, error) {
 	// 2. Wait for the provisioning date; a start-date change moves the timer.
 	if done, res, err := j.waitForProvisioningDate(ctx); done {
 		return res, err
@@ -387,10 +438,23 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 		j.notify(ctx, j.plan.Approval.Approver, "outcome",
 			fmt.Sprintf("%s %s is provisioned as %s; the initial credential's wrapped token is in your handover inbox",
 				j.worker.FirstName, j.worker.LastName, j.result.Username))
-		if done, res, err := j.holdUntilStart(ctx); done {
-			return res, err
-		}
+		return j.provisioned(ctx)
 	}
+	return j.complete(ctx, false)
+}
+
+// provisioned holds a provisioned employee joiner until its start date
+// (a run continued in the Provisioned stage resumes here), then completes.
+func (j *joiner) provisioned(ctx workflow.Context) (JoinerResult, error) {
+	if done, res, err := j.holdUntilStart(ctx); done {
+		return res, err
+	}
+	return j.complete(ctx, true)
+}
+
+// complete ends a provisioned joiner as Completed; the approver is told
+// here unless they were told when the Provisioned hold began.
+func (j *joiner) complete(ctx workflow.Context, held bool) (JoinerResult, error) {
 	j.setStage(ctx, StageCompleted)
 	j.result.Outcome = OutcomeCompleted
 	j.result.Stage = StageCompleted
@@ -420,7 +484,7 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 			// signal that was already refused, so provision now.
 			return false, JoinerResult{}, nil
 		}
-		at := hire.AddDate(0, 0, -j.plan.ProvisionLeadDays)
+		at := j.dayStart(ctx, hire.AddDate(0, 0, -j.plan.ProvisionLeadDays))
 		j.status.ProvisionAt = &at
 		wait := at.Sub(workflow.Now(ctx))
 		if wait <= 0 {
@@ -432,7 +496,7 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 		moves, seen, asked := j.moves, len(j.inbox), j.moveAsked
 		woke, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
 			return j.rescind != nil || j.moves != moves || j.moveAsked != asked ||
-				(early && (len(j.inbox) != seen || (j.decided != nil && !j.decided.Approved)))
+				(early && (len(j.inbox) != seen || (j.decided != nil && !j.decided.Approved))) || j.continueDue(ctx)
 		})
 		if err != nil {
 			return true, JoinerResult{}, err
@@ -456,6 +520,11 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 		}
 		if !woke {
 			return false, JoinerResult{}, nil // the provisioning date came
+		}
+		if j.continueDue(ctx) && j.quietForContinue(ctx, func() bool {
+			return j.rescind == nil && len(j.inbox) == 0 && j.moveAsked == asked && (j.decided == nil || j.decided.Approved)
+		}) {
+			return true, JoinerResult{}, j.continueAsNew(ctx)
 		}
 	}
 }

@@ -93,7 +93,7 @@ func (j *joiner) holdUntilStart(ctx workflow.Context) (bool, JoinerResult, error
 		if err != nil {
 			return false, JoinerResult{}, nil // no readable date: nothing to wait for
 		}
-		until := hire.Add(j.plan.RescindGrace)
+		until := j.dayStart(ctx, hire).Add(j.plan.RescindGrace)
 		wait := until.Sub(workflow.Now(ctx))
 		if j.rescind != nil {
 			res, err := j.rollback(ctx, StageRescinded, OutcomeRescinded, "rescinded before the start date: everything provisioned was rolled back")
@@ -103,7 +103,12 @@ func (j *joiner) holdUntilStart(ctx workflow.Context) (bool, JoinerResult, error
 			return false, JoinerResult{}, nil
 		}
 		moves, asked := j.moves, j.moveAsked
-		_, err = workflow.AwaitWithTimeout(ctx, wait, func() bool { return j.rescind != nil || j.moves != moves || j.moveAsked != asked })
+		if j.continueDue(ctx) && j.quietForContinue(ctx, func() bool { return j.rescind == nil && j.moveAsked == asked }) {
+			return true, JoinerResult{}, j.continueAsNew(ctx)
+		}
+		_, err = workflow.AwaitWithTimeout(ctx, wait, func() bool {
+			return j.rescind != nil || j.moves != moves || j.moveAsked != asked || j.continueDue(ctx)
+		})
 		if err != nil {
 			// Cancelled while waiting for the start: the hire keeps the
 			// access it was approved for; the joiner completes early.
@@ -141,9 +146,68 @@ func (j *joiner) checkHireDate(ctx workflow.Context) {
 		j.event(ctx, fmt.Sprintf("HR's hire date %q is not a date; it stays %s", clip(w.HireDate), j.hireDate))
 		return
 	}
+	if j.moveLimits {
+		// Version "start-move-limits": the approved end date and the
+		// kind's maximum lifetime still hold from the new start. A move
+		// that breaks them changes nothing and is recorded; the owner is
+		// told, since HR has to fix the record (or rescind the hire).
+		if err := j.plan.CheckStartMove(w.HireDate); err != nil {
+			j.event(ctx, fmt.Sprintf("REFUSED the start-date move from %s to %s (HR record): %s; the start stays %s",
+				j.hireDate, clip(w.HireDate), err, j.hireDate))
+			j.notify(ctx, j.plan.Owner, "outcome", fmt.Sprintf("HR moved the start of joiner %s to %s, which Joinery refused: %s. "+
+				"The start stays %s; correct the HR record, or rescind the hire and start it again.", j.in.HRISID, clip(w.HireDate), err, j.hireDate))
+			return
+		}
+		// Extensions count the lifetime from the start that holds now.
+		j.plan.HireDate = w.HireDate
+	}
 	j.event(ctx, fmt.Sprintf("start date moved from %s to %s (HR record)", j.hireDate, w.HireDate))
 	j.hireDate = w.HireDate
 	j.moves++
+}
+
+// seedDayStarts records the local midnights the plan computed for its own
+// dates (provisioning, start, the day after the end), so the joiner only
+// asks the DayStart activity for dates that come later.
+func (j *joiner) seedDayStarts() {
+	p := j.plan
+	if !j.siteTime || p.TimeZone == "" {
+		return
+	}
+	if p.ProvisionAt != nil && p.ProvisionDate != "" {
+		j.dayStarts[p.ProvisionDate] = *p.ProvisionAt
+	}
+	if p.StartsAt != nil && p.HireDate != "" {
+		j.dayStarts[p.HireDate] = *p.StartsAt
+	}
+	if next, err := policy.NextDay(p.EndDate); err == nil && p.ExpiresAt != nil {
+		j.dayStarts[next] = *p.ExpiresAt
+	}
+}
+
+// dayStart is when the calendar day day (a UTC midnight, as time.Parse of
+// a YYYY-MM-DD date gives) begins at the joiner's site: local midnight in
+// the plan's zone (version "site-local-midnight"), else 00:00 UTC as
+// before. Workflow code never reads the time zone database: the instant
+// comes from the plan or from the DayStart activity, recorded in history.
+func (j *joiner) dayStart(ctx workflow.Context, day time.Time) time.Time {
+	if !j.siteTime || j.plan.TimeZone == "" || j.plan.TimeZone == "UTC" {
+		return day
+	}
+	date := day.Format(time.DateOnly)
+	if t, ok := j.dayStarts[date]; ok {
+		return t
+	}
+	var t time.Time
+	if err := workflow.ExecuteActivity(withOptions(ctx, optsPlan), a.DayStart,
+		activities.DayStartInput{Zone: j.plan.TimeZone, Date: date}).Get(ctx, &t); err != nil {
+		// The zone was checked when the policy loaded; should the lookup
+		// still fail, 00:00 UTC is the documented fallback, on record.
+		j.event(ctx, fmt.Sprintf("could not compute local midnight of %s in %s; using 00:00 UTC: %s", date, j.plan.TimeZone, rootMessage(err)))
+		t = day
+	}
+	j.dayStarts[date] = t
+	return t
 }
 
 // dropGoneApprovals withdraws approvals (given early, before the

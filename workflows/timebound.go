@@ -32,13 +32,18 @@ func expiresAt(endDate string) (time.Time, error) {
 // everything on expiry or when asked to (revoke or rescind signal).
 func (j *joiner) active(ctx workflow.Context) (JoinerResult, error) {
 	j.setStage(ctx, StageActive)
-	reminded := false
+	// A run continued as new after the reminder went out does not send it
+	// again for the same end date.
+	reminded := j.remindedEnd != "" && j.remindedEnd == j.plan.EndDate
 	for {
 		expiry, err := expiresAt(j.plan.EndDate)
 		if err != nil {
 			// The plan validated the end date; extensions are validated too.
 			return j.revokeAll(ctx, StageRevoked, OutcomeRevoked, "unreadable end date "+j.plan.EndDate)
 		}
+		// Local midnight at the site after the end date (version
+		// "site-local-midnight"; before, 00:00 UTC).
+		expiry = j.dayStart(ctx, expiry)
 		_ = workflow.UpsertTypedSearchAttributes(ctx, SAExpiry.ValueSet(expiry))
 		remindAt := expiry.Add(-j.plan.ExpiryReminder)
 		now := workflow.Now(ctx)
@@ -48,7 +53,7 @@ func (j *joiner) active(ctx workflow.Context) (JoinerResult, error) {
 		}
 		seen := len(j.extensions)
 		woke, err := workflow.AwaitWithTimeout(ctx, max(next.Sub(now), 0), func() bool {
-			return j.revoke != nil || j.rescind != nil || len(j.extensions) != seen
+			return j.revoke != nil || j.rescind != nil || len(j.extensions) != seen || j.continueDue(ctx)
 		})
 		if err != nil {
 			// Version 1: cancelling active time-bound access revokes it
@@ -72,10 +77,16 @@ func (j *joiner) active(ctx workflow.Context) (JoinerResult, error) {
 			continue
 		}
 		if woke {
+			if j.continueDue(ctx) && j.quietForContinue(ctx, func() bool {
+				return j.revoke == nil && j.rescind == nil && len(j.extensions) == seen
+			}) {
+				return j.result, j.continueAsNew(ctx)
+			}
 			continue // a signal, already handled; the deadline has not passed
 		}
 		if isReminder {
 			reminded = true
+			j.remindedEnd = j.plan.EndDate
 			j.event(ctx, fmt.Sprintf("expiry reminder sent to %s (access ends after %s)", j.plan.Owner, j.plan.EndDate))
 			msg := fmt.Sprintf("access of %s ends after %s; extend it with the %q signal {\"endDate\": \"YYYY-MM-DD\", \"by\": \"%s\"}",
 				j.result.Username, j.plan.EndDate, SignalExtend, j.plan.Owner)

@@ -106,6 +106,10 @@ type JoinerInput struct {
 	// Request describes a non-human joiner (no HR record); HRISID is then
 	// the joiner's own key, e.g. nhi-deploy-bot-production.
 	Request *activities.NonHumanRequest `json:"request,omitempty"`
+	// Continued is the state a joiner carries into its next run when it
+	// continues as new (continued.go). Only the joiner itself sets it; a
+	// start that carries it is refused.
+	Continued *Continued `json:"continued,omitempty"`
 }
 
 // NonHumanKey derives a non-human joiner's key (and so its workflow ID) from
