@@ -81,11 +81,25 @@ const (
 //   - 11 adminLimitExceeded: a server-side limit (concurrent operations,
 //     lookthrough) that frees up as other clients finish.
 //   - 80 other: OpenLDAP's "internal error" (e.g. a backend busy during
-//     checkpoint); retried for the same reason as 1.
+//     checkpoint); retried for the same reason as 1. back-mdb's add
+//     answers LDAP_OTHER for every failed step of its transaction (begin,
+//     cursor, next id, index, commit: servers/slapd/back-mdb/add.c).
 //
-// 53 unwillingToPerform stays permanent: AD answers it for a password that
-// fails policy (0000052D) or is set over a plain connection (0000001F),
-// OpenLDAP for writes to a read-only replica — none fixes itself.
+// Two exceptions are decided on the diagnostic (see exceptions below):
+//   - 11 with OpenLDAP's "entry is too big" (back-mdb's id2entry_add: the
+//     encoded entry exceeds what the database stores) is permanent: the
+//     same entry never fits, so retrying only delays the clear error.
+//   - 53 unwillingToPerform is permanent (RFC 4511 A.2: the server will not
+//     do this operation; AD answers it for a password that fails policy,
+//     0000052D, or is set over a plain connection, 0000001F; OpenLDAP for
+//     a write to a read-only database or replica, "operation restricted",
+//     "shadow context; no update referral") - except AD's 00002010,
+//     ERROR_DS_NO_RIDS_ALLOCATED (Win32 8208, "unable to allocate a
+//     relative identifier"): a domain controller that used up its RID pool
+//     and has not yet got a new one from the RID master refuses to create
+//     security principals until it has (Microsoft KB 316201; MS-SAMR
+//     3.1.1.9.2.1), so that one is retried. 00002011 (ERROR_DS_NO_MORE_RIDS,
+//     the domain's global pool exhausted) stays permanent.
 var transientCodes = []uint16{
 	ldap.LDAPResultOperationsError,
 	ldap.LDAPResultAdminLimitExceeded,
@@ -140,7 +154,15 @@ func classify(op string, err error) error {
 		return connectors.Transient(System, op, TypeUnavailable, "directory unreachable", err)
 	}
 	code := le.ResultCode
+	diag := ""
+	if le.Err != nil {
+		diag = le.Err.Error()
+	}
 	switch {
+	case code == ldap.LDAPResultAdminLimitExceeded && strings.Contains(diag, "entry is too big"):
+		return connectors.Permanent(System, op, TypeDirectoryError, resultText(le), err)
+	case code == ldap.LDAPResultUnwillingToPerform && strings.HasPrefix(strings.TrimSpace(diag), "00002010"):
+		return connectors.Transient(System, op, TypeUnavailable, "directory cannot allocate an identifier yet (RID pool)", err)
 	case ldap.IsErrorAnyOf(err, transientCodes...):
 		return connectors.Transient(System, op, TypeUnavailable, "directory unavailable", err)
 	case code == ldap.LDAPResultInvalidCredentials:
