@@ -26,11 +26,18 @@ const (
 	// rejected) or never got as far as creating anything; nothing of it
 	// may remain anywhere.
 	Gone
+	// Disabled: time-bound access that was revoked (cancel, revoke,
+	// expiry). The entry may stay for the record, but only disabled; no
+	// membership, secret, token, SecretID, AppRole or policy may remain.
+	Disabled
 )
 
 func (e Expect) String() string {
-	if e == Live {
+	switch e {
+	case Live:
 		return "live"
+	case Disabled:
+		return "disabled"
 	}
 	return "gone"
 }
@@ -102,14 +109,21 @@ func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, r *Repo
 	// the ownership marker: the marker may be missing on a broken entry,
 	// the employee number on a non-human one.
 	res, err := conn.SearchWithPaging(ldap.NewSearchRequest(a.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(|(employeeNumber=*)(joineryJoiner=*))", []string{"employeeNumber", "joineryJoiner"}, nil), 500)
+		"(|(employeeNumber=*)(joineryJoiner=*))", []string{"employeeNumber", "joineryJoiner", "uid", "cn", "description", "userPassword"}, nil), 500)
 	if err != nil {
 		return err
 	}
 	byJoiner := map[string][]string{}
 	exists := map[string]bool{}
+	enabled := map[string]bool{}
+	byUID := map[string][]string{}
 	for _, e := range res.Entries {
 		exists[strings.ToLower(e.DN)] = true
+		// Enabled unless it carries a disabled marker or a locked password.
+		enabled[e.DN] = !strings.Contains(strings.ToLower(strings.Join(e.GetAttributeValues("description"), " ")), "disabled")
+		for _, uid := range e.GetAttributeValues("uid") {
+			byUID[strings.ToLower(uid)] = append(byUID[strings.ToLower(uid)], e.DN)
+		}
 		id := e.GetAttributeValue("employeeNumber")
 		if m := e.GetAttributeValue("joineryJoiner"); m != "" {
 			id = strings.TrimPrefix(m, "joiner-")
@@ -123,6 +137,8 @@ func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, r *Repo
 		switch {
 		case exp == Gone && len(dns) > 0:
 			r.add(id, "ldap", "entry left after rollback: %s", strings.Join(dns, "; "))
+		case exp == Disabled && len(dns) == 1 && enabled[dns[0]]:
+			r.add(id, "ldap", "entry still enabled after revocation: %s", dns[0])
 		case exp == Live && len(dns) == 0:
 			r.add(id, "ldap", "no entry for a provisioned joiner")
 		case len(dns) > 1:
@@ -130,6 +146,19 @@ func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, r *Repo
 		}
 		if exp == Live {
 			r.Entries += len(dns)
+		}
+	}
+	// One username, one entry, across every container (a cross-OU
+	// duplicate is what a claim race would leave).
+	for uid, dns := range byUID {
+		if len(dns) < 2 {
+			continue
+		}
+		for _, dn := range dns {
+			if id, ok := ownerOf(byJoiner, dn); ok {
+				r.add(id, "ldap", "username %s held by %d entries: %s", uid, len(dns), strings.Join(dns, "; "))
+				break
+			}
 		}
 	}
 	// Memberships: a member value naming a deleted entry is residue (a DN
@@ -157,14 +186,25 @@ func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, r *Repo
 			switch {
 			case !exists[lm] && !isSeedDN(conn, m):
 				r.add(orUnknown(id, m), "ldap", "group %s lists %s, which does not exist", g.GetAttributeValue("cn"), m)
-			case known && want[id] == Gone:
-				r.add(id, "ldap", "member of %s after rollback", g.GetAttributeValue("cn"))
+			case known && want[id] != Live:
+				r.add(id, "ldap", "member of %s after %s", g.GetAttributeValue("cn"), after(want[id]))
 			case known:
 				r.Memberships++
 			}
 		}
 	}
 	return nil
+}
+
+func ownerOf(byJoiner map[string][]string, dn string) (string, bool) {
+	for id, dns := range byJoiner {
+		for _, d := range dns {
+			if strings.EqualFold(d, dn) {
+				return id, true
+			}
+		}
+	}
+	return "", false
 }
 
 // isSeedDN reports whether dn exists at all (seed entries carry neither
@@ -209,8 +249,8 @@ func (a *Auditor) auditVault(ctx context.Context, want map[string]Expect, r *Rep
 				return err
 			}
 			switch {
-			case exp == Gone && live > 0:
-				r.add(id, "vault", "secret %s has %d readable version(s) after rollback", n, live)
+			case exp != Live && live > 0:
+				r.add(id, "vault", "secret %s has %d readable version(s) after %s", n, live, after(exp))
 			case exp == Live && live > 1:
 				r.add(id, "vault", "secret %s has %d readable versions (earlier ones not destroyed)", n, live)
 			case exp == Live && live == 1:
@@ -231,16 +271,26 @@ func (a *Auditor) auditVault(ctx context.Context, want map[string]Expect, r *Rep
 			continue // expired between list and lookup
 		}
 		path, _ := data["path"].(string)
-		if !isWrapping(data) || !strings.Contains(path, "/"+a.PathPrefix+"/") {
+		if !isWrapping(data) {
 			continue
 		}
-		id := joinerOfPath(path, a.PathPrefix)
+		var id string
+		switch {
+		case strings.Contains(path, "/"+a.PathPrefix+"/"):
+			id = joinerOfPath(path, a.PathPrefix)
+		case strings.Contains(path, "/role/joinery-nhi-"):
+			// A workload's wrapped SecretID: auth/approle/role/joinery-<key>/secret-id.
+			_, rest, _ := strings.Cut(path, "/role/joinery-")
+			id, _, _ = strings.Cut(rest, "/")
+		default:
+			continue
+		}
 		exp, ours := want[id]
 		if !ours {
 			continue
 		}
-		if exp == Gone {
-			r.add(id, "vault", "live wrapping token (accessor %s) for %s after rollback", acc, path)
+		if exp != Live {
+			r.add(id, "vault", "live wrapping token (accessor %s) for %s after %s", acc, path, after(exp))
 			continue
 		}
 		perPath[path]++
@@ -262,9 +312,9 @@ func (a *Auditor) auditVault(ctx context.Context, want map[string]Expect, r *Rep
 			continue
 		}
 		id := strings.TrimPrefix(role, "joinery-")
-		if exp, ours := want[id]; ours && exp == Gone {
+		if exp, ours := want[id]; ours && exp != Live {
 			ids, _ := a.vaultList(ctx, "auth/approle/role/"+role+"/secret-id")
-			r.add(id, "vault", "AppRole %s (%d SecretIDs) after rollback", role, len(ids))
+			r.add(id, "vault", "AppRole %s (%d SecretIDs) after %s", role, len(ids), after(exp))
 		}
 	}
 	policies, err := a.vaultList(ctx, "sys/policies/acl")
@@ -276,12 +326,20 @@ func (a *Auditor) auditVault(ctx context.Context, want map[string]Expect, r *Rep
 			continue
 		}
 		for id, exp := range want {
-			if exp == Gone && strings.HasPrefix(p, "joinery-"+id) {
-				r.add(id, "vault", "policy %s after rollback", p)
+			if exp != Live && strings.HasPrefix(p, "joinery-"+id) {
+				r.add(id, "vault", "policy %s after %s", p, after(exp))
 			}
 		}
 	}
 	return nil
+}
+
+// after names what should have removed a thing.
+func after(e Expect) string {
+	if e == Disabled {
+		return "revocation"
+	}
+	return "rollback"
 }
 
 func isWrapping(lookup map[string]any) bool {

@@ -224,8 +224,10 @@ func ExpectOf(s Settled) (Expect, error) {
 	switch s.Stage {
 	case workflows.StageProvisioned, workflows.StageActive, workflows.StageCompleted:
 		return Live, nil
-	case workflows.StageRescinded, workflows.StageRevoked, workflows.StageExpired, workflows.StageRejected, workflows.StageFailed:
+	case workflows.StageRescinded, workflows.StageRejected, workflows.StageFailed:
 		return Gone, nil
+	case workflows.StageRevoked, workflows.StageExpired:
+		return Disabled, nil
 	}
 	return Gone, errors.New("joiner " + s.ID + " ended in " + string(s.Stage) + " (" + s.Status.String() + ")")
 }

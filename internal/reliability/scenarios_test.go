@@ -122,9 +122,11 @@ func crashAfter(faults ...stepFault) func(su *Suite) {
 }
 
 // killInFlight starts n joiners with the connectors slowed down, kills -9
-// the worker twice while their activities are in flight, audits, then
-// rescinds half of them and kills the worker during their rollback.
-func killInFlight(n int) func(su *Suite) {
+// the worker kills times while their activities are in flight (the second
+// and later kills land on the retries of what the first one lost), audits,
+// then rescinds half of them (with rollbackKill, killing the worker during
+// their rollback).
+func killInFlight(n, kills int, rollbackKill bool) func(su *Suite) {
 	return func(su *Suite) {
 		ctx := context.Background()
 		js := su.hireAndStart(ctx, "fleet", n)
@@ -135,16 +137,18 @@ func killInFlight(n int) func(su *Suite) {
 		}
 		killWhileBusy := func(what string) {
 			// Wait until requests are in flight through the proxies, so the
-			// kill lands mid-activity, not between activities.
-			deadline := time.Now().Add(time.Minute)
-			for time.Now().Before(deadline) && su.inFlight() < 3 {
-				time.Sleep(50 * time.Millisecond)
+			// kill lands mid-activity, not between activities. After a kill
+			// the lost activities come back only at their start-to-close
+			// timeout (up to 2 min), hence the long wait.
+			want := min(max(2, n/10), 10)
+			deadline := time.Now().Add(4 * time.Minute)
+			for time.Now().Before(deadline) && su.inFlight() < want {
+				time.Sleep(20 * time.Millisecond)
 			}
-			at := su.inFlight()
+			l, v, h := su.S.LDAP.Stats().InFlight, su.S.Vault.Stats().InFlight, su.S.HRIS.Stats().InFlight
 			su.S.Worker.Kill()
-			su.t.Logf("%s: kill -9 with %d requests in flight (ldap %d, vault %d, hris %d)", what, at,
-				su.S.LDAP.Stats().InFlight, su.S.Vault.Stats().InFlight, su.S.HRIS.Stats().InFlight)
-			require.Positive(su.t, at, "the kill must land while activities are in flight")
+			su.t.Logf("%s: kill -9 with %d requests in flight (ldap %d, vault %d, hris %d)", what, l+v+h, l, v, h)
+			require.Positive(su.t, l+v+h, "the kill must land while activities are in flight")
 			time.Sleep(2 * time.Second)
 			require.NoError(su.t, su.S.Worker.Start())
 		}
@@ -152,27 +156,30 @@ func killInFlight(n int) func(su *Suite) {
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() { defer wg.Done(); su.approveAll(ctx, js) }()
-		time.Sleep(3 * time.Second)
-		killWhileBusy("provisioning")
-		time.Sleep(4 * time.Second)
-		killWhileBusy("provisioning")
+		time.Sleep(2 * time.Second)
+		for k := 0; k < kills; k++ {
+			killWhileBusy(fmt.Sprintf("provisioning, kill %d", k+1))
+		}
 		wg.Wait()
 		slow(0)
-		su.settle(ctx, fmt.Sprintf("kill -9 ×2 of the worker, %d joiners provisioning (+150 ms per request on LDAP, Vault, HRIS)", n), js, allLive(js))
+		su.settle(ctx, fmt.Sprintf("kill -9 ×%d of the worker, %d joiners provisioning (+150 ms per request on LDAP, Vault, HRIS)", kills, n), js, allLive(js))
 
 		half := js[:n/2]
 		slow(150 * time.Millisecond)
 		for _, j := range half {
 			require.NoError(su.t, su.D.Rescind(ctx, j.ID))
 		}
-		time.Sleep(time.Second)
-		killWhileBusy("rollback")
+		fault := fmt.Sprintf("rescind of %d provisioned joiners under load, %d held", len(half), n-len(half))
+		if rollbackKill {
+			killWhileBusy("rollback")
+			fault = fmt.Sprintf("kill -9 of the worker during %d rollbacks (rescind), %d joiners held", len(half), n-len(half))
+		}
 		slow(0)
 		want := allLive(js)
 		for _, j := range half {
 			want[j.ID] = Gone
 		}
-		su.settle(ctx, fmt.Sprintf("kill -9 of the worker during %d rollbacks (rescind), %d joiners held", len(half), n-len(half)), js, want)
+		su.settle(ctx, fault, js, want)
 	}
 }
 
@@ -202,4 +209,181 @@ func retry(ctx context.Context, f func() error) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// temporalRestart kills -9 the private Temporal server while n joiners
+// provision, starts it again on the same state after downFor, and expects
+// every joiner to finish as if nothing happened.
+func temporalRestart(n int, downFor time.Duration) func(su *Suite) {
+	return func(su *Suite) {
+		ctx := context.Background()
+		js := su.hireAndStart(ctx, "tempo", n)
+		for _, p := range []*Proxy{su.S.LDAP, su.S.Vault, su.S.HRIS} {
+			p.SetLatency(100 * time.Millisecond)
+		}
+		su.approveAll(ctx, js)
+		time.Sleep(2 * time.Second)
+		at := su.inFlight()
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		require.NoError(su.t, su.S.RestartTemporal(rctx, downFor))
+		su.t.Logf("Temporal killed -9 with %d connector requests in flight, down %s, restarted", at, downFor)
+		for _, p := range []*Proxy{su.S.LDAP, su.S.Vault, su.S.HRIS} {
+			p.SetLatency(0)
+		}
+		su.settle(ctx, fmt.Sprintf("Temporal server kill -9 and restart (down %s), %d joiners provisioning", downFor, n), js, allLive(js))
+	}
+}
+
+// outage takes one server away (every connection refused and the open
+// ones cut) for d while n joiners provision.
+func outage(name string, via func(*Stack) *Proxy, d time.Duration, n int) func(su *Suite) {
+	return func(su *Suite) {
+		ctx := context.Background()
+		js := su.hireAndStart(ctx, "out"+name, n)
+		su.approveAll(ctx, js)
+		p := via(su.S)
+		p.SetDown(true)
+		time.Sleep(d)
+		p.SetDown(false)
+		su.t.Logf("%s outage: %d connections refused", name, p.Stats().Refused)
+		su.settle(ctx, fmt.Sprintf("%s outage of %s, %d joiners provisioning", name, d, n), js, allLive(js))
+	}
+}
+
+// duplicateStarts starts each of n joiners m times at once (duplicate and
+// concurrent HR deliveries), sends every approval twice, and gives them
+// all one name so their usernames race for the same candidates.
+func duplicateStarts(n, m int) func(su *Suite) {
+	return func(su *Suite) {
+		ctx := context.Background()
+		js := make([]joiner, n)
+		same := su.name("twin")
+		for i := range js {
+			id, err := su.D.Hire(ctx, "Rel", same, 1)
+			require.NoError(su.t, err)
+			js[i] = joiner{ID: id, Token: strings.ToLower(same)}
+		}
+		var mu sync.Mutex
+		started := map[string]int{}
+		var wg sync.WaitGroup
+		for _, j := range js {
+			for k := 0; k < m; k++ {
+				wg.Add(1)
+				go func(id string) {
+					defer wg.Done()
+					res, err := su.D.Start(ctx, id)
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						// A duplicate that lost the race may be refused by the
+						// eligibility check (already has a joiner): not a start.
+						return
+					}
+					started[id+" "+string(res.Outcome)]++
+				}(j.ID)
+			}
+		}
+		wg.Wait()
+		for _, j := range js {
+			require.Equal(su.t, 1, started[j.ID+" started"], "joiner %s: exactly one of %d concurrent starts starts it (%v)", j.ID, m, started)
+		}
+		su.approveAll(ctx, js)
+		// A second approval of each (sent if the joiner still waits, else
+		// refused by the driver): nothing may be provisioned twice.
+		for _, j := range js {
+			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_ = su.D.Approve(actx, j.ID)
+			cancel()
+		}
+		su.settle(ctx, fmt.Sprintf("%d concurrent starts of each of %d joiners with one name", m, n), js, allLive(js))
+	}
+}
+
+// rescindRace rescinds joiners at the worst moments: in the same breath
+// as the approval, and while provisioning is under way. Every one must
+// end rolled back, with nothing left.
+func rescindRace(n int) func(su *Suite) {
+	return func(su *Suite) {
+		ctx := context.Background()
+		js := su.hireAndStart(ctx, "race", n)
+		for _, p := range []*Proxy{su.S.LDAP, su.S.Vault, su.S.HRIS} {
+			p.SetLatency(50 * time.Millisecond)
+		}
+		defer func() {
+			for _, p := range []*Proxy{su.S.LDAP, su.S.Vault, su.S.HRIS} {
+				p.SetLatency(0)
+			}
+		}()
+		var wg sync.WaitGroup
+		for i, j := range js {
+			wg.Add(1)
+			go func(i int, id string) {
+				defer wg.Done()
+				actx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+				defer cancel()
+				if err := su.D.Approve(actx, id); err != nil {
+					su.t.Errorf("approve %s: %v", id, err)
+					return
+				}
+				if i%2 == 1 {
+					// Wait until it is creating things, then rescind.
+					provisioning := map[workflows.Stage]bool{workflows.StageClaimingUsername: true, workflows.StageGrantingGroups: true,
+						workflows.StageIssuingSecret: true, workflows.StageWritingBack: true}
+					for actx.Err() == nil {
+						if s := su.D.describe(actx, id); s.Err == nil && (provisioning[s.Stage] || s.Stage == workflows.StageProvisioned) {
+							break
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+				}
+				if err := su.D.Rescind(actx, id); err != nil {
+					su.t.Errorf("rescind %s: %v", id, err)
+				}
+			}(i, j.ID)
+		}
+		wg.Wait()
+		want := map[string]Expect{}
+		for _, j := range js {
+			want[j.ID] = Gone
+		}
+		su.settle(ctx, fmt.Sprintf("rescind racing the approval (%d) and provisioning (%d)", (n+1)/2, n/2), js, want)
+	}
+}
+
+// cancelTimeBound cancels active time-bound service accounts the way an
+// operator would (`temporal workflow cancel`): everything they were
+// granted must be revoked before the workflow closes.
+func cancelTimeBound(n int) func(su *Suite) {
+	return func(su *Suite) {
+		ctx := context.Background()
+		js := make([]joiner, n)
+		for i := range js {
+			name := su.name("bot")
+			key, err := su.D.StartNonHuman(ctx, name, 30)
+			require.NoError(su.t, err)
+			js[i] = joiner{ID: key, Token: name}
+		}
+		su.approveAll(ctx, js)
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		for _, j := range js {
+			s := su.D.WaitSettled(wctx, j.ID, workflows.StageActive)
+			require.Equal(su.t, workflows.StageActive, s.Stage, "joiner %s: %v", j.ID, s.Err)
+		}
+		for _, j := range js {
+			require.NoError(su.t, su.D.Cancel(ctx, j.ID))
+		}
+		want := map[string]Expect{}
+		for _, j := range js {
+			want[j.ID] = Disabled
+		}
+		su.settleClosed(ctx, fmt.Sprintf("cancel of %d active time-bound service accounts", n), js, want)
+	}
+}
+
+// settleClosed is settle for joiners that must close (no resting stage).
+func (su *Suite) settleClosed(ctx context.Context, fault string, js []joiner, want map[string]Expect) Report {
+	su.t.Helper()
+	return su.settleIn(ctx, fault, js, want, nil)
 }
