@@ -311,6 +311,9 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	w := worker.New(c, cfg.TaskQueue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{wm.Steps}})
 	Register(w, acts, elig)
+	// The reconciler (issue 10) runs on the joiners' worker: it revokes with
+	// the same connectors and identities.
+	RegisterReconciler(w, NewReconcile(acts, c, logger))
 	if err := wm.Start(ctx, c, cfg, logger); err != nil {
 		return err
 	}
