@@ -74,12 +74,17 @@ const (
 // transientCodes are LDAP results worth retrying: the server is overloaded,
 // shutting down or unreachable, or the request ran out of time. Checked
 // against RFC 4511 and what servers send in practice:
-//   - 1 operationsError: OpenLDAP returns it for an internal failure of the
-//     operation (a backend transaction that could not commit, a connection
-//     being torn down); AD for a failed internal operation. A retry is the
-//     useful answer; a persistent one ends with the activity's retry window.
-//   - 11 adminLimitExceeded: a server-side limit (concurrent operations,
-//     lookthrough) that frees up as other clients finish.
+//   - 1 operationsError: RFC 4511 A.2 defines it as an operation out of
+//     sequence with others on the connection (a StartTLS with operations
+//     outstanding); AD also answers it, 000004DC, for an operation on a
+//     connection whose bind was lost, and OpenLDAP for an internal failure
+//     of the operation. Every request here runs on a fresh, freshly bound
+//     connection (session.go), so a retry is the useful answer; a
+//     persistent one ends with the activity's retry window.
+//   - 11 adminLimitExceeded: RFC 4511 A.2, an administrative limit was
+//     exceeded; in practice a server-side limit (concurrent operations per
+//     connection or server, lookthrough) that frees up as other clients
+//     finish.
 //   - 80 other: OpenLDAP's "internal error" (e.g. a backend busy during
 //     checkpoint); retried for the same reason as 1. back-mdb's add
 //     answers LDAP_OTHER for every failed step of its transaction (begin,
