@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -103,6 +104,18 @@ func (o options) validate() error {
 		return fmt.Errorf("-activities: 1 to 1000")
 	case o.concurrency < 1 || o.concurrency > 256:
 		return fmt.Errorf("-concurrency: 1 to 256")
+	}
+	// The bench signs approvals with the dev stack's inbox key and floods
+	// the server it is given: it is for loopback servers only, never a
+	// shared or production Temporal reached by a mistyped address.
+	if o.devAddress != "" {
+		host, _, err := net.SplitHostPort(o.devAddress)
+		if err != nil {
+			return fmt.Errorf("-dev-address %q: %w", o.devAddress, err)
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("-dev-address %q: only a loopback address may be benchmarked", o.devAddress)
+		}
 	}
 	return nil
 }
