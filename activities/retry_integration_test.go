@@ -239,3 +239,45 @@ func TestIntegrationRetriedIssueWorkloadKeepsOnlyTheHandedOverSecretID(t *testin
 	require.NoError(t, err)
 	require.Empty(t, recs)
 }
+
+// The claim, retried under its own activity identity after an entry in the
+// other container took its username (the first attempt died before its
+// cross-container check): the retry withdraws its entry and claims the
+// next candidate; the other entry is untouched.
+func TestIntegrationRetriedClaimRunsTheCrossContainerCheck(t *testing.T) {
+	dir, url := privateDirectory(t)
+	id := fmt.Sprint(900000 + time.Now().UnixNano()%100000)
+	wfID := JoinerWorkflowID(id)
+	candidates := []string{"retry.claim" + id, "retry.claim" + id + "b"}
+	a := accountActivities(dir, id, "Retry", "Claim", candidates)
+	in := ClaimInput{HRISID: id, Candidates: candidates,
+		Worker:    policy.Worker{HRISID: id, FirstName: "Retry", LastName: "Claim"},
+		Approvals: approvedBy(t, a, wfID, "ada.lovelace")}
+
+	var first ClaimResult
+	require.NoError(t, runSteps(t, a, wfID, []step{{"claim", a.ClaimAccount, in}}, []any{&first}))
+	require.Equal(t, candidates[0], first.Username)
+
+	conn, err := ldap.DialURL(url)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.Bind(stack.LDAPBindDN, stack.LDAPBindPassword))
+	rival := "uid=" + candidates[0] + ",ou=service-accounts," + stack.LDAPBaseDN
+	add := ldap.NewAddRequest(rival, nil)
+	add.Attribute("objectClass", []string{"inetOrgPerson"})
+	add.Attribute("cn", []string{"rival"})
+	add.Attribute("sn", []string{"rival"})
+	add.Attribute("uid", []string{candidates[0]})
+	require.NoError(t, conn.Add(add))
+	before := rawEntry(t, url, rival)
+
+	var again ClaimResult
+	require.NoError(t, runSteps(t, a, wfID, []step{{"claim", a.ClaimAccount, in}}, []any{&again}))
+	require.Equal(t, candidates[1], again.Username)
+	require.False(t, again.Existing)
+	require.Nil(t, rawEntry(t, url, first.DN), "the retry withdrew its first entry")
+	require.Equal(t, before, rawEntry(t, url, rival), "the other entry is untouched")
+	e, err := dir.FindByOwner(context.Background(), wfID)
+	require.NoError(t, err)
+	require.Equal(t, again.DN, e.DN)
+}
