@@ -2,12 +2,18 @@ package stack
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/operatorservice/v1"
 	"gopkg.in/yaml.v3"
 )
 
@@ -124,4 +130,126 @@ func TestClusterPasswordGeneratedOnce(t *testing.T) {
 	pw2, err := other.ensurePassword()
 	require.NoError(t, err)
 	require.NotEqual(t, pw, pw2, "each cluster gets its own")
+}
+
+// clusterForTest brings up (or reuses) the checkout's loopback cluster:
+// `make test` starts it first; run alone, the test starts it itself.
+func clusterForTest(t *testing.T) Cluster {
+	t.Helper()
+	repo, err := FindRepoDir()
+	require.NoError(t, err)
+	k := DefaultCluster(repo)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := ClusterUp(ctx, k); err != nil {
+		t.Fatalf("the Temporal cluster is needed and could not start: %v", err)
+	}
+	return k
+}
+
+// psqlTCP tries to sign in over TCP as user with password and run a query.
+func psqlTCP(ctx context.Context, k Cluster, host, user, password string) error {
+	cmd := exec.CommandContext(ctx, k.pgBin("psql"), "-X", "-w", "-h", host, "-p", strconv.Itoa(k.PGPort),
+		"-U", user, "-d", "postgres", "-tAc", "SELECT 1")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "PGPASSWORD=" + password, "PGCONNECT_TIMEOUT=3"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// A local stranger reaching PostgreSQL over TCP gets nothing without the
+// generated password: not as the superuser (who has no password at all),
+// not as temporal with the sample config's temporal/temporal or a guess;
+// the generated one works. Nothing listens beyond loopback.
+func TestClusterRefusesStrangers(t *testing.T) {
+	k := clusterForTest(t)
+	ctx := context.Background()
+	pw, err := os.ReadFile(k.pgPasswordFile())
+	require.NoError(t, err)
+	password := strings.TrimSpace(string(pw))
+
+	require.NoError(t, psqlTCP(ctx, k, "127.0.0.1", "temporal", password), "the generated password signs in")
+	for _, try := range []struct{ user, password string }{
+		{"temporal", "temporal"}, {"temporal", ""}, {"temporal", password + "x"},
+		{"postgres", ""}, {"postgres", "postgres"}, {"postgres", password},
+	} {
+		err := psqlTCP(ctx, k, "127.0.0.1", try.user, try.password)
+		require.Error(t, err, "%s/%q must be refused", try.user, try.password)
+		// Refused for the password (none given, or wrong), not for
+		// anything incidental such as a refused connection.
+		require.Regexp(t, `password authentication failed|no password supplied`, err.Error())
+	}
+
+	// The password is in the 0600 file only: not in any config file, not on
+	// any process's command line.
+	entries, err := os.ReadDir(k.configDir())
+	require.NoError(t, err)
+	require.NotEmpty(t, entries)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(k.configDir(), e.Name()))
+		require.NoError(t, err)
+		require.NotContains(t, string(b), password, e.Name())
+	}
+	for name, pid := range ClusterPIDs(k) {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		require.NoError(t, err)
+		require.NotContains(t, string(cmdline), password, name)
+	}
+
+	// Every port of the cluster answers on loopback and on no other
+	// address of this machine.
+	var others []string
+	addrs, err := net.InterfaceAddrs()
+	require.NoError(t, err)
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			others = append(others, ipn.IP.String())
+		}
+	}
+	ports := []int{k.PGPort}
+	for _, n := range k.nodes() {
+		ports = append(ports, n.grpc, n.member)
+		if n.http != 0 {
+			ports = append(ports, n.http)
+		}
+	}
+	for _, p := range ports {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), 3*time.Second)
+		require.NoError(t, err, "port %d on loopback", p)
+		conn.Close()
+		for _, ip := range others {
+			conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip, strconv.Itoa(p)), 3*time.Second)
+			if err == nil {
+				conn.Close()
+			}
+			require.Error(t, err, "port %d must not answer on %s", p, ip)
+		}
+	}
+}
+
+// Up on a running cluster reuses every process (same PIDs), and the
+// namespace with every search attribute is served.
+func TestClusterUpIsIdempotent(t *testing.T) {
+	k := clusterForTest(t)
+	before := ClusterPIDs(k)
+	require.Len(t, before, 6, "postgres and five Temporal processes")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	addr, err := ClusterUp(ctx, k)
+	require.NoError(t, err)
+	require.Equal(t, k.Address(), addr)
+	require.Equal(t, before, ClusterPIDs(k))
+	for name, err := range ClusterStatus(ctx, k) {
+		require.NoError(t, err, name)
+	}
+	cl, err := k.client(ctx)
+	require.NoError(t, err)
+	defer cl.Close()
+	sas, err := cl.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: TemporalNamespace})
+	require.NoError(t, err)
+	for _, sa := range SearchAttributes {
+		require.Contains(t, sas.GetCustomAttributes(), sa[0])
+	}
 }
