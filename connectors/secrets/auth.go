@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	vault "github.com/hashicorp/vault/api"
+
 	"github.com/joinery/joinery/connectors"
 )
 
@@ -109,26 +111,43 @@ func readTokenFile(path string) (string, error) {
 	return tok, nil
 }
 
-// rereadTokenFile re-reads TokenFile after a 403 and installs its token if
-// it differs from the one in use. It reports whether the caller should
-// retry: the token changed, here or by a concurrent caller since gen was
-// observed. Who can write the file can already choose the worker's token at
-// its next start, so re-reading it grants nobody anything new.
-func (c *Client) rereadTokenFile(gen uint64) (bool, error) {
+// tokenFromFile re-reads TokenFile after a 403 and returns a client to
+// retry with: the current one when a concurrent request already adopted a
+// new token since gen was observed (tok is then ""), or a fresh client
+// holding the file's token when it differs from the one in use. ok is false
+// when there is nothing new to try. Who can write the file can already
+// choose the worker's token at its next start, so re-reading it grants
+// nobody anything new.
+func (c *Client) tokenFromFile(gen uint64) (vc *vault.Client, tok string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen != gen {
-		return true, nil
+		return c.vc, "", true
 	}
 	tok, err := readTokenFile(c.cfg.TokenFile)
-	if err != nil {
-		return false, err
+	if err != nil || tok == c.fileToken {
+		return nil, "", false
 	}
+	vc, err = newAPIClient(c.cfg)
+	if err != nil {
+		return nil, "", false
+	}
+	vc.SetToken(tok)
+	return vc, tok, true
+}
+
+// adoptFileToken makes tok, read from TokenFile and accepted by Vault, the
+// token of every later request.
+func (c *Client) adoptFileToken(tok string) {
+	if tok == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if tok == c.fileToken {
-		return false, nil
+		return
 	}
 	c.vc.SetToken(tok)
 	c.fileToken = tok
 	c.gen++
-	return true, nil
 }

@@ -221,8 +221,10 @@ func newAPIClient(cfg Config) (*vault.Client, error) {
 // the token may have been revoked or expired early, and a 403 means Vault did
 // nothing, so repeating fn is safe. With a TokenFile, a 403 re-reads the
 // file once and, when it holds another token (rotated under the running
-// worker), retries fn once with it; the same token again means the 403 is
-// Vault's real answer, returned as TypePermissionDenied.
+// worker), retries fn once with it, adopting it for every later request
+// unless Vault refuses it too (a half-written file must not replace a
+// working token); the same token again means the 403 is Vault's real
+// answer, returned as TypePermissionDenied.
 func (c *Client) call(ctx context.Context, op, path string, fn func(ctx context.Context, vc *vault.Client) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
@@ -239,13 +241,12 @@ func (c *Client) call(ctx context.Context, op, path string, fn func(ctx context.
 			}
 			err = fn(ctx, c.vc)
 		case c.cfg.TokenFile != "":
-			changed, rerr := c.rereadTokenFile(gen)
-			if rerr != nil {
-				// Keep Vault's answer; the file's problem is for the log.
-				return classify(op, path, err)
-			}
-			if changed {
-				err = fn(ctx, c.vc)
+			// A file that cannot be read keeps Vault's answer.
+			if vc, tok, ok := c.tokenFromFile(gen); ok {
+				err = fn(ctx, vc)
+				if statusCode(err) != 403 {
+					c.adoptFileToken(tok)
+				}
 			}
 		}
 	}

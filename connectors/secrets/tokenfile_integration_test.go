@@ -61,6 +61,16 @@ func TestIntegrationTokenFileIsReReadAfter403(t *testing.T) {
 	_, _, err = c.Metadata(ctx, root.JoinerPath(key, "denied"))
 	requireType(t, err, secrets.TypePermissionDenied, false)
 
+	// A half-written file at the moment of a real denial does not replace
+	// the working token: the retry with it is refused, so it is not adopted.
+	require.NoError(t, os.WriteFile(file, []byte(second.ClientToken[:8]+"\n"), 0o600))
+	_, _, err = c.Metadata(ctx, root.JoinerPath(key, "denied"))
+	requireType(t, err, secrets.TypePermissionDenied, false)
+	_, found, err = c.Metadata(ctx, allowed)
+	require.NoError(t, err, "the working token is still in use")
+	require.True(t, found)
+	require.NoError(t, os.WriteFile(file, []byte(second.ClientToken+"\n"), 0o600))
+
 	// The file's token revoked and not rotated: one re-read, then the 403.
 	require.NoError(t, root.RevokeAccessor(ctx, second.Accessor))
 	_, _, err = c.Metadata(ctx, allowed)
