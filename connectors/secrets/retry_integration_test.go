@@ -249,6 +249,17 @@ func TestIntegrationRetriedWorkloadIssueKeepsOnlyTheDeliveredSecretID(t *testing
 	require.NoError(t, err)
 	require.NotEmpty(t, login.Auth.ClientToken)
 
+	// Adversary: the workload itself (the one Vault identity Joinery hands
+	// out) reading the ledgers, which hold live wrapping tokens: its own
+	// role's and a human joiner's credential ledger. Both are refused.
+	wc := apiClient(t, ep.VaultAddr, login.Auth.ClientToken)
+	for _, p := range []string{c.WorkloadLedgerPath(role), secrets.CredentialLedgerPath(c.JoinerPath("200", secrets.InitialCredentialName))} {
+		_, err := wc.Logical().ReadWithContext(ctx, "secret/data/"+p)
+		var re *vault.ResponseError
+		require.ErrorAs(t, err, &re, "reading %s", p)
+		require.Equal(t, 403, re.StatusCode, "reading %s", p)
+	}
+
 	recs, err := c.Handovers(ctx, c.WorkloadLedgerPath(role))
 	require.NoError(t, err)
 	require.Len(t, recs, 3)
