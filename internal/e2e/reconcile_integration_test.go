@@ -249,6 +249,10 @@ func TestReconcilerRevokesTerminatedJoinersOnTheRealStack(t *testing.T) {
 	require.Error(t, err, "no login with the old role")
 	require.Equal(t, liveBefore, holdingsOf(t, h, live, false), "the running joiner's grants are untouched")
 
+	// The connector only asks about workload roles: not the worker's own.
+	_, err = h.Sec.AppRoleExists(ctx, "joinery-worker")
+	require.Error(t, err)
+
 	// Again: nothing left to find (idempotent).
 	again := reconcile(t, h, queue, workflows.ReconcileInput{Keys: keys})
 	require.Zero(t, again.Found, "%+v", again)
