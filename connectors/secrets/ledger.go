@@ -340,13 +340,16 @@ func (c *Client) destroySecretID(ctx context.Context, role, accessor string) err
 }
 
 // isGoneSecretID reports Vault's answer for a SecretID accessor (or role)
-// that no longer exists.
+// that no longer exists: a SecretID whose uses are spent, that expired or
+// was destroyed. Vault 1.21 answers that with a 500 ("failed to find
+// accessor entry for secret_id_accessor"), so the message decides, not
+// only the status.
 func isGoneSecretID(err error) bool {
 	if statusCode(err) == http.StatusNotFound {
 		return true
 	}
 	var re *vault.ResponseError
-	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest {
+	if !errors.As(err, &re) || (re.StatusCode != http.StatusBadRequest && re.StatusCode != http.StatusInternalServerError) {
 		return false
 	}
 	for _, e := range re.Errors {

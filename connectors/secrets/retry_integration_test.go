@@ -267,6 +267,12 @@ func TestIntegrationRetriedWorkloadIssueKeepsOnlyTheDeliveredSecretID(t *testing
 		require.Equal(t, issued[i].Handover.SecretIDAccessor, r.SecretIDAccessor)
 	}
 
+	// Issuing again after the workload used its single-use SecretID (Vault
+	// no longer knows that accessor) works: a spent SecretID counts as ended.
+	_, err = c.IssueWorkload(ctx, req, func(context.Context, string) error { return nil })
+	require.NoError(t, err)
+	require.Len(t, listSecretIDs(t, raw, role), 1)
+
 	// Revocation deletes the role and the ledger; absent, it is a no-op.
 	require.NoError(t, c.RevokeWorkload(ctx, role))
 	require.NoError(t, c.RevokeWorkload(ctx, role))
