@@ -431,12 +431,17 @@ func (r *Reconcile) judge(ctx context.Context, key, run string) (verdict, string
 		return verdictLive, "Running", "a running joiner holds it", nil
 	}
 	if run != "" && run != info.GetExecution().GetRunId() {
-		if dr, err := r.Joiners.DescribeWorkflowExecution(ctx, id, run); err == nil {
-			if st := dr.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
-				info = dr.GetWorkflowExecutionInfo()
-			}
-		} else if !errors.As(err, &nf) {
+		dr, err := r.Joiners.DescribeWorkflowExecution(ctx, id, run)
+		switch {
+		case errors.As(err, &nf):
+			// The run that created the entry is past retention: how it
+			// ended is unknown, and a later run (one that stopped
+			// AlreadyProvisioned, say) says nothing about it.
+			return r.judgeUnknown(ctx, key)
+		case err != nil:
 			return 0, "", "", fmt.Errorf("describe %s run %s: %w", id, run, err)
+		case dr.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+			info = dr.GetWorkflowExecutionInfo()
 		}
 	}
 	status := info.GetStatus().String() // Completed, Terminated, Canceled, ...

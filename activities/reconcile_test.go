@@ -37,17 +37,25 @@ func (f fakeRun) Get(_ context.Context, v any) error {
 }
 
 type fakeJoiners struct {
-	status map[string]enumspb.WorkflowExecutionStatus // workflow ID -> status; absent = NotFound
+	status map[string]enumspb.WorkflowExecutionStatus // workflow ID -> status of its latest run, run-1; absent = NotFound
 	result map[string]closedResult
+	// older runs still on record: run ID -> status
+	older map[string]enumspb.WorkflowExecutionStatus
 }
 
 func (f *fakeJoiners) DescribeWorkflowExecution(_ context.Context, id, run string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
 	st, ok := f.status[id]
+	if run != "" && run != "run-1" {
+		st, ok = f.older[run]
+	}
 	if !ok {
 		return nil, serviceerror.NewNotFound("workflow not found")
 	}
+	if run == "" {
+		run = "run-1"
+	}
 	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{
-		Status: st, Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: "run-1"}}}, nil
+		Status: st, Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: run}}}, nil
 }
 
 func (f *fakeJoiners) GetWorkflow(_ context.Context, id, _ string) client.WorkflowRun {
@@ -285,4 +293,21 @@ func TestReconcileIgnoresForeignMarkers(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, list.Ignored)
 	require.Equal(t, 1, list.Judged)
+}
+
+// An entry made by an earlier run is judged by that run, not by a later
+// one that stopped AlreadyProvisioned; an earlier run past retention is
+// judged like a joiner without a record (the HR record decides).
+func TestReconcileJudgesTheRunThatCreatedTheEntry(t *testing.T) {
+	f := newRecFixture("309", enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, "already-provisioned")
+	f.dir.entries["joiner-309"][0].OwnerRun = "run-0"
+	o := f.revoke(t, "309")
+	require.Empty(t, o.Items, "run-0 is gone and HR is current: kept")
+	require.Contains(t, o.Reason, "no joiner record")
+
+	f.tmp.older = map[string]enumspb.WorkflowExecutionStatus{"run-0": enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED}
+	o = f.revoke(t, "309")
+	require.Equal(t, "Terminated", o.Status, "the creating run was terminated")
+	require.Len(t, o.Items, 3)
+	require.Len(t, f.dir.calls, 2)
 }
