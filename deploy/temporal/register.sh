@@ -13,11 +13,13 @@ t() {
     --tls-server-name "$TEMPORAL_TLS_SERVER_NAME" "$@"
 }
 
+# Every 2 s, by default for 3 minutes: the server starts beside this job.
+max=${JOINERY_REGISTER_WAIT_TRIES:-90}
 tries=0
 until t operator cluster health >/dev/null 2>&1; do
   tries=$((tries + 1))
-  if [ "$tries" -gt 90 ]; then
-    echo "temporal-namespace: the frontend did not answer over TLS in 3 minutes" >&2
+  if [ "$tries" -gt "$max" ]; then
+    echo "temporal-namespace: the frontend did not answer over TLS after $max tries" >&2
     t operator cluster health
     exit 1
   fi

@@ -6,7 +6,8 @@
 # SQL_PASSWORD from the environment.
 set -eu
 : "${SQL_PASSWORD:?SQL_PASSWORD is required}"
-schema=/etc/temporal/schema/postgresql/v12
+# The admin-tools image carries the schema files here.
+schema=${TEMPORAL_SCHEMA_DIR:-/etc/temporal/schema}/postgresql/v12
 
 setup() {
   db=$1 dir=$2

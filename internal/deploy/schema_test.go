@@ -1,0 +1,175 @@
+package deploy
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// privatePostgres runs a PostgreSQL of this test's own (never the cluster's
+// or anything shared) as the postgres OS user on a free loopback port, with
+// a role `temporal` that may create databases, as the postgres image makes
+// POSTGRES_USER. It returns the port and a psql runner; the server is
+// stopped by PID at cleanup.
+func privatePostgres(t *testing.T, password string) (int, func(db, sql string) string) {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	if len(bins) == 0 {
+		t.Fatal("PostgreSQL is not installed (make tools)")
+	}
+	bin := filepath.Dir(bins[len(bins)-1])
+	u, err := user.Lookup("postgres")
+	require.NoError(t, err)
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	cred := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	dir := t.TempDir()
+	// The postgres user must reach its directory through the test's.
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	require.NoError(t, os.Chmod(dir, 0o755))
+	data, sock := filepath.Join(dir, "data"), filepath.Join(dir, "sock")
+	for _, d := range []string{data, sock} {
+		require.NoError(t, os.Mkdir(d, 0o700))
+		require.NoError(t, os.Chown(d, uid, gid))
+	}
+	run := func(name string, args ...string) string {
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		cmd.SysProcAttr = cred
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s %v: %s", name, args, out)
+		return string(out)
+	}
+	run("initdb", "-D", data, "-U", "postgres", "--auth-local=peer", "--auth-host=scram-sha-256")
+	port := freePort(t)
+	srv := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", fmt.Sprint(port), "-k", sock,
+		"-c", "listen_addresses=127.0.0.1")
+	srv.SysProcAttr = cred
+	logf, err := os.Create(filepath.Join(t.TempDir(), "pg.log"))
+	require.NoError(t, err)
+	srv.Stdout, srv.Stderr = logf, logf
+	require.NoError(t, srv.Start())
+	t.Cleanup(func() {
+		_ = srv.Process.Signal(syscall.SIGINT) // fast shutdown
+		done := make(chan struct{})
+		go func() { _ = srv.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = srv.Process.Kill()
+			<-done
+		}
+		logf.Close()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cmd := exec.Command(filepath.Join(bin, "pg_isready"), "-h", sock, "-p", fmt.Sprint(port))
+		cmd.SysProcAttr = cred
+		if cmd.Run() == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "postgres did not start")
+		time.Sleep(200 * time.Millisecond)
+	}
+	psql := func(db, sql string) string {
+		return run("psql", "-h", sock, "-p", fmt.Sprint(port), "-U", "postgres", "-d", db, "-tAq", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	}
+	psql("postgres", "CREATE ROLE temporal LOGIN CREATEDB PASSWORD '"+password+"'")
+	return port, psql
+}
+
+// schemaDir finds the schema files of bin/temporal-sql-tool's own release
+// in the module cache (scripts/tools.sh builds the tool from that module),
+// as the admin-tools image carries them in /etc/temporal/schema.
+func schemaDir(t *testing.T, tool string) string {
+	t.Helper()
+	out, err := exec.Command(tool, "--version").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	v := regexp.MustCompile(`[0-9]+\.[0-9]+\.[0-9]+`).FindString(string(out))
+	require.NotEmpty(t, v, "%s", out)
+	cache, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	require.NoError(t, err)
+	dir := filepath.Join(strings.TrimSpace(string(cache)), "go.temporal.io", "server@v"+v, "schema")
+	_, err = os.Stat(filepath.Join(dir, "postgresql", "v12", "temporal", "versioned"))
+	require.NoError(t, err, "the schema of temporal-sql-tool %s (make tools)", v)
+	return dir
+}
+
+// The compose job's setup-schema.sh, run with the real temporal-sql-tool
+// against a real PostgreSQL with the variables compose gives it: the first
+// run creates both databases at the newest schema version, the second (the
+// job runs at every `up`) only finds them current, and a wrong password
+// fails the job.
+func TestTemporalSchemaScriptAgainstARealPostgres(t *testing.T) {
+	p := loadProject(t)
+	job := p.Services["temporal-schema"]
+	tool := filepath.Join(repoDir(t), "bin", "temporal-sql-tool")
+	if _, err := os.Stat(tool); err != nil {
+		t.Fatalf("bin/temporal-sql-tool missing (make tools): %v", err)
+	}
+	schema := schemaDir(t, tool)
+	const password = "pg-password-for-the-schema-test"
+	port, psql := privatePostgres(t, password)
+	run := func(pw string) (string, error) {
+		cmd := exec.Command("/bin/sh", filepath.Join(p.WorkingDir, "deploy", "temporal", "setup-schema.sh"))
+		cmd.Env = []string{"PATH=" + filepath.Join(repoDir(t), "bin") + ":/usr/bin:/bin",
+			"SQL_PLUGIN=" + *job.Environment["SQL_PLUGIN"], "SQL_HOST=127.0.0.1", "SQL_PORT=" + fmt.Sprint(port),
+			"SQL_USER=" + *job.Environment["SQL_USER"], "SQL_PASSWORD=" + pw, "TEMPORAL_SCHEMA_DIR=" + schema}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run(password)
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, out, "temporal created")
+	require.Contains(t, out, "temporal_visibility created")
+
+	newest := func(dir string) string {
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		best := ""
+		for _, e := range entries {
+			v := strings.TrimPrefix(e.Name(), "v")
+			if best == "" || versionLess(best, v) {
+				best = v
+			}
+		}
+		return best
+	}
+	for db, sub := range map[string]string{"temporal": "temporal", "temporal_visibility": "visibility"} {
+		got := strings.TrimSpace(psql(db, "SELECT curr_version FROM schema_version"))
+		require.Equal(t, newest(filepath.Join(schema, "postgresql", "v12", sub, "versioned")), got, db)
+	}
+
+	out, err = run(password)
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, out, "temporal is current")
+	require.Contains(t, out, "temporal_visibility is current")
+	require.NotContains(t, out, "created")
+
+	out, err = run("wrong-password")
+	require.Error(t, err, "%s", out)
+	require.NotContains(t, out, password)
+}
+
+// versionLess compares dotted version numbers (1.10 after 1.9).
+func versionLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, _ := strconv.Atoi(as[i])
+		y, _ := strconv.Atoi(bs[i])
+		if x != y {
+			return x < y
+		}
+	}
+	return len(as) < len(bs)
+}
