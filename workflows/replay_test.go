@@ -30,6 +30,11 @@ import (
 // a service account approved with signed decisions before they named their
 // run (it broke a developer's running joiner until that change was
 // versioned: "signed-decisions-hardening").
+// v3-continued-provisioned-rescinded.json is the second run of a hire that
+// continued as new while Provisioned ("continue-as-new", with the
+// "site-local-midnight" and "start-move-limits" markers), then had its start
+// moved by HR and was rescinded; record_integration_test.go
+// (`go test -tags record`) records it from the dev stack.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", "*.json"))
 	require.NoError(t, err)
