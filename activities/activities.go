@@ -22,6 +22,7 @@ import (
 	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/policy"
+	"github.com/joinery/joinery/internal/pseudonym"
 )
 
 // Directory is what the joiner needs from LDAP / Active Directory.
@@ -104,6 +105,9 @@ type Activities struct {
 	// AuditLog is the append-only, hash-chained file ExportAudit writes
 	// each joiner's record to (JOINERY_AUDIT_LOG); "" exports nothing.
 	AuditLog string
+	// Pseudonyms computes the usernames' stand-ins for search attributes
+	// (SearchPseudonyms, JOINERY_PSEUDONYM_KEY); nil refuses to.
+	Pseudonyms *pseudonym.Keyer
 	// Faults, when set, is consulted at the start of each side effect; a
 	// non-nil error fails that step (tests of the rollback use it).
 	Faults func(step, hrisID string) error

@@ -7,10 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/internal/decision"
+	"github.com/joinery/joinery/internal/policy"
+	"github.com/joinery/joinery/internal/pseudonym"
 )
 
 // Signed decisions (version "signed-decisions" >= 1).
@@ -341,9 +344,69 @@ func (j *joiner) publishDeciders(ctx workflow.Context) {
 		return
 	}
 	j.published = now
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SADeciders.ValueSet(now)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SADeciders.ValueSet(j.searchKeys(now))); err != nil {
 		workflow.GetLogger(ctx).Warn("search attribute upsert failed", "error", err)
 	}
+}
+
+// Search attributes without names (version "pseudonymous-search-attributes"
+// >= 1).
+//
+// The Temporal server indexes search attributes in clear and shows them to
+// anyone who can read the namespace; the payload codec cannot seal them. So
+// the people fields (JoinerManager, JoinerDeciders, JoinerDecidedBy) carry
+// keyed pseudonyms (internal/pseudonym), computed once at planning by the
+// SearchPseudonyms activity for everyone the plan names — workflow code has
+// no key and does no crypto. The inbox and `starter list --manager` compute
+// the same pseudonym for the person they look for. Joiners planned before
+// keep the usernames their histories recorded (replay must match), and the
+// inbox still looks for those too until they close.
+
+// plannedSearchAttributes are the search attributes a joiner sets once it
+// has planned: its HRIS ID (its own key, not a name), its kind, its manager
+// (pseudonymous) and the HR department (an organisational unit, no name).
+func (j *joiner) plannedSearchAttributes(ctx workflow.Context, w policy.Worker) []temporal.SearchAttributeUpdate {
+	ups := []temporal.SearchAttributeUpdate{SAHRISID.ValueSet(j.in.HRISID), SAKind.ValueSet(j.plan.Kind)}
+	if workflow.GetVersion(ctx, "pseudonymous-search-attributes", workflow.DefaultVersion, 1) < 1 {
+		return append(ups, SAManager.ValueSet(j.plan.Approval.Approver), SADepartment.ValueSet(w.Department))
+	}
+	keys := &SearchKeys{Pseudonyms: map[string]string{}}
+	j.status.SearchKeys = keys
+	if people := activities.PlanPeople(j.plan); len(people) > 0 {
+		var got map[string]string
+		if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.SearchPseudonyms,
+			activities.PseudonymsInput{Key: j.in.HRISID, Usernames: people, Request: j.in.Request, Kind: j.in.Kind}).Get(ctx, &got); err != nil {
+			// Without pseudonyms the joiner publishes no people at all
+			// (never the names): it runs on, but the inbox cannot list it,
+			// so say so where operators look.
+			j.event(ctx, "search attributes: no pseudonyms for the plan's people, so the inbox cannot list this joiner: "+rootMessage(err))
+		}
+		for _, p := range people {
+			if v := got[p]; pseudonym.Is(v) {
+				keys.Pseudonyms[p] = v
+			}
+		}
+	}
+	if m := j.searchKeys([]string{j.plan.Approval.Approver}); len(m) == 1 {
+		ups = append(ups, SAManager.ValueSet(m[0]))
+	}
+	return append(ups, SADepartment.ValueSet(w.Department))
+}
+
+// searchKeys is what the people search attributes hold for names: the names
+// themselves for joiners from before pseudonyms, else their pseudonyms.
+// A name without a pseudonym is left out, never published in clear.
+func (j *joiner) searchKeys(names []string) []string {
+	if j.status.SearchKeys == nil {
+		return names
+	}
+	out := []string{}
+	for _, n := range names {
+		if p, ok := j.status.SearchKeys.Pseudonyms[strings.ToLower(strings.TrimSpace(n))]; ok && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // applySignedExtension applies one extend message under signed decisions.
@@ -445,5 +508,5 @@ func (j *joiner) runToBind(ctx workflow.Context) string {
 // inbox's "my past decisions").
 func (j *joiner) noteDecidedBy(ctx workflow.Context, who string) {
 	j.decidedBy = appendUnique(j.decidedBy, who)
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SADecidedBy.ValueSet(j.decidedBy))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SADecidedBy.ValueSet(j.searchKeys(j.decidedBy)))
 }

@@ -375,11 +375,7 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 	j.result.PolicyVersion = plan.PolicyVersion
 	j.status.Approvers = j.allowedApprovers()
 	j.status.SecondApprover = plan.Approval.SecondApprover
-	_ = workflow.UpsertTypedSearchAttributes(ctx,
-		SAHRISID.ValueSet(j.in.HRISID),
-		SAKind.ValueSet(plan.Kind),
-		SAManager.ValueSet(plan.Approval.Approver),
-		SADepartment.ValueSet(w.Department))
+	_ = workflow.UpsertTypedSearchAttributes(ctx, j.plannedSearchAttributes(ctx, w)...)
 	logger.Info("joiner planned", "hrisId", j.in.HRISID, "policy", plan.PolicyVersion, "candidates", len(plan.Candidates))
 
 	j.result.Owner, j.result.EndDate = plan.Owner, plan.EndDate

@@ -89,6 +89,23 @@ var (
 	SADecidedBy = temporal.NewSearchAttributeKeyKeywordList("JoinerDecidedBy")
 )
 
+// The values of SAManager, SADeciders and SADecidedBy are not usernames
+// for joiners planned since version "pseudonymous-search-attributes": they
+// are keyed pseudonyms (internal/pseudonym, JOINERY_PSEUDONYM_KEY), since
+// the server indexes and shows search attributes in clear. Joiners planned
+// before hold usernames until they close. No search attribute and no
+// workflow ID carries a person's name: SAHRISID and joiner-<HRIS ID> are the
+// HR system's record number, SAKind and SAStage are enumerations, SAExpiry
+// a date, SADepartment an organisational unit; a non-human joiner's key
+// (nhi-<name>-<environment>) names the workload, not a person.
+
+// SearchKeys is what a pseudonymous joiner publishes for people: the
+// pseudonym of each lower-cased username its plan names, computed once at
+// planning by the SearchPseudonyms activity. Nil on joiners from before.
+type SearchKeys struct {
+	Pseudonyms map[string]string `json:"pseudonyms"`
+}
+
 // JoinerInput starts a joiner. It carries references, not personal data: the
 // workflow fetches the HR record itself so history shows what it saw.
 type JoinerInput struct {
@@ -251,6 +268,11 @@ type Status struct {
 	// counts its failed rounds.
 	StuckSince   *time.Time `json:"stuckSince,omitempty"`
 	UndoAttempts int        `json:"undoAttempts,omitempty"`
+
+	// SearchKeys, when set, says the joiner's people search attributes
+	// carry these pseudonyms, never names (kept in the status so a run
+	// continued as new goes on publishing them).
+	SearchKeys *SearchKeys `json:"searchKeys,omitempty"`
 }
 
 // Outcomes of a joiner.

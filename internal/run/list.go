@@ -12,10 +12,13 @@ import (
 
 // Row is one joiner in a list.
 type Row struct {
-	WorkflowID string     `json:"workflowId"`
-	HRISID     string     `json:"hrisId"`
-	Stage      string     `json:"stage"`
-	Kind       string     `json:"kind"`
+	WorkflowID string `json:"workflowId"`
+	HRISID     string `json:"hrisId"`
+	Stage      string `json:"stage"`
+	Kind       string `json:"kind"`
+	// Manager is the JoinerManager search attribute: the manager's keyed
+	// pseudonym (internal/pseudonym), a username only for joiners planned
+	// before pseudonyms. `starter list --manager X` shows X for its rows.
 	Manager    string     `json:"manager"`
 	Department string     `json:"department"`
 	Started    time.Time  `json:"started"`
