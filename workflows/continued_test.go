@@ -291,3 +291,36 @@ func hasEventIn(evs []Event, what string) bool {
 	}
 	return false
 }
+
+// Nothing that arrives as the joiner hands over is lost: a revoke in the
+// same moment as Temporal's suggestion is acted on by this run (no
+// continuation), and an extension is applied before the state is handed on.
+func TestSignalsAtTheHandoverAreHandledFirst(t *testing.T) {
+	t.Run("revoke", func(t *testing.T) {
+		f, in := nhiFixture(t)
+		f.nhiMocks()
+		bothApprove(f)
+		f.env.RegisterDelayedCallback(func() {
+			f.env.SetContinueAsNewSuggested(true)
+			f.env.SignalWorkflow(SignalRevoke, RescindSignal{By: "security", Reason: "key leaked"})
+		}, 3*24*time.Hour)
+		res, err := f.runInput(in)
+		require.NoError(t, err, "revoked, not continued")
+		require.Equal(t, OutcomeRevoked, res.Outcome)
+		require.Contains(t, f.calls, "revoke:approle@2026-11-04")
+	})
+	t.Run("extension", func(t *testing.T) {
+		f, in := nhiFixture(t)
+		f.nhiMocks()
+		bothApprove(f)
+		f.env.RegisterDelayedCallback(func() {
+			f.env.SetContinueAsNewSuggested(true)
+			f.signal(SignalExtend, ExtendSignal{EndDate: "2027-02-28", By: "ada.lovelace"})
+		}, 3*24*time.Hour)
+		_, err := f.runInput(in)
+		next := continuedInput(t, err)
+		require.Equal(t, "2027-02-28", next.Continued.Plan.EndDate, "applied by this run, then carried")
+		require.Equal(t, "2027-02-28", next.Continued.Result.EndDate)
+		require.Empty(t, next.Continued.Extensions, "nothing left queued")
+	})
+}
