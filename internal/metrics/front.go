@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 )
@@ -26,9 +25,9 @@ func ServeIntake(ctx context.Context, addr string, logger *slog.Logger, hold Hol
 	if err := reg.Registerer().Register(hs); err != nil {
 		return nil, err
 	}
-	ln, err := Listen(addr)
-	if err != nil {
-		return nil, fmt.Errorf("JOINERY_INTAKE_METRICS_ADDR: %w", err)
+	ln, ok := ListenOrLog(addr, "JOINERY_INTAKE_METRICS_ADDR", logger)
+	if !ok {
+		return slog.New(h), nil
 	}
 	go hs.Run(ctx)
 	go func() { _ = reg.Serve(ctx, ln, logger.With("server", "intake")) }()
@@ -48,9 +47,9 @@ func ServeInbox(ctx context.Context, addr string, logger *slog.Logger) (*slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	ln, err := Listen(addr)
-	if err != nil {
-		return nil, fmt.Errorf("JOINERY_INBOX_METRICS_ADDR: %w", err)
+	ln, ok := ListenOrLog(addr, "JOINERY_INBOX_METRICS_ADDR", logger)
+	if !ok {
+		return slog.New(h), nil
 	}
 	go func() { _ = reg.Serve(ctx, ln, logger.With("server", "inbox")) }()
 	return slog.New(h), nil

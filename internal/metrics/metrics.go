@@ -141,6 +141,24 @@ func Listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// ListenOrLog opens the metrics listener on addr, or logs why it could not
+// (naming the variable) and reports false. A metrics port that is taken —
+// a second worker on one host, a test beside `make run` — must not stop
+// the worker, the intake or the inbox from doing their work: Prometheus
+// then sees the target down (the JoineryWorkerDown alert), which is the
+// signal an operator needs. A malformed address is refused earlier, by
+// configuration.
+func ListenOrLog(addr, variable string, logger *slog.Logger) (net.Listener, bool) {
+	ln, err := Listen(addr)
+	if err != nil {
+		if logger != nil {
+			logger.Error("metrics not served: "+err.Error(), "variable", variable)
+		}
+		return nil, false
+	}
+	return ln, true
+}
+
 // Serve serves Handler on ln until ctx ends.
 func (r *Registry) Serve(ctx context.Context, ln net.Listener, logger *slog.Logger) error {
 	if logger == nil {

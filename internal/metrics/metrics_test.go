@@ -376,3 +376,28 @@ func TestAddrOff(t *testing.T) {
 	_, err := Listen("127.0.0.1:notaport")
 	require.Error(t, err)
 }
+
+// A taken metrics port is logged, naming the variable, and the process
+// goes on without its listener: the intake keeps answering HR.
+func TestATakenMetricsPortDoesNotStopTheProcess(t *testing.T) {
+	ln, err := Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	_, ok := ListenOrLog(ln.Addr().String(), "JOINERY_WORKER_METRICS_ADDR", logger)
+	require.False(t, ok)
+	require.Contains(t, buf.String(), "JOINERY_WORKER_METRICS_ADDR")
+	require.Contains(t, buf.String(), "metrics not served")
+
+	buf.Reset()
+	l, err := ServeIntake(context.Background(), ln.Addr().String(), logger, fakeHold{}, time.Second)
+	require.NoError(t, err)
+	l.Info("request", "path", "/joiners", "status", 201)
+	require.Contains(t, buf.String(), `"msg":"request"`, "the intake's log still reaches its handler")
+	require.Contains(t, buf.String(), "JOINERY_INTAKE_METRICS_ADDR")
+
+	l, err = ServeInbox(context.Background(), "off", logger)
+	require.NoError(t, err)
+	require.Same(t, logger, l, "off: the inbox logs as before")
+}
