@@ -357,21 +357,23 @@ func NewWorkerMetrics(cfg config.Config) (*WorkerMetrics, error) {
 
 // Start registers the joiner-state collector for c and serves /metrics on
 // JOINERY_WORKER_METRICS_ADDR until ctx ends ("off": no listener, and the
-// collector does not run). A listen failure stops the worker at start.
+// collector does not run). A port that is taken is logged and the worker
+// runs without its listener (metrics.ListenOrLog says why).
 func (m *WorkerMetrics) Start(ctx context.Context, c client.Client, cfg config.Config, logger *slog.Logger) error {
 	addr, on := metrics.Addr(cfg.WorkerMetricsAddr)
 	if !on {
 		logger.Info("worker metrics off (JOINERY_WORKER_METRICS_ADDR=off)")
 		return nil
 	}
+	ln, ok := metrics.ListenOrLog(addr, "JOINERY_WORKER_METRICS_ADDR", logger)
+	if !ok {
+		return nil
+	}
 	js := &metrics.JoinerState{Client: c, Namespace: cfg.TemporalNamespace, TaskQueue: cfg.TaskQueue,
 		Interval: cfg.MetricsInterval, Logger: logger}
 	if err := m.Registry.Registerer().Register(js); err != nil {
+		_ = ln.Close()
 		return err
-	}
-	ln, err := metrics.Listen(addr)
-	if err != nil {
-		return fmt.Errorf("JOINERY_WORKER_METRICS_ADDR: %w", err)
 	}
 	go js.Run(ctx)
 	go func() {
