@@ -8,6 +8,8 @@ import (
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/joinery/joinery/connectors"
 )
 
 // InitialCredentialName is the secret name of a joiner's initial credential
@@ -100,6 +102,15 @@ func (c *Client) IssueInitialCredential(ctx context.Context, joinerKey string, m
 
 	token, h, err := c.Wrap(ctx, path, stored.Version, ttl)
 	if err != nil {
+		var ce *connectors.Error
+		if errors.As(err, &ce) && ce.Type == TypeNotFound {
+			// Our version is gone: a concurrent attempt for the same joiner
+			// (a zombie past its timeout) destroyed it as superseded. Not a
+			// reason to fail the joiner: the retry issues afresh and ends
+			// the other attempt's handover.
+			return Handover{}, connectors.Transient(system, op, TypeUnavailable,
+				"a concurrent issue for the same joiner superseded this attempt's version", err)
+		}
 		return Handover{}, err
 	}
 	rec := HandoverRecord{WrapAccessor: h.WrapAccessor, Version: h.Version, IssuedAt: h.ExpiresAt.Add(-h.WrapTTL), ExpiresAt: h.ExpiresAt}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -315,4 +316,73 @@ func TestIntegrationWorkloadLedgerIsWrittenBeforeDelivery(t *testing.T) {
 	recs, err := c.Handovers(ctx, c.WorkloadLedgerPath(role))
 	require.NoError(t, err)
 	require.Equal(t, secrets.HandoverEnded, recs[0].State)
+}
+
+// Attempts racing each other (a zombie attempt still running after its
+// start-to-close timeout while Temporal's retry runs) may both deliver, but
+// the ledger's check-and-set loses neither handover: the rollback finds and
+// ends every one.
+func TestIntegrationConcurrentIssuesLoseNoHandover(t *testing.T) {
+	ep := stacktest.Ensure(t)
+	ctx := testCtx(t)
+	c := workerClient(t, ep)
+	root := rootClient(t, ep)
+	key := unique("race-cred")
+	path := c.JoinerPath(key, secrets.InitialCredentialName)
+	ledger := secrets.CredentialLedgerPath(path)
+	destroyOnCleanup(t, root, path)
+	destroyOnCleanup(t, root, ledger)
+
+	const n = 6
+	tokens := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = c.IssueInitialCredential(ctx, key, nil, 10*time.Minute, func(context.Context, string) error { return nil },
+				func(_ context.Context, tok string) error { tokens[i] = tok; return nil })
+		})
+	}
+	wg.Wait()
+	delivered := 0
+	for i := range n {
+		if errs[i] == nil {
+			delivered++
+		} else {
+			t.Logf("attempt %d: %v", i, errs[i])
+			require.True(t, connectors.IsRetryable(errs[i]), "losing a race is retryable, never the joiner's end: %v", errs[i])
+		}
+	}
+	require.Positive(t, delivered)
+	recs, err := c.Handovers(ctx, ledger)
+	require.NoError(t, err)
+	live := 0
+	for _, r := range recs {
+		if r.State == secrets.HandoverLive {
+			live++
+		}
+	}
+	t.Logf("%d concurrent issues: %d delivered, %d recorded, %d still live", n, delivered, len(recs), live)
+	require.GreaterOrEqual(t, len(recs), delivered, "every delivered handover is on record")
+
+	// The attempt Temporal keeps (the last retry) leaves one live handover.
+	var last string
+	h, err := c.IssueInitialCredential(ctx, key, nil, 10*time.Minute, func(context.Context, string) error { return nil },
+		func(_ context.Context, tok string) error { last = tok; return nil })
+	require.NoError(t, err)
+	tokens = append(tokens, last)
+	recs, err = c.Handovers(ctx, ledger)
+	require.NoError(t, err)
+	for _, r := range recs {
+		require.Equal(t, r.WrapAccessor == h.WrapAccessor, r.State == secrets.HandoverLive, "only the last is live: %+v", r)
+	}
+
+	require.NoError(t, c.RevokeInitialCredential(ctx, path, ""))
+	for i, tok := range tokens {
+		if tok == "" {
+			continue
+		}
+		_, err := unwrap(t, ep.VaultAddr, tok)
+		require.Error(t, err, "token %d is ended after the rollback", i)
+	}
 }
