@@ -281,3 +281,39 @@ func TestIntegrationRetriedClaimRunsTheCrossContainerCheck(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, again.DN, e.DN)
 }
+
+// The issue delivered its token and the worker died before Temporal
+// recorded the result, and the joiner then rolls back (rescind, or the
+// attempts ran out): the compensation runs without a path or accessor, and
+// still ends the delivered token the manager has not redeemed.
+func TestIntegrationRollbackAfterALostIssueResultEndsTheToken(t *testing.T) {
+	ep := stacktest.Ensure(t)
+	dir, _ := privateDirectory(t)
+	id := fmt.Sprint(600000 + time.Now().UnixNano()%100000)
+	wfID := JoinerWorkflowID(id)
+	candidates := []string{"lost.result" + id}
+	a := accountActivities(dir, id, "Lost", "Result", candidates)
+	sec := workerSecrets(t, ep)
+	a.Secrets = sec
+	h := &recordingHandover{inbox: FileInbox{Dir: t.TempDir()}}
+	a.Handover = h
+	path := sec.JoinerPath(id, secrets.InitialCredentialName)
+
+	var claimed ClaimResult
+	require.NoError(t, runSteps(t, a, wfID, []step{{"claim", a.ClaimAccount, ClaimInput{HRISID: id, Candidates: candidates,
+		Worker: policy.Worker{HRISID: id, FirstName: "Lost", LastName: "Result"}, Approvals: approvedBy(t, a, wfID, "ada.lovelace")}}},
+		[]any{&claimed}))
+	t.Cleanup(func() { _ = dir.Delete(context.Background(), claimed.DN, wfID) })
+	var lost CredentialResult // what Temporal never recorded
+	require.NoError(t, runSteps(t, a, wfID, []step{{"credential", a.IssueCredential,
+		CredentialInput{HRISID: id, Username: claimed.Username, DN: claimed.DN, Recipient: "ada.lovelace", WrapTTL: time.Hour}}},
+		[]any{&lost}))
+	require.Len(t, h.got, 1)
+
+	// The workflow knows neither path nor accessor.
+	require.NoError(t, runSteps(t, a, wfID, []step{{"", a.RevokeCredential, RevokeInput{HRISID: id}}}, []any{nil}))
+	requireTokenEnded(t, ep, h.got[0].token, lost.WrapAccessor)
+	_, found, err := sec.Metadata(context.Background(), path)
+	require.NoError(t, err)
+	require.False(t, found)
+}
