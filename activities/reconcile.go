@@ -105,6 +105,10 @@ type ReconcileSecrets interface {
 	Metadata(ctx context.Context, path string) (secrets.SecretMetadata, bool, error)
 	RevokeInitialCredential(ctx context.Context, path, accessor string) error
 	AppRoleExists(ctx context.Context, role string) (bool, error)
+	// Handovers reads a handover ledger (every wrapping accessor handed
+	// out, never a token); WorkloadLedgerPath names a role's.
+	Handovers(ctx context.Context, ledgerPath string) ([]secrets.HandoverRecord, error)
+	WorkloadLedgerPath(role string) string
 	RevokeWorkload(ctx context.Context, role string) error
 	DeletePolicy(ctx context.Context, name string) error
 }
@@ -559,9 +563,17 @@ func (r *Reconcile) assess(ctx context.Context, key string, minAge time.Duration
 	if err != nil {
 		return o, 0, classify(err)
 	}
-	if found && slices.ContainsFunc(md.Versions, func(v secrets.VersionMetadata) bool { return !v.Destroyed }) {
-		it := ReconcileItem{Kind: ItemSecret, ID: path, Detail: fmt.Sprintf("%d version(s); destroy", len(md.Versions))}
-		if young(md.CreatedTime) {
+	live, newest, err := r.liveHandovers(ctx, secrets.CredentialLedgerPath(path))
+	if err != nil {
+		return o, 0, err
+	}
+	stored := found && slices.ContainsFunc(md.Versions, func(v secrets.VersionMetadata) bool { return !v.Destroyed })
+	if stored || len(live) > 0 {
+		it := ReconcileItem{Kind: ItemSecret, ID: path, Detail: "destroy" + handoverDetail(live)}
+		if stored {
+			it.Detail = fmt.Sprintf("%d version(s); %s", len(md.Versions), it.Detail)
+		}
+		if young(md.CreatedTime) || young(newest) {
 			o.Young = append(o.Young, it)
 		} else {
 			o.Items = append(o.Items, it)
@@ -575,6 +587,37 @@ func (r *Reconcile) assess(ctx context.Context, key string, minAge time.Duration
 	return o, verdictOrphan, nil
 }
 
+// liveHandovers returns the wrapping accessors a handover ledger still
+// records as live (possibly redeemable by their recipient) and when the
+// newest was issued.
+func (r *Reconcile) liveHandovers(ctx context.Context, ledger string) ([]string, time.Time, error) {
+	recs, err := r.Secrets.Handovers(ctx, ledger)
+	if err != nil {
+		return nil, time.Time{}, classify(err)
+	}
+	var live []string
+	var newest time.Time
+	for _, h := range recs {
+		if h.State != secrets.HandoverLive || (!h.ExpiresAt.IsZero() && !r.now().Before(h.ExpiresAt)) {
+			continue
+		}
+		live = append(live, h.WrapAccessor)
+		if h.IssuedAt.After(newest) {
+			newest = h.IssuedAt
+		}
+	}
+	return live, newest, nil
+}
+
+// handoverDetail names the live wrapping accessors (accessors, not tokens:
+// they cannot unwrap anything) an item's revocation ends.
+func handoverDetail(live []string) string {
+	if len(live) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; end %d unredeemed handover(s) (wrap accessors %s)", len(live), strings.Join(live, ", "))
+}
+
 // appRole returns the workload AppRole item of a non-human key, if the role
 // exists.
 func (r *Reconcile) appRole(ctx context.Context, key string) (*ReconcileItem, error) {
@@ -583,11 +626,20 @@ func (r *Reconcile) appRole(ctx context.Context, key string) (*ReconcileItem, er
 	}
 	role, pol := WorkloadNames(key)
 	ok, err := r.Secrets.AppRoleExists(ctx, role)
-	if err != nil || !ok {
+	if err != nil {
 		return nil, classify(err)
 	}
+	live, _, err := r.liveHandovers(ctx, r.Secrets.WorkloadLedgerPath(role))
+	if err != nil {
+		return nil, err
+	}
+	if !ok && len(live) == 0 {
+		return nil, nil
+	}
+	// The role's age is not readable; a role exists only after its
+	// joiner's approval and claim, long after its workflow started.
 	return &ReconcileItem{Kind: ItemAppRole, ID: role,
-		Detail: "AppRole with every SecretID; its tokens disarmed; legacy policy " + pol + " deleted"}, nil
+		Detail: "AppRole with every SecretID; its tokens disarmed; legacy policy " + pol + " deleted" + handoverDetail(live)}, nil
 }
 
 // ReconcileRevokeOrphan revokes what joiner in.Key holds, if no live joiner

@@ -100,9 +100,10 @@ func (f *fakeRecDir) Disable(_ context.Context, dn, owner string) error {
 }
 
 type fakeRecSecrets struct {
-	kv    map[string]secrets.SecretMetadata
-	roles map[string]bool
-	calls []string
+	ledgers map[string][]secrets.HandoverRecord
+	kv      map[string]secrets.SecretMetadata
+	roles   map[string]bool
+	calls   []string
 }
 
 func (f *fakeRecSecrets) JoinerPath(k, n string) string { return "joinery/joiners/" + k + "/" + n }
@@ -113,6 +114,12 @@ func (f *fakeRecSecrets) Metadata(_ context.Context, p string) (secrets.SecretMe
 func (f *fakeRecSecrets) RevokeInitialCredential(_ context.Context, p, _ string) error {
 	f.calls = append(f.calls, "destroy "+p)
 	return nil
+}
+func (f *fakeRecSecrets) Handovers(_ context.Context, p string) ([]secrets.HandoverRecord, error) {
+	return f.ledgers[p], nil
+}
+func (f *fakeRecSecrets) WorkloadLedgerPath(r string) string {
+	return "joinery/joiners/" + r + "/secret-id-handovers"
 }
 func (f *fakeRecSecrets) AppRoleExists(_ context.Context, r string) (bool, error) {
 	return f.roles[r], nil
@@ -310,4 +317,30 @@ func TestReconcileJudgesTheRunThatCreatedTheEntry(t *testing.T) {
 	require.Equal(t, "Terminated", o.Status, "the creating run was terminated")
 	require.Len(t, o.Items, 3)
 	require.Len(t, f.dir.calls, 2)
+}
+
+// A credential already destroyed whose ledger still records a live
+// wrapping token is still an orphan's: revoking it ends the handover.
+func TestReconcileFindsLiveHandovers(t *testing.T) {
+	f := newRecFixture("310", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "")
+	path := "joinery/joiners/310/initial-credential"
+	delete(f.sec.kv, path)
+	f.sec.ledgers = map[string][]secrets.HandoverRecord{secrets.CredentialLedgerPath(path): {
+		{WrapAccessor: "acc-live", State: secrets.HandoverLive, IssuedAt: recNow.Add(-time.Hour), ExpiresAt: recNow.Add(time.Hour)},
+		{WrapAccessor: "acc-expired", State: secrets.HandoverLive, IssuedAt: recNow.Add(-48 * time.Hour), ExpiresAt: recNow.Add(-24 * time.Hour)},
+		{WrapAccessor: "acc-ended", State: secrets.HandoverEnded, IssuedAt: recNow.Add(-time.Hour), ExpiresAt: recNow.Add(time.Hour)},
+	}}
+	o := f.revoke(t, "310")
+	var secret *ReconcileItem
+	for i := range o.Items {
+		if o.Items[i].Kind == ItemSecret {
+			secret = &o.Items[i]
+		}
+	}
+	require.NotNil(t, secret)
+	require.True(t, secret.Done)
+	require.Contains(t, secret.Detail, "acc-live")
+	require.NotContains(t, secret.Detail, "acc-expired")
+	require.NotContains(t, secret.Detail, "acc-ended")
+	require.Contains(t, f.sec.calls, "destroy "+path)
 }

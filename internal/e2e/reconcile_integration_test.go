@@ -213,6 +213,11 @@ func TestReconcilerRevokesTerminatedJoinersOnTheRealStack(t *testing.T) {
 	require.Contains(t, kinds(so), activities.ItemAppRole)
 	require.Contains(t, kinds(so), activities.ItemEntry)
 	require.Zero(t, dry.Revoked)
+	for _, it := range co.Items {
+		if it.Kind == activities.ItemSecret {
+			require.Contains(t, it.Detail, "wrap accessors", "the manager's unredeemed handover is listed by accessor")
+		}
+	}
 	require.Equal(t, cBefore, holdingsOf(t, h, contractor, false), "a dry run changes nothing")
 	require.Equal(t, sBefore, holdingsOf(t, h, sa, true), "a dry run changes nothing")
 	_, err = wl.Logical().Read(inside)
@@ -250,6 +255,12 @@ func TestReconcilerRevokesTerminatedJoinersOnTheRealStack(t *testing.T) {
 	_, err = anon.Logical().Write("auth/approle/login", map[string]any{"role_id": sst.Workload.RoleID, "secret_id": secretID})
 	require.Error(t, err, "no login with the old role")
 	require.Equal(t, liveBefore, holdingsOf(t, h, live, false), "the running joiner's grants are untouched")
+	// The contractor's wrapped initial credential, never redeemed by the
+	// manager, unwraps to nothing now: the reconciler ended the handover.
+	ctok, err := os.ReadFile(activities.FileInbox{Dir: h.Cfg.InboxDir}.HandoverPath("ada.lovelace", contractor))
+	require.NoError(t, err)
+	_, err = unwrap(h.EP.VaultAddr, strings.TrimSpace(string(ctok)))
+	require.Error(t, err, "the terminated contractor's handover no longer unwraps")
 
 	// The connector only asks about workload roles: not the worker's own.
 	_, err = h.Sec.AppRoleExists(ctx, "joinery-worker")
@@ -261,6 +272,12 @@ func TestReconcilerRevokesTerminatedJoinersOnTheRealStack(t *testing.T) {
 	require.Equal(t, 2, again.Clean)
 	require.Equal(t, 1, again.Live)
 	require.Equal(t, liveBefore, holdingsOf(t, h, live, false))
+	// The running contractor's handover was never touched: it still
+	// unwraps, once, for its manager.
+	ltok, err := os.ReadFile(activities.FileInbox{Dir: h.Cfg.InboxDir}.HandoverPath("ada.lovelace", live))
+	require.NoError(t, err)
+	_, err = unwrap(h.EP.VaultAddr, strings.TrimSpace(string(ltok)))
+	require.NoError(t, err, "the running joiner's handover still unwraps")
 
 	// The running joiner is still running and still Active.
 	st, _, _, err := run.Status(ctx, h.C, live)
