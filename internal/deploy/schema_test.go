@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -172,4 +173,151 @@ func versionLess(a, b string) bool {
 		}
 	}
 	return len(as) < len(bs)
+}
+
+// The compose file's Temporal server configuration, run: the real
+// temporal-server of the release compose pins (bin/temporal-server; the
+// image runs the same binary with no config file, so the embedded template
+// reads these variables) started with the temporal service's environment —
+// only container paths, host names and ports mapped to this machine — on a
+// schema made by setup-schema.sh. Its frontend serves TLS for the name
+// "temporal" (so do its own nodes, or it would not come up), register.sh
+// registers Joinery's namespace over that TLS, and a plain-text client gets
+// nowhere.
+func TestComposeTemporalServesTLSFromItsEnvironment(t *testing.T) {
+	p := loadProject(t)
+	server := filepath.Join(repoDir(t), "bin", "temporal-server")
+	tool := filepath.Join(repoDir(t), "bin", "temporal-sql-tool")
+	for _, b := range []string{server, tool} {
+		if _, err := os.Stat(b); err != nil {
+			t.Fatalf("%s missing (make tools): %v", b, err)
+		}
+	}
+	out, err := exec.Command(server, "--version").CombinedOutput()
+	require.NoError(t, err)
+	_, tag, _ := strings.Cut(p.Services["temporal"].Image, ":")
+	require.Contains(t, string(out), tag, "compose pins the server release tested here")
+	_, adminTag, _ := strings.Cut(p.Services["temporal-schema"].Image, ":")
+	require.Equal(t, tag, adminTag, "admin-tools of the same release")
+
+	const password = "pg-password-for-the-server-test"
+	pgPort, _ := privatePostgres(t, password)
+	schema := schemaDir(t, tool)
+	job := p.Services["temporal-schema"]
+	cmd := exec.Command("/bin/sh", filepath.Join(p.WorkingDir, "deploy", "temporal", "setup-schema.sh"))
+	cmd.Env = []string{"PATH=" + filepath.Join(repoDir(t), "bin") + ":/usr/bin:/bin", "SQL_PLUGIN=" + *job.Environment["SQL_PLUGIN"],
+		"SQL_HOST=127.0.0.1", "SQL_PORT=" + fmt.Sprint(pgPort), "SQL_USER=temporal", "SQL_PASSWORD=" + password, "TEMPORAL_SCHEMA_DIR=" + schema}
+	out, err = cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	certs := t.TempDir()
+	out, err = exec.Command(buildCmd(t, "bootstrap"), "certs", "-dir", certs, "-for", fmt.Sprintf("temporal=%d", os.Getuid())).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	// The service's environment, with container paths and names mapped.
+	paths := strings.NewReplacer("/certs/", certs+"/", "/ca/ca.pem", filepath.Join(certs, "ca.pem"),
+		"/etc/temporal/config/dynamicconfig/", filepath.Join(p.WorkingDir, "deploy", "temporal", "dynamicconfig")+"/")
+	env := []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "BIND_ON_IP=127.0.0.1", "LOG_LEVEL=warn"}
+	for k, v := range p.Services["temporal"].Environment {
+		switch k {
+		case "POSTGRES_SEEDS":
+			env = append(env, k+"=127.0.0.1")
+		case "DB_PORT":
+			env = append(env, k+"="+fmt.Sprint(pgPort))
+		case "POSTGRES_PWD":
+			env = append(env, k+"="+password)
+		default:
+			env = append(env, k+"="+paths.Replace(*v))
+		}
+	}
+	front := freePort(t)
+	env = append(env, "FRONTEND_GRPC_PORT="+fmt.Sprint(front))
+	usedLow := map[int]bool{}
+	for _, k := range []string{"FRONTEND_HTTP_PORT", "FRONTEND_MEMBERSHIP_PORT", "MATCHING_GRPC_PORT", "MATCHING_MEMBERSHIP_PORT",
+		"HISTORY_GRPC_PORT", "HISTORY_MEMBERSHIP_PORT", "WORKER_GRPC_PORT", "WORKER_MEMBERSHIP_PORT"} {
+		port := freePort(t)
+		if strings.HasSuffix(k, "MEMBERSHIP_PORT") {
+			// Temporal stores membership ports as a SQL smallint.
+			port = freeLowPort(t, usedLow)
+		}
+		env = append(env, fmt.Sprintf("%s=%d", k, port))
+	}
+	srv := exec.Command(server, "start")
+	srv.Env = env
+	srv.Dir = t.TempDir()
+	logFile := filepath.Join(t.TempDir(), "temporal-server.log")
+	logf, err := os.Create(logFile)
+	require.NoError(t, err)
+	srv.Stdout, srv.Stderr = logf, logf
+	require.NoError(t, srv.Start())
+	exited := make(chan struct{})
+	go func() { _ = srv.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = srv.Process.Kill(); <-exited; logf.Close() })
+
+	addr := fmt.Sprintf("127.0.0.1:%d", front)
+	// Fail fast with the server's words if it cannot start.
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(logFile)
+			t.Fatalf("temporal-server exited:\n%s", tailLines(string(log), 5))
+		default:
+		}
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the frontend did not listen")
+		time.Sleep(250 * time.Millisecond)
+	}
+	ns := p.Services["temporal-namespace"]
+	reg := exec.Command("/bin/sh", filepath.Join(p.WorkingDir, "deploy", "temporal", "register.sh"))
+	reg.Env = []string{"PATH=" + filepath.Join(repoDir(t), "bin") + ":/usr/bin:/bin", "HOME=" + t.TempDir(),
+		"TEMPORAL_ADDRESS=" + addr, "TEMPORAL_TLS_CA_FILE=" + filepath.Join(certs, "ca.pem"),
+		"TEMPORAL_TLS_SERVER_NAME=" + *ns.Environment["TEMPORAL_TLS_SERVER_NAME"],
+		"JOINERY_NAMESPACE=" + *ns.Environment["JOINERY_NAMESPACE"], "JOINERY_NAMESPACE_RETENTION=" + *ns.Environment["JOINERY_NAMESPACE_RETENTION"],
+		"JOINERY_SEARCH_ATTRIBUTES=" + *ns.Environment["JOINERY_SEARCH_ATTRIBUTES"], "JOINERY_REGISTER_WAIT_TRIES=60"}
+	out, err = reg.CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(logFile)
+		t.Fatalf("register.sh: %v\n%s\nserver log:\n%s", err, out, tailLines(string(log), 5))
+	}
+
+	// The frontend speaks TLS only: the same health check in plain text fails.
+	plain := exec.Command(filepath.Join(repoDir(t), "bin", "temporal"), "--address", addr, "--client-connect-timeout", "5s",
+		"operator", "cluster", "health")
+	plain.Env = []string{"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin"}
+	out, err = plain.CombinedOutput()
+	require.Error(t, err, "plain text to the TLS frontend: %s", out)
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	for i, l := range lines {
+		if len(l) > 400 {
+			lines[i] = l[:400] + "..."
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// freeLowPort is a free loopback port below 32768.
+func freeLowPort(t *testing.T, used map[int]bool) int {
+	t.Helper()
+	for p := 20000 + os.Getpid()%5000; p < 32000; p += 7 {
+		if used[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			ln.Close()
+			used[p] = true
+			return p
+		}
+	}
+	t.Fatal("no free port below 32768")
+	return 0
 }
