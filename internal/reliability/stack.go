@@ -112,6 +112,9 @@ func (s *Stack) WorkerEnv(repo string) []string {
 	env["JOINERY_AUDIT_LOG"] = filepath.Join(s.Dir, "worker-audit.jsonl")
 	// Short LDAP timeouts so a cut connection is noticed quickly.
 	env["JOINERY_LDAP_TIMEOUT"] = "10s"
+	// The metrics listener's default port belongs to the dev stack's
+	// worker; ours would fail to start beside it.
+	env["JOINERY_WORKER_METRICS_ADDR"] = "off"
 	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
 		out = append(out, k+"="+v)
@@ -188,6 +191,24 @@ func (p *Process) Start() error {
 	exit := make(chan struct{})
 	go func() { _ = cmd.Wait(); f.Close(); close(exit) }()
 	p.cmd, p.exit = cmd, exit
+	return nil
+}
+
+// StartChecked starts the process and fails when it exits within wait
+// (bad configuration, a port taken), with the end of its log.
+func (p *Process) StartChecked(wait time.Duration) error {
+	if err := p.Start(); err != nil {
+		return err
+	}
+	time.Sleep(wait)
+	if !p.Running() {
+		log, _ := os.ReadFile(p.Log)
+		lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+		if len(lines) > 10 {
+			lines = lines[len(lines)-10:]
+		}
+		return fmt.Errorf("worker %s exited at start; log %s:\n%s", p.Bin, p.Log, strings.Join(lines, "\n"))
+	}
 	return nil
 }
 
