@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,16 +20,16 @@ const (
 	// JoinerOutcomes is emitted from workflow code through
 	// workflow.GetMetricsHandler (silenced during replay), so it goes out
 	// through the SDK's pipeline with a _total suffix:
-	// joinery_joiner_outcomes_total{outcome,kind}.
+	// joinery_joiner_outcomes_total{outcome,kind}, kind being person or
+	// the non-human kind.
 	JoinerOutcomes = "joinery_joiner_outcomes"
 )
 
-// kinds and outcomes are the label values a joiner may give; anything else
-// (a misspelt kind an operator typed) is "other", so labels stay a fixed
-// vocabulary.
+// nonHumanKinds and outcomes are the label values a joiner may give;
+// anything else is "person" or "other", so labels stay a fixed vocabulary.
 var (
-	kinds    = []string{"employee", "contractor", "service-account", "pipeline", "ai-agent"}
-	outcomes = []string{
+	nonHumanKinds = []string{"service-account", "pipeline", "ai-agent"}
+	outcomes      = []string{
 		workflows.OutcomeCompleted, workflows.OutcomeRejected, workflows.OutcomeRescinded, workflows.OutcomeFailed,
 		workflows.OutcomeCompensationFailed, workflows.OutcomeExpired, workflows.OutcomeRevoked,
 		workflows.OutcomeNeedsOperator, workflows.OutcomeAlreadyProvisioned,
@@ -117,10 +118,15 @@ func (w *outcomeWorkflow) ExecuteWorkflow(ctx workflow.Context, in *interceptor.
 	if workflow.GetInfo(ctx).WorkflowType.Name != "Joiner" {
 		return res, err
 	}
-	kind := "employee"
+	if err != nil && workflow.IsContinueAsNewError(err) {
+		return res, err // the joiner goes on in its next run, which counts it
+	}
+	// A person's kind (employee or contractor) is the HR record's to say
+	// and is not in the input; a non-human's is.
+	kind := "person"
 	if len(in.Args) == 1 {
-		if ji, ok := in.Args[0].(workflows.JoinerInput); ok {
-			kind = oneOf(ji.Kind, kinds, "employee")
+		if ji, ok := in.Args[0].(workflows.JoinerInput); ok && slices.Contains(nonHumanKinds, ji.Kind) {
+			kind = ji.Kind
 		}
 	}
 	outcome := "error" // the workflow returned an error: it will be retried or fail
@@ -129,9 +135,6 @@ func (w *outcomeWorkflow) ExecuteWorkflow(ctx workflow.Context, in *interceptor.
 	}
 	if err != nil && temporal.IsCanceledError(err) {
 		outcome = "canceled"
-	}
-	if err != nil && workflow.IsContinueAsNewError(err) {
-		return res, err
 	}
 	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": outcome, "kind": kind}).
 		Counter(JoinerOutcomes).Inc(1)

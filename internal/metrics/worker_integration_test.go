@@ -159,7 +159,7 @@ func TestWorkerMetricsAfterARealJoiner(t *testing.T) {
 		require.GreaterOrEqual(t, m.GetHistogram().GetSampleCount(), uint64(1), step)
 		require.Less(t, m.GetHistogram().GetSampleSum(), 120.0, "%s took minutes?", step)
 	}
-	oc := value(fams[metrics.JoinerOutcomes+"_total"], map[string]string{"outcome": "completed", "kind": "employee", "task_queue": cfg.TaskQueue})
+	oc := value(fams[metrics.JoinerOutcomes+"_total"], map[string]string{"outcome": "completed", "kind": "person", "task_queue": cfg.TaskQueue})
 	require.NotNil(t, oc, "joinery_joiner_outcomes_total{outcome=completed}")
 	require.Equal(t, 1.0, oc.GetCounter().GetValue())
 	rf := value(fams[metrics.ReconcilerFindings], map[string]string{"kind": "total"})
