@@ -32,7 +32,17 @@ else
   t operator namespace create --namespace "$JOINERY_NAMESPACE" --retention "$JOINERY_NAMESPACE_RETENTION"
 fi
 
-have=$(t operator search-attribute list --namespace "$JOINERY_NAMESPACE")
+# A new namespace reaches every service's namespace cache a few seconds
+# after it is created; until then it is "not found".
+tries=0
+until have=$(t operator search-attribute list --namespace "$JOINERY_NAMESPACE" 2>&1); do
+  tries=$((tries + 1))
+  if [ "$tries" -gt 30 ]; then
+    printf '%s\n' "$have" >&2
+    exit 1
+  fi
+  sleep 2
+done
 for sa in $JOINERY_SEARCH_ATTRIBUTES; do
   name=${sa%%=*}
   type=${sa#*=}
