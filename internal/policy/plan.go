@@ -84,6 +84,10 @@ type Plan struct {
 	Owner string `json:"owner,omitempty"`
 	// Workload is the Vault AppRole of a non-human joiner (nil for people).
 	Workload *WorkloadPlan `json:"workload,omitempty"`
+	// Rehire is set on a rehire's plan (rehire.go): the approver signs for
+	// re-enabling exactly this entry. Nil (and absent from the JSON, so
+	// earlier plans hash as before) for every other joiner.
+	Rehire *RehirePlan `json:"rehire,omitempty"`
 }
 
 // CheckExtension says whether access may be extended to newEnd: a real date

@@ -45,6 +45,8 @@ type Policy struct {
 	exceptions   []exception
 	// sites resolves a joiner's location to its time zone (sites.go).
 	sites sites
+	// rehire is the rehire section (rehire.go); nil: rehires are refused.
+	rehire *RehirePolicy
 }
 
 type kindSpec struct {
@@ -234,6 +236,7 @@ func (b *builder) build(raw *rawPolicy) {
 	p.writeback = b.buildValues("writeback", raw.WriteBack, hrisFldRE, nil)
 	b.buildExceptions(raw.Exceptions)
 	b.buildSites(raw.Sites)
+	b.buildRehire(raw.Rehire)
 	// The intake section is read by the intake itself (LoadIntake); checking
 	// it here too makes `policy check` and the worker refuse a bad one.
 	_, intakeErrs := buildIntake(raw)

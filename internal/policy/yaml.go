@@ -36,6 +36,8 @@ type rawPolicy struct {
 	// Intake is parsed by ParseIntake (intake.go), not by Parse: the HR
 	// intake reads it without compiling the whole policy.
 	Intake rawIntake `yaml:"intake"`
+	// Rehire allows the explicit rehire path (rehire.go); absent: refused.
+	Rehire *rawRehire `yaml:"rehire"`
 }
 
 type rawNaming struct {
