@@ -67,6 +67,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 // are signed (the exported JSON carries only the run).
 var recordedIDs = map[string]string{
 	"v2-nonhuman-signed-before-hardening.json": "joiner-nhi-reporting-sync-production",
+	"v4-pseudonymous-completed.json":           "joiner-2697",
 }
 
 // TestRecordedHistoriesHoldNoSecrets scans the committed histories (payloads
