@@ -492,3 +492,30 @@ func TestComposePrometheusScrapesJoinerysMetricsListeners(t *testing.T) {
 	}
 	require.True(t, mounted["/etc/prometheus/prometheus.yml"])
 }
+
+// Joinery's images run as uid 65532; every named volume one of them writes
+// is handed to that uid by the keys job before it starts (a fresh volume
+// is root's, and the write would fail).
+func TestComposeWritableVolumesBelongToTheirWriter(t *testing.T) {
+	p := loadProject(t)
+	keys := p.Services["keys"]
+	cmd := strings.Join(keys.Command, " ")
+	require.Contains(t, cmd, "-owner 65532")
+	mountedAt := map[string]string{}
+	for _, v := range keys.Volumes {
+		mountedAt[v.Source] = v.Target
+	}
+	for _, svc := range []string{"worker", "starter", "hris"} {
+		s := p.Services[svc]
+		require.NotNil(t, s.Build, svc)
+		for _, v := range s.Volumes {
+			if v.Type != types.VolumeTypeVolume || v.ReadOnly {
+				continue
+			}
+			target, ok := mountedAt[v.Source]
+			require.True(t, ok, "%s writes volume %s, which the keys job does not prepare", svc, v.Source)
+			require.Contains(t, cmd, "-mkdir "+target, "%s: volume %s", svc, v.Source)
+			require.Equal(t, types.ServiceConditionCompletedSuccessfully, s.DependsOn["keys"].Condition, "%s waits for the keys job", svc)
+		}
+	}
+}
