@@ -65,6 +65,7 @@ type slapdRun struct {
 	ldapURL, ldapsURL string
 	tls               *tls.Config
 	dir               string
+	pid               int
 }
 
 // startSlapdinit runs the openldap image's entrypoint here, with Debian's
@@ -101,6 +102,7 @@ func startSlapdinit(t *testing.T, env map[string]string) (*slapdRun, error) {
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	require.NoError(t, cmd.Start())
+	run.pid = cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	// slapdinit replaced itself with slapd: this PID is the server's.
@@ -222,6 +224,16 @@ func TestOpenLDAPEntrypointRunsTheDevStackGenerator(t *testing.T) {
 		require.Error(t, err, "%s with its dev password", dn)
 		require.True(t, ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials), "%s: %v", dn, err)
 	}
+	// slapd (slapdinit replaced itself with it) keeps neither password in
+	// its environment, where anyone with its uid could read them.
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", r.pid))
+	require.NoError(t, err)
+	require.Contains(t, string(environ), "SLAPD_TLS_CERT=", "this is the process slapdinit started")
+	require.NotContains(t, string(environ), testRootPassword)
+	require.NotContains(t, string(environ), testServicePassword)
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", r.pid))
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(cmdline), "slapd\x00-f\x00"), "%q", cmdline)
 	// The worker's bind password is in the database only as a salted hash.
 	seed, err := os.ReadFile(filepath.Join(r.dir, "seed.ldif"))
 	require.NoError(t, err)
