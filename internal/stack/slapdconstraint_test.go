@@ -42,8 +42,10 @@ func TestSlapdConstraintRecipeForJoineryOnlyGroups(t *testing.T) {
 	text, err := os.ReadFile(filepath.Join(dir, "slapd.conf"))
 	require.NoError(t, err)
 	group := "cn=all-staff," + ldapGroupsDN
-	overlay := "overlay constraint\nconstraint_attribute member uri ldap:///" + ldapPeopleDN +
-		"?entryDN?one?(objectClass=joineryManaged) restrict=\"ldap:///" + group + "??base\"\n"
+	// The whole suffix: a joiner's entry may be a person or a service
+	// account, and only Joinery's own adds can carry joineryManaged.
+	overlay := "overlay constraint\nconstraint_attribute member uri ldap:///" + LDAPBaseDN +
+		"?entryDN?sub?(objectClass=joineryManaged) restrict=\"ldap:///" + group + "??base\"\n"
 	conf := strings.Replace(string(text), "moduleload back_mdb\n", "moduleload back_mdb\nmoduleload constraint\n", 1)
 	require.Contains(t, conf, "add_content_acl on\n")
 	conf = strings.Replace(conf, "add_content_acl on\n", "add_content_acl on\n"+overlay, 1)
@@ -94,6 +96,7 @@ func TestSlapdConstraintRecipeForJoineryOnlyGroups(t *testing.T) {
 	ada := "uid=ada.lovelace," + ldapPeopleDN
 	violation(add(w, ada), "the worker adds a person Joinery did not create")
 	violation(add(w, "uid=ghost,"+ldapPeopleDN), "the worker adds a DN that does not exist")
+	violation(add(w, "uid=ghost,"+ldapServiceAccountsDN), "nor under the service accounts")
 	require.NoError(t, add(w, acct.DN), "the worker adds its joiner's entry")
 	require.NoError(t, dc.AddMember(ctx, group, acct.DN, p.Owner), "and so does the connector")
 
