@@ -95,7 +95,8 @@ func crashAfter(faults ...stepFault) func(su *Suite) {
 		}
 		wg.Wait()
 		// Every fault must have landed, or the row proves nothing.
-		deadline := time.After(5 * time.Minute)
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
 		for _, a := range all {
 			if a.tr == nil {
 				continue
@@ -103,9 +104,12 @@ func crashAfter(faults ...stepFault) func(su *Suite) {
 			select {
 			case <-a.tr.Fired():
 				su.t.Logf("%s: fired for joiner %s on %s %s", a.f.name, a.j.ID, a.tr.Request.Op, a.tr.Request.Target)
-			case <-deadline:
+			case <-fctx.Done():
 				su.t.Errorf("%s: the fault never landed for joiner %s (no matching request)", a.f.name, a.j.ID)
 			}
+		}
+		for _, f := range faults {
+			f.proxy(su.S).Disarm() // none left armed for the next scenario
 		}
 		for i, f := range faults {
 			group := js[i*runs : (i+1)*runs]

@@ -317,11 +317,19 @@ func ldapGroupModOf(j joiner) func(Request) bool {
 	}
 }
 
-// ldapPasswordOf matches the modify that sets the joiner's password.
+// ldapPasswordOf matches the request that sets the joiner's password: on
+// OpenLDAP the Password Modify extended operation (RFC 3062) naming its
+// entry, on AD a modify of unicodePwd / userPassword.
 func ldapPasswordOf(j joiner) func(Request) bool {
 	return func(r Request) bool {
-		return r.Op == "modify" && strings.Contains(strings.ToLower(r.Target), j.Token) &&
-			bytes.Contains(r.Body, []byte("userPassword"))
+		switch r.Op {
+		case "extended":
+			return bytes.Contains(r.Body, []byte("1.3.6.1.4.1.4203.1.11.1")) && bytes.Contains(bytes.ToLower(r.Body), []byte(j.Token))
+		case "modify":
+			return strings.Contains(strings.ToLower(r.Target), j.Token) &&
+				(bytes.Contains(r.Body, []byte("userPassword")) || bytes.Contains(r.Body, []byte("unicodePwd")))
+		}
+		return false
 	}
 }
 
