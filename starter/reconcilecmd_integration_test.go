@@ -86,6 +86,31 @@ func TestCLIReconcile(t *testing.T) {
 	action, _, err := ensureReconcileSchedule(ctx, h.C, sid, queue, time.Hour, true)
 	require.NoError(t, err)
 	require.Equal(t, "created", action)
+	// The schedule runs the reconciler: trigger it now and read the run's
+	// report (a dry run, as created).
+	sh := h.C.ScheduleClient().GetHandle(ctx, sid)
+	triggered := time.Now()
+	require.NoError(t, sh.Trigger(ctx, client.ScheduleTriggerOptions{}))
+	var started *client.ScheduleActionResult
+	require.Eventually(t, func() bool {
+		d, err := sh.Describe(ctx)
+		if err != nil || len(d.Info.RecentActions) == 0 {
+			return false
+		}
+		started = &d.Info.RecentActions[0]
+		return started.StartWorkflowResult != nil
+	}, time.Minute, 200*time.Millisecond)
+	var rep workflows.ReconcileReport
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	require.NoError(t, h.C.GetWorkflow(rctx, started.StartWorkflowResult.WorkflowID, started.StartWorkflowResult.FirstExecutionRunID).Get(rctx, &rep))
+	t.Logf("scheduled dry run: %s after the trigger; judged %d (live %d, kept %d, clean %d), orphans %d, more %v",
+		time.Since(triggered).Round(time.Millisecond), rep.Judged, rep.Live, rep.Kept, rep.Clean, len(rep.Orphans), rep.More)
+	require.True(t, rep.DryRun)
+	require.Positive(t, rep.Judged)
+	require.Zero(t, rep.Revoked)
+	require.True(t, strings.HasPrefix(started.StartWorkflowResult.WorkflowID, sid), started.StartWorkflowResult.WorkflowID)
+
 	action, what, err := ensureReconcileSchedule(ctx, h.C, sid, queue, 2*time.Hour, false)
 	require.NoError(t, err)
 	require.Equal(t, "updated", action)
