@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -124,19 +125,29 @@ func (j *joinerLoad) wait(ctx context.Context, it item) error {
 // benchmark runs do not fill the dev directory (the HR records stay, as
 // the e2e tests' do).
 func (j *joinerLoad) cleanup(ctx context.Context, its []item) {
+	// A few at a time: one by one, a thousand joiners take many minutes.
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
 	for _, it := range its {
 		if it.hrisID == "" {
 			continue
 		}
-		_ = j.c.TerminateWorkflow(ctx, workflows.JoinerWorkflowID(it.hrisID), "", "bench ended")
-		if e, err := j.acts.Directory.FindByEmployeeID(ctx, it.hrisID, false); err == nil && e != nil {
-			for _, g := range j.groups {
-				_ = j.acts.RevokeGroup(ctx, activities.GroupInput{HRISID: it.hrisID, Group: g, MemberDN: e.DN})
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_ = j.c.TerminateWorkflow(ctx, workflows.JoinerWorkflowID(it.hrisID), "", "bench ended")
+			if e, err := j.acts.Directory.FindByEmployeeID(ctx, it.hrisID, false); err == nil && e != nil {
+				for _, g := range j.groups {
+					_ = j.acts.RevokeGroup(ctx, activities.GroupInput{HRISID: it.hrisID, Group: g, MemberDN: e.DN})
+				}
 			}
-		}
-		_ = j.acts.DeleteAccount(ctx, activities.AccountRef{HRISID: it.hrisID})
-		_ = j.acts.RevokeCredential(ctx, activities.RevokeInput{HRISID: it.hrisID})
+			_ = j.acts.DeleteAccount(ctx, activities.AccountRef{HRISID: it.hrisID})
+			_ = j.acts.RevokeCredential(ctx, activities.RevokeInput{HRISID: it.hrisID})
+		}()
 	}
+	wg.Wait()
 }
 
 // bareLoad drives the bare baseline workflow on its own task queue.
