@@ -133,8 +133,14 @@ func (a *Activities) admit(ctx context.Context, step, key, what string) (order, 
 	if o.c.typ != JoinerWorkflowType {
 		return o, a.refuse(o, fmt.Sprintf("scheduled by a workflow of type %q, not %q", o.c.typ, JoinerWorkflowType))
 	}
-	if key == "" || o.c.id != JoinerWorkflowID(key) {
+	// joiner-<key> or a rehire generation joiner-<key>~g<N> (rehire.go).
+	if !joinerIDFor(o.c.id, key) {
 		return o, a.refuse(o, fmt.Sprintf("workflow %q may only act for its own joiner, not for %q", o.c.id, key))
+	}
+	// A rehire generation re-enables its leaver's entry (ClaimRehire); it
+	// never creates or deletes one.
+	if isGenerationID(o.c.id) && (step == StepClaim || step == "delete-account") {
+		return o, a.refuse(o, fmt.Sprintf("rehire generation %q may not %s an entry: it takes over its leaver's", o.c.id, step))
 	}
 	return o, nil
 }
@@ -288,6 +294,11 @@ func (a *Activities) replan(ctx context.Context, o order, req *NonHumanRequest, 
 		w, err = a.resolveNonHuman(ctx, ResolveInput{Key: o.key, Kind: kind, Request: *req})
 	} else {
 		w, err = a.fetchWorker(ctx, o.key, "")
+		if err == nil && isGenerationID(o.c.id) && w.EndDate != "" && w.EndDate < w.HireDate {
+			// A rehire's termination date is its earlier generation's
+			// leaving, not this one's end (the rehire workflow plans so).
+			w.EndDate = ""
+		}
 	}
 	if err != nil {
 		var ae *temporal.ApplicationError
@@ -357,7 +368,7 @@ func (a *Activities) verify(ctx context.Context, o order, req *NonHumanRequest, 
 // under even when the policy changes meanwhile.
 func (a *Activities) recordPlan(ctx context.Context, key, kind string) {
 	c := callerOf(ctx)
-	if !c.inActivity || c.typ != JoinerWorkflowType || c.id != JoinerWorkflowID(key) {
+	if !c.inActivity || c.typ != JoinerWorkflowType || !joinerIDFor(c.id, key) {
 		return
 	}
 	o := order{c: c, step: "plan", key: key, what: "record the joiner's plan"}
