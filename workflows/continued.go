@@ -88,6 +88,11 @@ type Continued struct {
 	DayStarts      map[string]time.Time `json:"dayStarts,omitempty"`
 	// RemindedEnd is the end date the expiry reminder was sent for.
 	RemindedEnd string `json:"remindedEnd,omitempty"`
+	// Approval is the approval wait a joiner continues in AwaitingApproval;
+	// Unwind the rollback or revocation one continues in RollingBack,
+	// Revoking or CompensationStuck (version continue-as-new-everywhere).
+	Approval *ApprovalWait `json:"approval,omitempty"`
+	Unwind   *Unwind       `json:"unwind,omitempty"`
 }
 
 func isContinueAsNew(err error) bool {
@@ -117,8 +122,32 @@ func (j *joiner) checkContinued(ctx workflow.Context) error {
 	case len(c.Prior) == 0 || c.Prior[len(c.Prior)-1] != info.ContinuedExecutionRunID:
 		return temporal.NewNonRetryableApplicationError("continued state does not name the run it continues", ErrTypeInvalidInput, nil)
 	}
+	bad := func(why string) error {
+		return temporal.NewNonRetryableApplicationError("continued state: "+why+"; nothing was done", ErrTypeInvalidInput, nil)
+	}
 	switch c.Stage {
 	case StageWaitingStartDate, StageProvisioned, StageActive:
+		return nil
+	case StageAwaitingApproval:
+		switch w := c.Approval; {
+		case !j.cont.more:
+			return bad("this joiner's version does not continue while awaiting approval")
+		case w == nil || len(w.Deadlines) == 0:
+			return bad("awaiting approval without the wait's deadlines")
+		case c.Decided != nil:
+			return bad("awaiting approval with a decision already made")
+		}
+		return nil
+	case StageRollingBack, StageRevoking, StageCompensationStuck:
+		u := c.Unwind
+		switch {
+		case !j.cont.more:
+			return bad("this joiner's version does not continue while undoing")
+		case u == nil || (u.Mode != unwindRollback && u.Mode != unwindRevoke):
+			return bad(fmt.Sprintf("stage %s without the rollback or revocation under way", c.Stage))
+		case u.Mode == unwindRevoke && c.Result.DN == "":
+			return bad("a revocation of nothing")
+		}
 		return nil
 	}
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("a joiner does not continue in stage %q", c.Stage), ErrTypeInvalidInput, nil)
@@ -151,8 +180,11 @@ func (j *joiner) quietForContinue(ctx workflow.Context, quiet func() bool) bool 
 func (j *joiner) continueAsNew(ctx workflow.Context) error {
 	info := workflow.GetInfo(ctx)
 	stage := j.status.Stage
-	if stage == StageWaitingStartDate {
+	switch stage {
+	case StageWaitingStartDate:
 		j.withdrawEarlyApprovals(ctx)
+	case StageAwaitingApproval:
+		j.withdrawPartialApprovals(ctx)
 	}
 	ext := j.extensions
 	if len(ext) > maxCarriedExtensions {
@@ -181,6 +213,12 @@ func (j *joiner) continueAsNew(ctx workflow.Context) error {
 		AuditSeq: j.auditSeq, AuditEvents: j.auditEvents, AuditDecisions: j.auditDecisions,
 		DayStarts: j.dayStarts, RemindedEnd: j.remindedEnd,
 	}
+	switch stage {
+	case StageAwaitingApproval:
+		c.Approval = j.cont.wait
+	case StageRollingBack, StageRevoking, StageCompensationStuck:
+		c.Unwind = j.cont.unwind
+	}
 	in := j.in
 	in.Continued = c
 	return workflow.NewContinueAsNewError(ctx, Joiner, in)
@@ -195,6 +233,10 @@ func (j *joiner) withdrawEarlyApprovals(ctx workflow.Context) {
 		if d != nil && d.Approved && !slices.Contains(who, d.Approver) {
 			who = append(who, d.Approver)
 		}
+	}
+	for _, d := range []*Decision{j.first, j.second, j.decided} {
+		j.markWithdrawn(d, fmt.Sprintf("withdrawn: signed for run %s, which continued as new; the approver is asked again on the provisioning date",
+			workflow.GetInfo(ctx).WorkflowExecution.RunID))
 	}
 	if len(who) > 0 {
 		j.event(ctx, fmt.Sprintf("the early approval by %s was signed for run %s and is withdrawn as the joiner continues as new; "+
@@ -247,9 +289,44 @@ func (j *joiner) resume(ctx workflow.Context) (JoinerResult, error) {
 		return j.afterPlanning(ctx, j.snapshot)
 	case StageProvisioned:
 		return j.provisioned(ctx)
+	case StageAwaitingApproval:
+		w := c.Approval
+		if done, res, err := j.awaitDecision(ctx, w.Since, slices.Clone(w.Deadlines)); done {
+			return res, err
+		}
+		return j.provisionApproved(ctx, j.snapshot)
+	case StageRollingBack, StageRevoking, StageCompensationStuck:
+		u := *c.Unwind
+		j.cont.resumed = &u
+		if u.Mode == unwindRevoke {
+			return j.revokeAll(ctx, u.Stage, u.Outcome, u.Why)
+		}
+		return j.rollback(ctx, u.Stage, u.Outcome, u.Why)
 	default: // StageActive (checkContinued admits nothing else)
 		return j.active(ctx)
 	}
+}
+
+// withdrawPartialApprovals drops, as the joiner continues in the approval
+// wait, the approval that counted but did not decide alone (the first of
+// two): it is signed for this run, and the claim of the next run would
+// refuse it. Its record says so (the inbox lets its approver decide again,
+// for the new run), and the approver is asked again now.
+func (j *joiner) withdrawPartialApprovals(ctx workflow.Context) {
+	run := workflow.GetInfo(ctx).WorkflowExecution.RunID
+	for _, d := range []*Decision{j.first, j.second} {
+		if d == nil || !d.Approved {
+			continue
+		}
+		j.markWithdrawn(d, fmt.Sprintf("withdrawn: signed for run %s, which continued as new; decide again in the approval inbox", run))
+		j.event(ctx, fmt.Sprintf("the approval by %s was signed for run %s and is withdrawn as the joiner continues as new; "+
+			"the approval inbox signs again for the new run", d.Approver, run))
+		j.notify(ctx, d.Approver, "approval-request",
+			fmt.Sprintf("joiner %s continued as new while waiting for the second approval: please decide again in the approval inbox: %s",
+				j.in.HRISID, j.inboxLink()))
+	}
+	j.first, j.second = nil, nil
+	j.proofs, j.proofBy = nil, nil
 }
 
 // rebuildCompensations recreates the undo steps of what the previous runs
@@ -313,4 +390,193 @@ func (j *joiner) explainRun(ctx workflow.Context, d decision.Decision, err error
 	}
 	return fmt.Errorf("signed for run %s, an earlier run of this joiner: it has continued as new (run %s now); "+
 		"decide again in the approval inbox, which signs for the current run", d.RunID, workflow.GetInfo(ctx).WorkflowExecution.RunID)
+}
+
+// Continue-as-new everywhere a joiner can wait long (version
+// "continue-as-new-everywhere" >= 1).
+//
+// Two more waits can grow a joiner's history without bound: the approval
+// wait (anyone who can signal the joiner can send refused decisions, or
+// retry-compensations, by the thousand: each is an event, and past
+// Temporal's hard limit the server terminates the joiner, a denial of
+// service), and a rollback or revocation that keeps failing (persist
+// retries for days; a terminated joiner there leaves what it granted live,
+// with nobody retrying). Both continue as new at a quiet moment, like the
+// other waits:
+//   - awaiting approval, the next run keeps the wait's absolute deadlines
+//     (reminder, escalation, timeout): a continuation neither restarts the
+//     timeout nor sends a reminder again. An approval that counted but
+//     does not decide alone (the first of two) is signed for this run, so
+//     it is withdrawn (on record; the approver is asked again).
+//   - unwinding, the next run goes on with what is left: the resources not
+//     undone yet (rollback) or the steps not revoked yet (revocation),
+//     retrying the step that was failing with its back-off and its
+//     CompensationStuck time, and closes only once everything is undone.
+
+// versionContinueEverywhere gates the approval-wait and unwind
+// continuations: joiners already running keep waiting, and unwinding, in
+// one run, as their histories recorded.
+const versionContinueEverywhere = "continue-as-new-everywhere"
+
+// Unwind modes.
+const (
+	unwindRollback = "rollback"
+	unwindRevoke   = "revoke"
+)
+
+// ApprovalDeadline is one pending deadline of the approval wait.
+type ApprovalDeadline struct {
+	At   time.Time `json:"at"`
+	Kind string    `json:"kind"` // reminder, escalation or timeout
+}
+
+// ApprovalWait is where an approval wait stands when the joiner continues
+// as new: since when it waits, and the deadlines still to come.
+type ApprovalWait struct {
+	Since     time.Time          `json:"since"`
+	Deadlines []ApprovalDeadline `json:"deadlines"`
+}
+
+// Unwind is a rollback or revocation in progress when the joiner continues
+// as new.
+type Unwind struct {
+	// Mode is rollback or revoke; Stage, Outcome and Why are what the
+	// joiner ends with once everything is undone.
+	Mode    string `json:"mode"`
+	Stage   Stage  `json:"stage"`
+	Outcome string `json:"outcome"`
+	Why     string `json:"why,omitempty"`
+	// Step is the undo step that was failing, since FailingSince, with the
+	// next wait Backoff; Prev is the stage it shows once it succeeds.
+	Step         string        `json:"step,omitempty"`
+	FailingSince time.Time     `json:"failingSince"`
+	Backoff      time.Duration `json:"backoff,omitempty"`
+	Prev         Stage         `json:"prev,omitempty"`
+}
+
+// continuation is the joiner's state for these continuations.
+type continuation struct {
+	// more is the versionContinueEverywhere gate.
+	more bool
+	// wait is the approval wait being handed over; unwind the rollback or
+	// revocation under way; resumed the failing step a continued run
+	// picks up (taken by the first persist).
+	wait    *ApprovalWait
+	unwind  *Unwind
+	resumed *Unwind
+}
+
+// unwinding notes the rollback or revocation that has begun.
+func (c *continuation) unwinding(mode string, stage Stage, outcome, why string) {
+	c.unwind = &Unwind{Mode: mode, Stage: stage, Outcome: outcome, Why: why}
+}
+
+// takeResumed returns the failing step a continued run carried, if name is
+// that step, and forgets it either way: only the first undo step of the
+// new run can be the one that was failing.
+func (c *continuation) takeResumed(name string) *Unwind {
+	u := c.resumed
+	c.resumed = nil
+	if u == nil || u.Step != name {
+		return nil
+	}
+	return u
+}
+
+// approvalTimeout is how long the approval wait lasts before silence
+// rejects.
+func (j *joiner) approvalTimeout() time.Duration {
+	if t := j.plan.Approval.Timeout; t > 0 {
+		return t
+	}
+	return 7 * 24 * time.Hour
+}
+
+// awaitDecision waits for the decision, reminding and then escalating at
+// the pending deadlines; silence until the timeout rejects. since is when
+// the wait began (it outlives continuations).
+func (j *joiner) awaitDecision(ctx workflow.Context, since time.Time, pending []ApprovalDeadline) (bool, JoinerResult, error) {
+	ap := j.plan.Approval
+	// Version 1 also wakes for decisions made by update (they bypass the
+	// inbox); under version 0 such a decision waited for the next timer.
+	updatesWake := workflow.GetVersion(ctx, "update-decisions-wake", workflow.DefaultVersion, 1) >= 1
+	for j.decided == nil {
+		j.drainInbox(ctx)
+		if j.decided != nil {
+			break
+		}
+		if j.rescind != nil {
+			res, err := j.rollback(ctx, StageRescinded, OutcomeRescinded, "rescinded while awaiting approval")
+			return true, res, err
+		}
+		next := pending[0]
+		for _, d := range pending[1:] {
+			if d.At.Before(next.At) {
+				next = d
+			}
+		}
+		seen := len(j.inbox)
+		got, err := workflow.AwaitWithTimeout(ctx, next.At.Sub(workflow.Now(ctx)), func() bool {
+			return len(j.inbox) > seen || j.rescind != nil || (updatesWake && j.decided != nil) || (j.cont.more && j.continueDue(ctx))
+		})
+		if err != nil {
+			return true, JoinerResult{}, err
+		}
+		if got {
+			if j.cont.more && j.continueDue(ctx) && j.quietForContinue(ctx, func() bool {
+				return j.decided == nil && j.rescind == nil && len(j.inbox) == 0
+			}) {
+				j.cont.wait = &ApprovalWait{Since: since, Deadlines: slices.Clone(pending)}
+				return true, JoinerResult{}, j.continueAsNew(ctx)
+			}
+			continue
+		}
+		// A deadline passed.
+		rest := pending[:0]
+		for _, d := range pending {
+			if d != next {
+				rest = append(rest, d)
+			}
+		}
+		pending = rest
+		switch next.Kind {
+		case "reminder":
+			j.event(ctx, "reminder sent to "+ap.Approver)
+			j.notify(ctx, ap.Approver, "reminder", fmt.Sprintf("joiner %s still awaits your approval", j.in.HRISID))
+		case "escalation":
+			j.event(ctx, fmt.Sprintf("escalated from %s to %s", ap.Approver, ap.EscalateTo))
+			j.status.Approvers = appendUnique(j.status.Approvers, ap.EscalateTo)
+			j.publishDeciders(ctx)
+			j.notify(ctx, ap.EscalateTo, "escalation",
+				fmt.Sprintf("joiner %s has waited %s for %s's approval; you may approve or reject it", j.in.HRISID, ap.EscalateAfter, ap.Approver))
+		case "timeout":
+			j.decided = &Decision{Approver: "policy:" + ap.Rule, Approved: false, At: workflow.Now(ctx), Via: "timeout",
+				Comment: fmt.Sprintf("no decision within %s", j.approvalTimeout())}
+			j.status.Approvals = append(j.status.Approvals, *j.decided)
+			j.publishDeciders(ctx)
+		}
+	}
+	if !j.decided.Approved {
+		res, err := j.rollback(ctx, StageRejected, OutcomeRejected,
+			fmt.Sprintf("rejected by %s (%s)", j.decided.Approver, j.decided.Via))
+		return true, res, err
+	}
+	return false, JoinerResult{}, nil
+}
+
+// markWithdrawn makes the status record of the approval d say that it no
+// longer counts. The approval inbox reads the records to tell who has
+// approved already: one still shown as counting would keep its approver
+// from deciding again, for the new run, and the joiner would wait for a
+// decision nobody may give.
+func (j *joiner) markWithdrawn(d *Decision, why string) {
+	if d == nil || !d.Approved {
+		return
+	}
+	for i := range j.status.Approvals {
+		r := &j.status.Approvals[i]
+		if r.Approved && r.Refused == "" && r.Approver == d.Approver && r.Nonce == d.Nonce && r.At.Equal(d.At) {
+			r.Approved, r.Refused = false, why
+		}
+	}
 }

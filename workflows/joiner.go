@@ -149,6 +149,9 @@ type joiner struct {
 	// auditEvents and auditDecisions are how many of status.Events and
 	// status.Approvals they cover.
 	auditSeq, auditEvents, auditDecisions int
+	// cont: continue-as-new in the approval wait and in a rollback or
+	// revocation (continued.go).
+	cont continuation
 }
 
 func (j *joiner) setup(ctx workflow.Context) error {
@@ -191,6 +194,7 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	j.siteTime = j.hardened && workflow.GetVersion(ctx, "site-local-midnight", workflow.DefaultVersion, 1) >= 1
 	j.moveLimits = j.hardened && workflow.GetVersion(ctx, "start-move-limits", workflow.DefaultVersion, 1) >= 1
 	j.canContinue = j.hardened && workflow.GetVersion(ctx, "continue-as-new", workflow.DefaultVersion, 1) >= 1
+	j.cont.more = j.canContinue && workflow.GetVersion(ctx, versionContinueEverywhere, workflow.DefaultVersion, 1) >= 1
 	j.dayStarts = map[string]time.Time{}
 	if j.in.Continued != nil {
 		if err := j.checkContinued(ctx); err != nil {
@@ -404,6 +408,13 @@ func (j *joiner) afterPlanning(ctx workflow.Context, snapshot map[string]string)
 	if done, res, err := j.approve(ctx); done {
 		return res, err
 	}
+	return j.provisionApproved(ctx, snapshot)
+}
+
+// provisionApproved provisions an approved joiner (a run continued while
+// awaiting approval comes here once decided) and goes on to the time-bound
+// watch or the Provisioned hold.
+func (j *joiner) provisionApproved(ctx workflow.Context, snapshot map[string]string) (JoinerResult, error) {
 	j.exportAudit(ctx, false) // the decisions that counted, before anything is created
 
 	// 4. Provision under a saga: each step registers its (idempotent)
@@ -556,82 +567,15 @@ func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
 			fmt.Sprintf("joiner %s needs your approval as second approver (route %q) besides %s's", j.in.HRISID, ap.Rule, ap.Approver))
 	}
 	start := workflow.Now(ctx)
-	type deadline struct {
-		at   time.Time
-		kind string
-	}
-	var pending []deadline
+	var pending []ApprovalDeadline
 	if ap.ReminderAfter > 0 {
-		pending = append(pending, deadline{start.Add(ap.ReminderAfter), "reminder"})
+		pending = append(pending, ApprovalDeadline{start.Add(ap.ReminderAfter), "reminder"})
 	}
 	if ap.EscalateAfter > 0 && ap.EscalateTo != "" && !j.escalated {
-		pending = append(pending, deadline{start.Add(ap.EscalateAfter), "escalation"})
+		pending = append(pending, ApprovalDeadline{start.Add(ap.EscalateAfter), "escalation"})
 	}
-	timeout := ap.Timeout
-	if timeout <= 0 {
-		timeout = 7 * 24 * time.Hour
-	}
-	pending = append(pending, deadline{start.Add(timeout), "timeout"})
-
-	// Version 1 also wakes for decisions made by update (they bypass the
-	// inbox); under version 0 such a decision waited for the next timer.
-	updatesWake := workflow.GetVersion(ctx, "update-decisions-wake", workflow.DefaultVersion, 1) >= 1
-	for j.decided == nil {
-		j.drainInbox(ctx)
-		if j.decided != nil {
-			break
-		}
-		if j.rescind != nil {
-			res, err := j.rollback(ctx, StageRescinded, OutcomeRescinded, "rescinded while awaiting approval")
-			return true, res, err
-		}
-		next := pending[0]
-		for _, d := range pending[1:] {
-			if d.at.Before(next.at) {
-				next = d
-			}
-		}
-		seen := len(j.inbox)
-		got, err := workflow.AwaitWithTimeout(ctx, next.at.Sub(workflow.Now(ctx)), func() bool {
-			return len(j.inbox) > seen || j.rescind != nil || (updatesWake && j.decided != nil)
-		})
-		if err != nil {
-			return true, JoinerResult{}, err
-		}
-		if got {
-			continue
-		}
-		// A deadline passed.
-		rest := pending[:0]
-		for _, d := range pending {
-			if d != next {
-				rest = append(rest, d)
-			}
-		}
-		pending = rest
-		switch next.kind {
-		case "reminder":
-			j.event(ctx, "reminder sent to "+ap.Approver)
-			j.notify(ctx, ap.Approver, "reminder", fmt.Sprintf("joiner %s still awaits your approval", j.in.HRISID))
-		case "escalation":
-			j.event(ctx, fmt.Sprintf("escalated from %s to %s", ap.Approver, ap.EscalateTo))
-			j.status.Approvers = appendUnique(j.status.Approvers, ap.EscalateTo)
-			j.publishDeciders(ctx)
-			j.notify(ctx, ap.EscalateTo, "escalation",
-				fmt.Sprintf("joiner %s has waited %s for %s's approval; you may approve or reject it", j.in.HRISID, ap.EscalateAfter, ap.Approver))
-		case "timeout":
-			j.decided = &Decision{Approver: "policy:" + ap.Rule, Approved: false, At: workflow.Now(ctx), Via: "timeout",
-				Comment: fmt.Sprintf("no decision within %s", timeout)}
-			j.status.Approvals = append(j.status.Approvals, *j.decided)
-			j.publishDeciders(ctx)
-		}
-	}
-	if !j.decided.Approved {
-		res, err := j.rollback(ctx, StageRejected, OutcomeRejected,
-			fmt.Sprintf("rejected by %s (%s)", j.decided.Approver, j.decided.Via))
-		return true, res, err
-	}
-	return false, JoinerResult{}, nil
+	pending = append(pending, ApprovalDeadline{start.Add(j.approvalTimeout()), "timeout"})
+	return j.awaitDecision(ctx, start, pending)
 }
 
 // drainInbox applies queued approval signals in arrival order.
@@ -917,12 +861,16 @@ func (j *joiner) rollback(ctx workflow.Context, stage Stage, outcome, why string
 	var errs []error
 	if len(j.comps) > 0 {
 		j.setStage(ctx, StageRollingBack)
+		j.cont.unwinding(unwindRollback, stage, outcome, why)
 		dctx, cancel := workflow.NewDisconnectedContext(ctx)
 		defer cancel()
 		dctx = withOptions(dctx, optsCompensation)
 		for i := len(j.comps) - 1; i >= 0; i-- {
 			c := j.comps[i]
 			err := j.persist(ctx, dctx, c.name, func() error { return c.run(dctx) })
+			if isContinueAsNew(err) {
+				return j.result, err // the next run undoes what is left (continued.go)
+			}
 			now := workflow.Now(ctx)
 			r := &j.status.Resources[c.resource]
 			if err != nil {

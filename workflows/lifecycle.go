@@ -34,7 +34,14 @@ const (
 // "compensation-never-gives-up" version, a failed step was final.
 func (j *joiner) persist(ctx, dctx workflow.Context, name string, run func() error) error {
 	err := run()
+	// A run continued as new while this step was failing (continued.go)
+	// goes on with its back-off and its CompensationStuck time.
+	resumed := j.cont.takeResumed(name)
 	if err == nil {
+		if resumed != nil && j.status.StuckSince != nil {
+			j.event(ctx, fmt.Sprintf("%s succeeded after %d rounds", name, j.status.UndoAttempts))
+			j.status.StuckSince = nil
+		}
 		return nil
 	}
 	if workflow.GetVersion(ctx, "compensation-never-gives-up", workflow.DefaultVersion, 1) < 1 {
@@ -45,9 +52,30 @@ func (j *joiner) persist(ctx, dctx workflow.Context, name string, run func() err
 		stuckAfter = defaultStuckAfter
 	}
 	first := workflow.Now(ctx)
-	j.event(ctx, fmt.Sprintf("could not %s; retrying until it succeeds: %s", name, rootMessage(err)))
 	back := time.Minute
 	prev := j.status.Stage
+	if resumed != nil {
+		first, back, prev = resumed.FailingSince, max(resumed.Backoff, time.Minute), resumed.Prev
+		if j.status.StuckSince != nil {
+			j.setStage(ctx, StageCompensationStuck)
+		}
+	} else {
+		j.event(ctx, fmt.Sprintf("could not %s; retrying until it succeeds: %s", name, rootMessage(err)))
+	}
+	// handOver continues as new when Temporal says the history is long and
+	// nothing is left to handle: days of rounds, and retry-now signals
+	// anyone with Temporal access can send, would reach the history's hard
+	// limit, and a terminated joiner leaves what it granted live. On dctx:
+	// a cancelled joiner still finishes its undo. The next run retries this
+	// step first.
+	handOver := func() (bool, error) {
+		if !j.cont.more || !j.continueDue(dctx) || !j.quietForContinue(dctx, func() bool { return true }) {
+			return false, nil
+		}
+		u := j.cont.unwind
+		u.Step, u.FailingSince, u.Backoff, u.Prev = name, first, back, prev
+		return true, j.continueAsNew(dctx)
+	}
 	for err != nil {
 		j.status.UndoAttempts++
 		if j.status.StuckSince == nil && workflow.Now(ctx).Sub(first) >= stuckAfter {
@@ -57,11 +85,22 @@ func (j *joiner) persist(ctx, dctx workflow.Context, name string, run func() err
 				name, stuckAfter, rootMessage(err), SignalRetryCompensations))
 			j.setStage(ctx, StageCompensationStuck)
 		}
+		if done, cerr := handOver(); done {
+			return cerr
+		}
 		asked := j.retryNow
 		tried := workflow.Now(ctx)
 		// dctx: a cancelled workflow still finishes its undo.
-		if _, werr := workflow.AwaitWithTimeout(dctx, back, func() bool { return j.retryNow != asked }); werr != nil {
+		woke, werr := workflow.AwaitWithTimeout(dctx, back, func() bool {
+			return j.retryNow != asked || (j.cont.more && j.continueDue(dctx))
+		})
+		if werr != nil {
 			return werr
+		}
+		if woke && j.retryNow == asked {
+			if done, cerr := handOver(); done {
+				return cerr
+			}
 		}
 		// An operator's retry-now runs at most once a minute, so a flood of
 		// them is not a storm of calls against a system that is down.

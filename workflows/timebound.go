@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -193,8 +194,15 @@ func (j *joiner) revokeAll(ctx workflow.Context, stage Stage, outcome, why strin
 		}})
 	}
 	var errs []error
+	j.cont.unwinding(unwindRevoke, stage, outcome, why)
 	for _, s := range steps {
+		if slices.Contains(j.result.Revoked, s.name) {
+			continue // revoked by the run this one continues (continued.go)
+		}
 		if err := j.persist(ctx, dctx, s.name, s.run); err != nil {
+			if isContinueAsNew(err) {
+				return j.result, err // the next run revokes what is left
+			}
 			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
 			j.event(ctx, "could not "+s.name+": "+rootMessage(err))
 			continue
