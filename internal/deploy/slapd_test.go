@@ -17,6 +17,9 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/joinery/joinery/connectors/directory"
+	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/internal/stack"
 )
 
@@ -66,6 +69,7 @@ type slapdRun struct {
 	tls               *tls.Config
 	dir               string
 	pid               int
+	caFile            string
 }
 
 // startSlapdinit runs the openldap image's entrypoint here, with Debian's
@@ -82,12 +86,12 @@ func startSlapdinit(t *testing.T, env map[string]string) (*slapdRun, error) {
 	require.NoError(t, err, "%s", out)
 	dir := t.TempDir()
 	ldapPort, ldapsPort := freePort(t), freePort(t)
-	run := &slapdRun{
+	sr := &slapdRun{
 		ldapURL:  fmt.Sprintf("ldap://127.0.0.1:%d", ldapPort),
 		ldapsURL: fmt.Sprintf("ldaps://127.0.0.1:%d", ldapsPort),
 		dir:      dir,
 	}
-	cmd := exec.Command(bin, "-exec", "-dir", dir, "-repo", repoDir(t), "-urls", run.ldapURL+"/ "+run.ldapsURL+"/")
+	cmd := exec.Command(bin, "-exec", "-dir", dir, "-repo", repoDir(t), "-urls", sr.ldapURL+"/ "+sr.ldapsURL+"/")
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"SLAPD_TLS_CA=" + filepath.Join(certs, "public", "ca.pem"),
@@ -102,7 +106,7 @@ func startSlapdinit(t *testing.T, env map[string]string) (*slapdRun, error) {
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	require.NoError(t, cmd.Start())
-	run.pid = cmd.Process.Pid
+	sr.pid = cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	// slapdinit replaced itself with slapd: this PID is the server's.
@@ -111,13 +115,14 @@ func startSlapdinit(t *testing.T, env map[string]string) (*slapdRun, error) {
 		<-exited
 		lf.Close()
 	})
-	caPEM, err := os.ReadFile(filepath.Join(certs, "public", "ca.pem"))
+	sr.caFile = filepath.Join(certs, "public", "ca.pem")
+	caPEM, err := os.ReadFile(sr.caFile)
 	require.NoError(t, err)
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM(caPEM))
 	// The certificate names the compose service; here we dial 127.0.0.1
 	// and check it against that name.
-	run.tls = &tls.Config{RootCAs: pool, ServerName: "openldap", MinVersion: tls.VersionTLS12}
+	sr.tls = &tls.Config{RootCAs: pool, ServerName: "openldap", MinVersion: tls.VersionTLS12}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -127,9 +132,9 @@ func startSlapdinit(t *testing.T, env map[string]string) (*slapdRun, error) {
 			return nil, fmt.Errorf("slapdinit exited: %v: %s", err, log)
 		default:
 		}
-		if c, err := ldap.DialURL(run.ldapsURL, ldap.DialWithTLSConfig(run.tls)); err == nil {
+		if c, err := ldap.DialURL(sr.ldapsURL, ldap.DialWithTLSConfig(sr.tls)); err == nil {
 			c.Close()
-			return run, nil
+			return sr, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -287,4 +292,47 @@ func TestOpenLDAPEntrypointRefusesWeakOrMissingSecrets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The worker's own directory connector, configured from the compose
+// worker's environment (only the URL's host mapped to this machine), works
+// against the openldap image's entrypoint started with the compose openldap
+// service's environment: ldaps:// verified with the deployment CA, bound as
+// the service account with the one password both services take from
+// JOINERY_LDAP_BIND_PASSWORD.
+func TestComposeWorkerDirectoryConfigurationWorksAgainstTheImage(t *testing.T) {
+	p := loadProject(t)
+	lenv := map[string]string{}
+	for _, k := range []string{"SLAPD_ROOT_PASSWORD", "SLAPD_SERVICE_PASSWORD", "SLAPD_DEMO_PEOPLE"} {
+		v := p.Services["openldap"].Environment[k]
+		require.NotNil(t, v, k)
+		lenv[k] = *v
+	}
+	r, err := startSlapdinit(t, lenv)
+	require.NoError(t, err)
+	wenv := p.Services["worker"].Environment
+	require.Equal(t, "ldaps://openldap:636", *wenv["JOINERY_LDAP_URL"])
+	cfg, err := config.Load(func(k string) string {
+		switch k {
+		case "JOINERY_LDAP_URL":
+			return r.ldapsURL
+		case "JOINERY_LDAP_CA_FILE":
+			return filepath.Join(filepath.Dir(r.caFile), "ca.pem")
+		}
+		if v, ok := wenv[k]; ok && v != nil {
+			return *v
+		}
+		return ""
+	})
+	require.NoError(t, err)
+	dir, err := directory.New(run.DirectoryConfig(cfg))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	taken, err := dir.Taken(ctx, []string{"ada.lovelace", "nobody.here"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"ada.lovelace": true, "nobody.here": false}, taken)
+	// The seed people are locked unless the operator asked for the demo.
+	_, err = dir.Authenticate(ctx, "ada.lovelace", "dev-ada-pass")
+	require.Error(t, err)
 }
