@@ -141,6 +141,8 @@ type joiner struct {
 	sel         workflow.Selector
 	snapshot    map[string]string
 	prior       []string
+	// rehire is set on a rehire generation (rehire.go).
+	rehire *activities.RehireCheck
 	// remindedEnd is the end date the expiry reminder was sent for.
 	remindedEnd string
 	// retryNow counts retry-compensations signals.
@@ -347,7 +349,12 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 		// or an already provisioned record gets no joiner), checked here
 		// too and not only at the intake, since any Temporal client can
 		// start a workflow.
-		if workflow.GetVersion(ctx, "check-eligible", workflow.DefaultVersion, 1) >= 1 {
+		if j.isRehireStart(ctx) {
+			// A rehire (rehire.go): its own check instead of eligibility.
+			if err := j.startRehire(ctx); err != nil {
+				return j.fail(ctx, "check the rehire", err)
+			}
+		} else if workflow.GetVersion(ctx, "check-eligible", workflow.DefaultVersion, 1) >= 1 {
 			var er activities.EligibleResult
 			if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), e.CheckEligible,
 				activities.CheckEligibleInput{HRISID: j.in.HRISID, Kind: j.in.Kind}).Get(ctx, &er); err != nil {
@@ -360,6 +367,9 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 			return j.fail(ctx, "read the HR record", err)
 		}
 	}
+	if j.rehire != nil {
+		w = rehireWorker(w)
+	}
 	j.worker = w
 	j.hireDate = w.HireDate
 	var plan policy.Plan
@@ -367,6 +377,9 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 		return j.fail(ctx, "plan against policy", err)
 	}
 	j.plan = plan
+	if j.rehire != nil {
+		j.plan.Rehire = &j.rehire.Plan // what the approver signs for
+	}
 	j.status.Plan = &j.plan
 	j.seedDayStarts()
 	if j.signed {
@@ -736,6 +749,9 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 	}
 	plan := j.plan
 	nonHuman := !policy.IsHumanKind(plan.Kind)
+	if j.rehire != nil {
+		return j.provisionRehire(ctx, snapshot, check)
+	}
 
 	// Claim the username and create the entry (one LDAP add per candidate).
 	j.setStage(ctx, StageClaimingUsername)

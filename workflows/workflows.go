@@ -123,6 +123,10 @@ type JoinerInput struct {
 	// Request describes a non-human joiner (no HR record); HRISID is then
 	// the joiner's own key, e.g. nhi-deploy-bot-production.
 	Request *activities.NonHumanRequest `json:"request,omitempty"`
+	// Rehire starts a new generation (workflow ID joiner-<id>~g<N>) that
+	// re-enables the person's old entry (rehire.go); only `starter rehire`
+	// sets it.
+	Rehire bool `json:"rehire,omitempty"`
 	// Continued is the state a joiner carries into its next run when it
 	// continues as new (continued.go). Only the joiner itself sets it; a
 	// start that carries it is refused.
