@@ -63,7 +63,9 @@ func TestCLIEndToEnd(t *testing.T) {
 			return false
 		}
 		for _, r := range rows {
-			if r.HRISID == id && r.Stage == "AwaitingApproval" && r.Department == "Engineering" {
+			// JoinerManager holds ada's pseudonym; the CLI translated her name
+			// for the query and shows it for the rows it found.
+			if r.HRISID == id && r.Stage == "AwaitingApproval" && r.Department == "Engineering" && r.Manager == "ada.lovelace" {
 				return true
 			}
 		}

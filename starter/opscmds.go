@@ -14,6 +14,7 @@ import (
 	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/internal/audit"
 	"github.com/joinery/joinery/internal/config"
+	"github.com/joinery/joinery/internal/pseudonym"
 	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/workflows"
 )
@@ -40,8 +41,10 @@ func stageName(s string) (string, error) {
 
 var safeValue = regexp.MustCompile(`^[A-Za-z0-9 ._@-]{1,128}$`)
 
-// listQuery builds the visibility query the Web UI would run.
-func listQuery(stage, manager, kind, department string, expiringWithin time.Duration, now time.Time) (string, error) {
+// listQuery builds the visibility query the Web UI would run. managerKey
+// is the manager's pseudonym (what joiners publish in JoinerManager); the
+// username itself also matches, for joiners planned before pseudonyms.
+func listQuery(stage, manager, managerKey, kind, department string, expiringWithin time.Duration, now time.Time) (string, error) {
 	parts := []string{`WorkflowType = "Joiner"`}
 	add := func(attr, flagName, v string) error {
 		if v == "" {
@@ -60,8 +63,16 @@ func listQuery(stage, manager, kind, department string, expiringWithin time.Dura
 		}
 		parts = append(parts, fmt.Sprintf("JoinerStage = %q", st))
 	}
-	for _, f := range []struct{ attr, name, v string }{{"JoinerManager", "manager", manager}, {"JoinerKind", "kind", kind},
-		{"JoinerDepartment", "department", department}} {
+	if manager != "" {
+		if !safeValue.MatchString(manager) {
+			return "", fmt.Errorf("--manager %q: letters, digits, space, '.', '_', '@' and '-' only", manager)
+		}
+		if !pseudonym.Is(managerKey) {
+			return "", fmt.Errorf("--manager %q: no pseudonym to look for (JOINERY_PSEUDONYM_KEY)", manager)
+		}
+		parts = append(parts, fmt.Sprintf("(JoinerManager = %q OR JoinerManager = %q)", managerKey, manager))
+	}
+	for _, f := range []struct{ attr, name, v string }{{"JoinerKind", "kind", kind}, {"JoinerDepartment", "department", department}} {
 		if err := add(f.attr, f.name, f.v); err != nil {
 			return "", err
 		}
@@ -112,7 +123,18 @@ func cmdList(ctx context.Context, cfg config.Config, args []string, stdout, stde
 		fmt.Fprintln(stderr, "list:", err)
 		return exitUsage
 	}
-	q, err := listQuery(*stage, *manager, *kind, *department, w, time.Now())
+	// JoinerManager holds a keyed pseudonym, not the username: translate
+	// the name with the worker's key (and show it for the rows it found).
+	managerKey := ""
+	if *manager != "" {
+		k, err := pseudonym.New(cfg.PseudonymKey)
+		if err != nil {
+			fmt.Fprintln(stderr, "list --manager:", err)
+			return exitFailed
+		}
+		managerKey = k.Of(*manager)
+	}
+	q, err := listQuery(*stage, *manager, managerKey, *kind, *department, w, time.Now())
 	if err != nil {
 		fmt.Fprintln(stderr, "list:", err)
 		return exitUsage
@@ -126,6 +148,11 @@ func cmdList(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
+	}
+	for i := range rows {
+		if managerKey != "" && rows[i].Manager == managerKey {
+			rows[i].Manager = *manager
+		}
 	}
 	if *asJSON {
 		_ = json.NewEncoder(stdout).Encode(rows)

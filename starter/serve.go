@@ -22,6 +22,8 @@ import (
 	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/inbox"
 	"github.com/joinery/joinery/internal/intake"
+	"github.com/joinery/joinery/internal/metrics"
+	"github.com/joinery/joinery/internal/pseudonym"
 	"github.com/joinery/joinery/internal/run"
 )
 
@@ -84,9 +86,14 @@ func cmdServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 	}
 	var ib *inbox.Server
 	if *inboxAddr != "" {
+		ibLog, err := metrics.ServeInbox(ctx, cfg.InboxMetricsAddr, logger)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return exitFailed
+		}
 		// Built before anything listens, so a missing key or bad URL stops
 		// the start instead of leaving the intake running alone.
-		if ib, err = newInbox(cfg, c, logger); err != nil {
+		if ib, err = newInbox(cfg, c, ibLog); err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFailed
 		}
@@ -94,11 +101,16 @@ func cmdServe(ctx context.Context, cfg config.Config, args []string, stdout, std
 		logger.Info("JOINERY_INBOX_ADDR is empty: the approval inbox is off")
 	}
 	st := intake.NewTemporalStarter(c, cfg)
+	inLog, err := metrics.ServeIntake(ctx, cfg.IntakeMetricsAddr, logger, intake.HoldFor(c, cfg), cfg.MetricsInterval)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
 	srv := &intake.Server{
 		Starter:  st,
 		Verifier: hris.NewVerifier([]byte(cfg.HRISWebhookSecret)),
 		Token:    cfg.IntakeToken,
-		Logger:   logger,
+		Logger:   inLog,
 		Ready:    st.Ready,
 	}
 
@@ -147,7 +159,12 @@ func cmdInbox(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return exitFailed
 	}
 	defer c.Close()
-	ib, err := newInbox(cfg, c, logger)
+	ibLog, err := metrics.ServeInbox(ctx, cfg.InboxMetricsAddr, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailed
+	}
+	ib, err := newInbox(cfg, c, ibLog)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFailed
@@ -171,13 +188,19 @@ func newInbox(cfg config.Config, c client.Client, logger *slog.Logger) (*inbox.S
 	if err != nil {
 		return nil, fmt.Errorf("inbox: %w", err)
 	}
+	// The same key as the worker's: it finds a person's joiners, whose
+	// search attributes hold pseudonyms, not usernames.
+	keyer, err := pseudonym.New(cfg.PseudonymKey)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w", err)
+	}
 	var wrapping inbox.Wrapping
 	if cfg.VaultAddr != "" {
 		wrapping = inbox.VaultWrapping{Addr: cfg.VaultAddr}
 	}
 	return inbox.New(inbox.Config{
 		BaseURL: cfg.InboxURL, SessionIdle: cfg.InboxSessionIdle, SessionMax: cfg.InboxSessionMax, HandoverDir: cfg.InboxDir,
-	}, inbox.Deps{Auth: dir, Signer: signer, Temporal: c, Wrapping: wrapping, Logger: logger})
+	}, inbox.Deps{Auth: dir, Signer: signer, Temporal: c, Wrapping: wrapping, Logger: logger, Pseudonyms: keyer})
 }
 
 // newSigner is the inbox's signer: the key file, or a Vault transit key

@@ -7,6 +7,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -87,6 +88,18 @@ type Config struct {
 	// AuditLog is the audit export file (JOINERY_AUDIT_LOG).
 	AuditLog string
 
+	// Metrics listeners (internal/metrics): "off" turns one off.
+	WorkerMetricsAddr string
+	IntakeMetricsAddr string
+	InboxMetricsAddr  string
+	// MetricsInterval is how often the joiner-state gauges are re-read
+	// from Temporal visibility.
+	MetricsInterval time.Duration
+	// PseudonymKey keys the HMAC that turns usernames into the values of
+	// the JoinerManager, JoinerDeciders and JoinerDecidedBy search
+	// attributes (internal/pseudonym), which the server holds in clear.
+	PseudonymKey string
+
 	// Temporal client authentication (run.ClientOptions): TLS with the
 	// server's CA, an optional client certificate for mTLS, and an optional
 	// API key sent as a bearer credential.
@@ -137,6 +150,23 @@ func duration(p func(*Config) *time.Duration) func(*Config, string) error {
 	}
 }
 
+// listenAddrOrOff takes a host:port to listen on, or "off". The port must
+// be a number (0 picks a free one), so a typo stops the process at start
+// rather than leaving a listener silently off.
+func listenAddrOrOff(p func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v != "off" {
+			_, port, err := net.SplitHostPort(v)
+			n, perr := strconv.Atoi(port)
+			if err != nil || perr != nil || n < 0 || n > 65535 {
+				return fmt.Errorf("want host:port or off, got %q", v)
+			}
+		}
+		*p(c) = v
+		return nil
+	}
+}
+
 // DevModeVar turns development mode on. It is read before the others
 // because it decides their defaults.
 const DevModeVar = "JOINERY_DEV_MODE"
@@ -164,7 +194,7 @@ func Vars() []Var {
 
 		{Name: "JOINERY_VAULT_ADDR", Default: "http://127.0.0.1:8200", Doc: "Vault API address", set: str(func(c *Config) *string { return &c.VaultAddr })},
 		{Name: "JOINERY_VAULT_TOKEN", Default: "", Doc: "Vault token (dev); prefer AppRole in production", Secret: true, set: str(func(c *Config) *string { return &c.VaultToken })},
-		{Name: "JOINERY_VAULT_TOKEN_FILE", Default: "", Doc: "File holding the Vault token when JOINERY_VAULT_TOKEN and AppRole are unset (no default, not even in development mode: the dev stack's worker logs in with AppRole, its root token is for the bootstrap only)", set: str(func(c *Config) *string { return &c.VaultTokenFile })},
+		{Name: "JOINERY_VAULT_TOKEN_FILE", Default: "", Doc: "File holding the Vault token when JOINERY_VAULT_TOKEN and AppRole are unset (no default, not even in development mode: the dev stack's worker logs in with AppRole, its root token is for the bootstrap only); re-read after a Vault 403, so a rotated token is picked up without a restart", set: str(func(c *Config) *string { return &c.VaultTokenFile })},
 		{Name: "JOINERY_VAULT_ROLE_ID", Default: "", Doc: "AppRole RoleID; when set the worker logs in with AppRole (`devstack env` sets the dev stack's joinery-worker role)", set: str(func(c *Config) *string { return &c.VaultRoleID })},
 		{Name: "JOINERY_VAULT_SECRET_ID", Default: "", Doc: "AppRole SecretID", Secret: true, set: str(func(c *Config) *string { return &c.VaultSecretID })},
 		{Name: "JOINERY_VAULT_SECRET_ID_FILE", Default: "", Doc: "File holding the AppRole SecretID (preferred over the variable)", set: str(func(c *Config) *string { return &c.VaultSecretIDFile })},
@@ -206,6 +236,12 @@ func Vars() []Var {
 		{Name: "JOINERY_CODEC_ADDR", Default: "127.0.0.1:8094", Doc: "Listen address of `starter codec-server`, the codec endpoint of the Web UI and `temporal --codec-endpoint`", set: str(func(c *Config) *string { return &c.CodecAddr })},
 		{Name: "JOINERY_CODEC_TOKEN", DevDefault: "dev-codec-token", Doc: "Bearer token operators present to the codec server (`--codec-auth \"Bearer ...\"`, or the browser sign-in); required by `starter codec-server`. Development mode defaults it to dev-codec-token, which is served on a loopback address only", Secret: true, set: str(func(c *Config) *string { return &c.CodecToken })},
 		{Name: "JOINERY_AUDIT_LOG", Default: ".state/audit/joiners.jsonl", Doc: "Append-only, hash-chained JSON-lines file the worker exports each joiner's audit record to, so it outlives Temporal's retention (`starter audit --verify FILE` checks it)", set: str(func(c *Config) *string { return &c.AuditLog })},
+		{Name: "JOINERY_PSEUDONYM_KEY", DevDefault: "dev-pseudonym-key-for-the-loopback-stack-only", Doc: "Key (at least 32 bytes) of the HMAC that replaces usernames in the JoinerManager, JoinerDeciders and JoinerDecidedBy search attributes, which Temporal stores and shows in clear; required by the worker, the inbox and `starter list --manager`, the same value in each. Development mode defaults it to a well-known value", Secret: true, set: str(func(c *Config) *string { return &c.PseudonymKey })},
+
+		{Name: "JOINERY_WORKER_METRICS_ADDR", Default: "127.0.0.1:9464", Doc: "Listen address of the worker's Prometheus `/metrics` (Temporal SDK metrics, joiner-state gauges, step latency); `off` turns it off. Serve it only where Prometheus, not people, can reach it", set: listenAddrOrOff(func(c *Config) *string { return &c.WorkerMetricsAddr })},
+		{Name: "JOINERY_INTAKE_METRICS_ADDR", Default: "127.0.0.1:9465", Doc: "Listen address of the intake's `/metrics` (requests by outcome, the blast-radius hold), apart from the intake's own port; `off` turns it off", set: listenAddrOrOff(func(c *Config) *string { return &c.IntakeMetricsAddr })},
+		{Name: "JOINERY_INBOX_METRICS_ADDR", Default: "127.0.0.1:9466", Doc: "Listen address of the approval inbox's `/metrics` (sign-ins, decisions, security events), apart from the inbox's own port; `off` turns it off", set: listenAddrOrOff(func(c *Config) *string { return &c.InboxMetricsAddr })},
+		{Name: "JOINERY_METRICS_INTERVAL", Default: "30s", Doc: "How often the worker re-reads the joiner-state gauges from Temporal visibility (and the intake the hold); scrapes answer from the last reading", set: duration(func(c *Config) *time.Duration { return &c.MetricsInterval })},
 
 		{Name: "JOINERY_TEMPORAL_TLS_CA_FILE", Default: "", Doc: "PEM CA bundle that verifies the Temporal frontend's certificate; setting it turns TLS on for every Temporal client (worker, starter, intake, inbox)", set: str(func(c *Config) *string { return &c.TemporalTLSCAFile })},
 		{Name: "JOINERY_TEMPORAL_TLS_CERT_FILE", Default: "", Doc: "PEM client certificate presented to Temporal (mTLS); needs JOINERY_TEMPORAL_TLS_KEY_FILE, and turns TLS on (verified against the system roots without JOINERY_TEMPORAL_TLS_CA_FILE)", set: str(func(c *Config) *string { return &c.TemporalTLSCertFile })},
@@ -319,6 +355,7 @@ func (c Config) Require(b Binary) error {
 	case Worker:
 		need("JOINERY_LDAP_BIND_PASSWORD", c.LDAPBindPassword)
 		need("JOINERY_HRIS_API_KEY", c.HRISAPIKey)
+		need("JOINERY_PSEUDONYM_KEY", c.PseudonymKey)
 		if _, _, err := c.VaultCredentials(); err != nil {
 			missing = append(missing, err.Error())
 		}

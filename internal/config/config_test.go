@@ -107,7 +107,7 @@ func TestRequireNamesWhatIsMissing(t *testing.T) {
 	require.NoError(t, err)
 	err = c.Require(Worker)
 	require.Error(t, err)
-	for _, want := range []string{"worker", "JOINERY_LDAP_BIND_PASSWORD", "JOINERY_HRIS_API_KEY", "JOINERY_VAULT_ROLE_ID", DevModeVar} {
+	for _, want := range []string{"worker", "JOINERY_LDAP_BIND_PASSWORD", "JOINERY_HRIS_API_KEY", "JOINERY_PSEUDONYM_KEY", "JOINERY_VAULT_ROLE_ID", DevModeVar} {
 		require.ErrorContains(t, err, want)
 	}
 	err = c.Require(Serve)
@@ -122,6 +122,7 @@ func TestRequireNamesWhatIsMissing(t *testing.T) {
 	ok := env(map[string]string{
 		"JOINERY_LDAP_BIND_PASSWORD": "p", "JOINERY_HRIS_API_KEY": "k", "JOINERY_VAULT_ROLE_ID": "r",
 		"JOINERY_VAULT_SECRET_ID_FILE": sid, "JOINERY_INTAKE_TOKEN": "t", "JOINERY_HRIS_WEBHOOK_SECRET": "w",
+		"JOINERY_PSEUDONYM_KEY": "a-pseudonym-key-of-at-least-32-bytes",
 	})
 	_, err = LoadFor(Worker, ok)
 	require.NoError(t, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/joinery/joinery/connectors/directory"
 	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/inbox"
+	"github.com/joinery/joinery/internal/pseudonym"
 	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/workflows"
 )
@@ -67,10 +68,12 @@ func startInbox(t *testing.T, h *Harness) (base string, logs *syncBuffer) {
 	dir, err := directory.New(run.DirectoryConfig(cfg))
 	require.NoError(t, err)
 	logs = &syncBuffer{}
+	keyer, err := pseudonym.New(cfg.PseudonymKey)
+	require.NoError(t, err)
 	srv, err := inbox.New(inbox.Config{
 		BaseURL: cfg.InboxURL, SessionIdle: cfg.InboxSessionIdle, SessionMax: cfg.InboxSessionMax, HandoverDir: cfg.InboxDir,
 	}, inbox.Deps{Auth: dir, Signer: signer, Temporal: h.C, Wrapping: inbox.VaultWrapping{Addr: cfg.VaultAddr},
-		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Pseudonyms: keyer})
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())

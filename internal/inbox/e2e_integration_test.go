@@ -22,6 +22,7 @@ import (
 
 	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/e2e"
+	"github.com/joinery/joinery/internal/pseudonym"
 	"github.com/joinery/joinery/workflows"
 )
 
@@ -40,8 +41,12 @@ func TestIntegrationJoinerApprovedThroughTheInbox(t *testing.T) {
 	var handler http.Handler
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(e.ts.Close)
+	// The inbox holds the worker's pseudonym key: that is how it finds
+	// ada's joiners, whose search attributes carry no names.
+	keyer, err := pseudonym.New(h.Cfg.PseudonymKey)
+	require.NoError(t, err)
 	e.srv, err = New(Config{BaseURL: e.ts.URL, HandoverDir: h.Cfg.InboxDir}, Deps{Auth: h.Dir, Signer: signer, Temporal: h.C,
-		Wrapping: VaultWrapping{Addr: h.EP.VaultAddr}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Wrapping: VaultWrapping{Addr: h.EP.VaultAddr}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Pseudonyms: keyer})
 	require.NoError(t, err)
 	handler = e.srv.Handler()
 
@@ -91,6 +96,17 @@ func TestIntegrationJoinerApprovedThroughTheInbox(t *testing.T) {
 
 	// Her past decisions list it (JoinerDecidedBy).
 	require.Eventually(t, func() bool { return strings.Contains(b.get("/decisions").Body, wfID) }, 30*time.Second, 250*time.Millisecond)
+
+	// What the Temporal server indexes in clear names nobody: not the
+	// joiner (name, username, e-mail), not the manager who approved, not
+	// the escalation target. The people fields hold pseudonyms ("ada"
+	// alone is not checked: it is hex, and a pseudonym may contain it).
+	requireNoNamesInSearchAttributes(t, h, wfID, []string{"Inbox", "Tester", res.Username, "ada.lovelace", "lovelace",
+		"grace.hopper", "grace", "hopper", "@"})
+	sa := searchAttributes(t, h, wfID)
+	require.Equal(t, keyer.Of("ada.lovelace"), sa[workflows.SAManager.GetName()])
+	require.Contains(t, sa[workflows.SADecidedBy.GetName()], keyer.Of("ada.lovelace"))
+	require.NotContains(t, sa, "", "no empty attribute")
 
 	// The initial credential waits for her on the handover page, once.
 	hp := b.get("/handover")

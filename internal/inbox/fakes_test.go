@@ -30,6 +30,7 @@ import (
 	"github.com/joinery/joinery/connectors/directory"
 	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/policy"
+	"github.com/joinery/joinery/internal/pseudonym"
 	"github.com/joinery/joinery/workflows"
 )
 
@@ -133,17 +134,34 @@ func (f *fakeTemporal) put(id string, j *fakeJoiner) {
 	f.joiners[id] = j
 }
 
-var queryValue = regexp.MustCompile(`^(\w+) = '((?:[^'\\]|\\.)*)'`)
+var queryValue = regexp.MustCompile(`(\w+) = '((?:[^'\\]|\\.)*)'`)
+
+// testPseudonymKey is the fake inbox's pseudonym key.
+const testPseudonymKey = "inbox-test-pseudonym-key-0123456789abcdef"
+
+func testPseudonyms(t testing.TB) *pseudonym.Keyer {
+	k, err := pseudonym.New(testPseudonymKey)
+	require.NoError(t, err)
+	return k
+}
 
 func (f *fakeTemporal) ListWorkflow(_ context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries = append(f.queries, req.GetQuery())
-	m := queryValue.FindStringSubmatch(req.GetQuery())
-	if m == nil {
+	// The inbox asks "(A = 'x' OR A = 'y') AND ExecutionStatus = 'Running'":
+	// every value of the first attribute matches.
+	ms := queryValue.FindAllStringSubmatch(req.GetQuery(), -1)
+	if ms == nil {
 		return nil, serviceerror.NewInvalidArgument("bad query " + req.GetQuery())
 	}
-	attr, val := m[1], strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(m[2])
+	attr := ms[0][1]
+	var vals []string
+	for _, m := range ms {
+		if m[1] == attr {
+			vals = append(vals, strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(m[2]))
+		}
+	}
 	onlyRunning := strings.Contains(req.GetQuery(), "ExecutionStatus = 'Running'")
 	resp := &workflowservice.ListWorkflowExecutionsResponse{}
 	ids := make([]string, 0, len(f.joiners))
@@ -157,7 +175,7 @@ func (f *fakeTemporal) ListWorkflow(_ context.Context, req *workflowservice.List
 		if attr == workflows.SADecidedBy.GetName() {
 			list = j.decidedBy
 		}
-		if !slices.Contains(list, val) || (onlyRunning && !j.running) {
+		if !slices.ContainsFunc(vals, func(v string) bool { return slices.Contains(list, v) }) || (onlyRunning && !j.running) {
 			continue
 		}
 		resp.Executions = append(resp.Executions, &workflowpb.WorkflowExecutionInfo{
@@ -355,7 +373,7 @@ func newEnv(t *testing.T, mutate ...func(*Config)) *env {
 		m(&cfg)
 	}
 	e.srv, err = New(cfg, Deps{Auth: e.dir, Signer: e.signer, Temporal: e.temporal, Wrapping: e.wrapping,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: e.clock.Now, Pseudonyms: testPseudonyms(t)})
 	require.NoError(t, err)
 	h = e.srv.Handler()
 	return e

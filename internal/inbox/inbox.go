@@ -38,6 +38,7 @@ import (
 
 	"github.com/joinery/joinery/connectors/directory"
 	"github.com/joinery/joinery/internal/decision"
+	"github.com/joinery/joinery/internal/pseudonym"
 )
 
 // Via values recorded in signed decisions: which inbox path a person used.
@@ -105,6 +106,9 @@ type Server struct {
 	throttle *throttle
 	seen     *wrapSeen
 	pages    *pageTemplates
+	// pseudonyms finds people in the search attributes, which hold keyed
+	// pseudonyms, not usernames (internal/pseudonym).
+	pseudonyms *pseudonym.Keyer
 }
 
 // Deps are the Server's collaborators. Wrapping may be nil (no handover
@@ -116,12 +120,19 @@ type Deps struct {
 	Wrapping Wrapping
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Pseudonyms computes the search-attribute key of the person signed in
+	// (JOINERY_PSEUDONYM_KEY, the worker's key); required.
+	Pseudonyms *pseudonym.Keyer
 }
 
 // New checks the configuration and returns the inbox.
 func New(cfg Config, d Deps) (*Server, error) {
 	if d.Auth == nil || d.Signer == nil || d.Temporal == nil {
 		return nil, errors.New("inbox: an authenticator, a signer and a Temporal client are required")
+	}
+	if d.Pseudonyms == nil {
+		// Without it "waiting for me" would silently find nothing.
+		return nil, errors.New("inbox: a pseudonym key is required to find people's joiners (JOINERY_PSEUDONYM_KEY)")
 	}
 	u, err := url.Parse(cfg.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -157,6 +168,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		throttle: newThrottle(cfg.LoginLimit, cfg.LoginWindow, 20000),
 		seen:     newWrapSeen(10000),
 		pages:    parsePages(),
+
+		pseudonyms: d.Pseudonyms,
 	}
 	return s, nil
 }

@@ -44,7 +44,7 @@ func realEnv(t *testing.T) (*env, stack.Endpoints) {
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(e.ts.Close)
 	e.srv, err = New(Config{BaseURL: e.ts.URL, HandoverDir: e.handover}, Deps{Auth: dir, Signer: e.signer, Temporal: tc,
-		Wrapping: VaultWrapping{Addr: ep.VaultAddr}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Wrapping: VaultWrapping{Addr: ep.VaultAddr}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Pseudonyms: testPseudonyms(t)})
 	require.NoError(t, err)
 	h = e.srv.Handler()
 	return e, ep

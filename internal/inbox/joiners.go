@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/joinery/joinery/internal/pseudonym"
 	"github.com/joinery/joinery/workflows"
 )
 
@@ -178,11 +179,27 @@ func (s *Server) list(ctx context.Context, query string) ([]listed, error) {
 	return out, nil
 }
 
+// personIn is the visibility condition "attr holds user": the user's
+// pseudonym, which is what joiners publish (workflows.SearchKeys), or, for
+// joiners planned before pseudonyms and still running, the username itself.
+// The username appears only in the query, which the server does not store.
+// (The legacy term can go once no such joiner runs: `starter list` with
+// --manager shows them.)
+func (s *Server) personIn(attr, user string) string {
+	return "(" + attr + " = " + quote(s.pseudonyms.Of(user)) + " OR " + attr + " = " + quote(user) + ")"
+}
+
 // waitingFor lists the running joiners user may decide on now: the
 // JoinerDeciders search attribute finds candidates, and each joiner's own
 // status has the last word (the attribute may lag a signal behind).
 func (s *Server) waitingFor(ctx context.Context, user string) ([]joiner, error) {
-	rows, err := s.list(ctx, workflows.SADeciders.GetName()+" = "+quote(user)+" AND ExecutionStatus = 'Running'")
+	if pseudonym.Is(user) {
+		// A directory entry named like a pseudonym would match someone
+		// else's; the status check below would drop their joiners anyway,
+		// but there is nothing to list for such a name.
+		return nil, nil
+	}
+	rows, err := s.list(ctx, s.personIn(workflows.SADeciders.GetName(), user)+" AND ExecutionStatus = 'Running'")
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +255,10 @@ const maxPastDecisions = 50
 // their decisions: from the status query while a joiner runs, from its
 // result (in history, no worker needed) once it has closed.
 func (s *Server) decidedBy(ctx context.Context, user string) ([]pastDecision, error) {
-	rows, err := s.list(ctx, workflows.SADecidedBy.GetName()+" = "+quote(user))
+	if pseudonym.Is(user) {
+		return nil, nil
+	}
+	rows, err := s.list(ctx, s.personIn(workflows.SADecidedBy.GetName(), user))
 	if err != nil {
 		return nil, err
 	}

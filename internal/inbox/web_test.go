@@ -45,7 +45,7 @@ func TestSessionCookieAttributes(t *testing.T) {
 	require.Len(t, c.Value, 43, "256 random bits, base64url")
 
 	// Over https the cookie is Secure and __Host- prefixed.
-	s, err := New(Config{BaseURL: "https://inbox.example"}, Deps{Auth: e.dir, Signer: e.signer, Temporal: e.temporal})
+	s, err := New(Config{BaseURL: "https://inbox.example"}, Deps{Auth: e.dir, Signer: e.signer, Temporal: e.temporal, Pseudonyms: testPseudonyms(t)})
 	require.NoError(t, err)
 	ck := s.cookie(s.sessionCookieName(), "x", 0)
 	require.True(t, ck.Secure)
@@ -66,7 +66,9 @@ func TestSignInShowsWaitingAndThePlan(t *testing.T) {
 	require.Equal(t, http.StatusOK, home.Code)
 	require.Contains(t, home.Body, "joiner-200")
 	require.NotContains(t, home.Body, "joiner-201", "grace's joiner is not ada's business")
-	require.Contains(t, e.temporal.queries[0], "JoinerDeciders = 'ada.lovelace' AND ExecutionStatus = 'Running'")
+	// Found by her pseudonym (what joiners publish) or, for joiners planned
+	// before pseudonyms, her username.
+	require.Contains(t, e.temporal.queries[0], "(JoinerDeciders = '"+testPseudonyms(t).Of("ada.lovelace")+"' OR JoinerDeciders = 'ada.lovelace') AND ExecutionStatus = 'Running'")
 
 	jp := b.get("/joiners/joiner-200")
 	require.Equal(t, http.StatusOK, jp.Code)
@@ -455,4 +457,33 @@ func TestPagesEscapeWhatOthersWrote(t *testing.T) {
 	require.NotContains(t, p.Body, "<img")
 	require.Contains(t, p.Body, "&lt;script&gt;alert(1)&lt;/script&gt;")
 	require.Equal(t, http.StatusNotFound, b.get("/joiners/not-a-joiner").Code)
+}
+
+// Joiners publish pseudonyms, not usernames: ada finds hers by her
+// pseudonym, and another person's pseudonym finds nothing for her.
+func TestWaitingFoundByPseudonym(t *testing.T) {
+	e := newEnv(t)
+	k := testPseudonyms(t)
+	mine := awaiting(t, "300")
+	mine.deciders = []string{k.Of("ada.lovelace")}
+	e.temporal.put("joiner-300", mine)
+	theirs := awaiting(t, "301")
+	theirs.deciders, theirs.status.Approvers = []string{k.Of("grace.hopper")}, []string{"grace.hopper"}
+	e.temporal.put("joiner-301", theirs)
+	// A joiner that lists ada's pseudonym but whose own status does not
+	// name her (a stale attribute) is not hers: the status decides.
+	stale := awaiting(t, "302")
+	stale.deciders, stale.status.Approvers = []string{k.Of("ada.lovelace")}, []string{"grace.hopper"}
+	e.temporal.put("joiner-302", stale)
+
+	b := e.browser()
+	b.mustLogin("ada.lovelace", "dev-ada-pass")
+	home := b.get("/")
+	require.Equal(t, http.StatusOK, home.Code)
+	require.Contains(t, home.Body, "joiner-300")
+	require.NotContains(t, home.Body, "joiner-301")
+	require.NotContains(t, home.Body, "joiner-302")
+	for _, q := range e.temporal.queries {
+		require.NotContains(t, q, k.Of("grace.hopper"))
+	}
 }

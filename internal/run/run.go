@@ -28,6 +28,7 @@ import (
 	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/metrics"
 	"github.com/joinery/joinery/internal/policy"
+	"github.com/joinery/joinery/internal/pseudonym"
 	"github.com/joinery/joinery/workflows"
 )
 
@@ -204,8 +205,14 @@ func NewConnectors(ctx context.Context, cfg config.Config) (Connectors, error) {
 	if err != nil {
 		return Connectors{}, err
 	}
+	// A token that came from JOINERY_VAULT_TOKEN_FILE is re-read from it
+	// after a 403, so a rotation under the running worker is picked up.
+	tokenFile := ""
+	if cfg.VaultRoleID == "" && cfg.VaultToken == "" {
+		tokenFile = cfg.VaultTokenFile
+	}
 	sec, err := secrets.New(ctx, secrets.Config{
-		Addr: cfg.VaultAddr, Token: token, RoleID: cfg.VaultRoleID, SecretID: secretID,
+		Addr: cfg.VaultAddr, Token: token, TokenFile: tokenFile, RoleID: cfg.VaultRoleID, SecretID: secretID,
 		KVMount: cfg.VaultKVMount, PasswordPolicy: cfg.VaultPasswordPolicy,
 	})
 	if err != nil {
@@ -255,12 +262,18 @@ func Activities(ctx context.Context, cfg config.Config, logger *slog.Logger) (*a
 	if err != nil {
 		return nil, fmt.Errorf("JOINERY_DECISION_PUBLIC_KEYS: %w", err)
 	}
+	// Joiners publish pseudonyms, not usernames, in their search
+	// attributes; without the key they could not be found in the inbox.
+	pseud, err := pseudonym.New(cfg.PseudonymKey)
+	if err != nil {
+		return nil, err
+	}
 	logger.Info("policy loaded", "file", cfg.PolicyFile, "version", pol.Version)
 	return &activities.Activities{
 		Directory: cn.Directory, Secrets: cn.Secrets, Workloads: cn.Secrets, HRIS: cn.HRIS, Policy: pol,
 		Handover: inbox, Notifier: notifier, Logger: logger,
 		People: cn.Directory, DecisionKeys: keys, DecisionMaxAge: cfg.DecisionMaxAge, InboxURL: cfg.InboxURL,
-		AuditLog: cfg.AuditLog,
+		AuditLog: cfg.AuditLog, Pseudonyms: pseud,
 	}, nil
 }
 
