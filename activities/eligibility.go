@@ -107,7 +107,7 @@ func Eligible(w hris.Worker, owned map[string]string, requestedKind string, rule
 	}
 	if term != "" && hire != "" && term < hire {
 		return refuse(ReasonRehire, hris.FieldTerminationDate,
-			"looks like a rehire (left %s, hire date %s): a rehire is not started as a new joiner; it needs the explicit, approved rehire path (reactivating the existing account), which is not available yet — an operator handles it", term, hire)
+			"looks like a rehire (left %s, hire date %s): a rehire is not started as a new joiner; an operator starts the explicit, approved rehire path with `starter rehire %s`", term, hire, w.ID)
 	}
 	if term != "" && term <= today {
 		return refuse(ReasonTerminated, hris.FieldTerminationDate, "terminated on %s", term)
