@@ -35,6 +35,11 @@ import (
 // "site-local-midnight" and "start-move-limits" markers), then had its start
 // moved by HR and was rescinded; record_integration_test.go
 // (`go test -tags record`) records it from the dev stack.
+// v5-continued-awaiting-approval.json is the second run of a hire that a
+// flood of refused decisions pushed to continue as new while awaiting
+// approval ("continue-as-new-everywhere"): a decision signed for the first
+// run is refused, ada's approval through the inbox for this run counts, the
+// hire is provisioned and then rescinded (record_approval_integration_test.go).
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", "*.json"))
 	require.NoError(t, err)
@@ -68,6 +73,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 var recordedIDs = map[string]string{
 	"v2-nonhuman-signed-before-hardening.json": "joiner-nhi-reporting-sync-production",
 	"v4-pseudonymous-completed.json":           "joiner-2697",
+	"v5-continued-awaiting-approval.json":      "joiner-3229",
 }
 
 // TestRecordedHistoriesHoldNoSecrets scans the committed histories (payloads
