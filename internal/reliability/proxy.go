@@ -92,8 +92,8 @@ type Proxy struct {
 // ProxyStats counts what crossed a proxy.
 type ProxyStats struct {
 	Conns, Requests, Refused, Dropped, Fired int
-	// InFlight is how many requests have reached the server and not yet
-	// had their answer relayed (what a kill at this moment interrupts).
+	// InFlight is how many requests the proxy has received and not yet
+	// answered (what a kill at this moment interrupts).
 	InFlight int
 }
 
@@ -333,6 +333,9 @@ func (s *session) upstream() {
 				return
 			}
 			id, req := parseLDAP(raw)
+			// In flight from the moment the worker sent it: a kill
+			// during the added latency interrupts the activity too.
+			s.open(id, req.Op)
 			if d := s.p.delay(); d > 0 {
 				time.Sleep(d)
 			}
@@ -344,7 +347,6 @@ func (s *session) upstream() {
 				s.ldapPending[id] = t
 				s.mu.Unlock()
 			}
-			s.open(id, req.Op)
 			if _, err := s.up.Write(raw); err != nil {
 				return
 			}
@@ -358,6 +360,7 @@ func (s *session) upstream() {
 				return
 			}
 			req.Body = io.NopCloser(bytes.NewReader(body))
+			s.httpDelta(1)
 			if d := s.p.delay(); d > 0 {
 				time.Sleep(d)
 			}
@@ -368,7 +371,6 @@ func (s *session) upstream() {
 			// The queue must be fed before the request leaves, or the
 			// response could be read before its request is known.
 			s.httpQueue <- httpPending{req: req, t: t}
-			s.httpDelta(1)
 			if err := req.Write(s.up); err != nil {
 				return
 			}

@@ -33,7 +33,7 @@ func viaHRIS(s *Stack) *Proxy  { return s.HRIS }
 var (
 	stepClaim    = stepFault{"crash after LDAP add (claim: entry created)", viaLDAP, ldapAddOf, false}
 	stepGroup    = stepFault{"crash after LDAP modify (group granted)", viaLDAP, ldapGroupModOf, false}
-	stepPassword = stepFault{"crash after LDAP modify (credential: password set)", viaLDAP, ldapPasswordOf, false}
+	stepPassword = stepFault{"crash after LDAP Password Modify (credential: password set)", viaLDAP, ldapPasswordOf, false}
 	stepSecret   = stepFault{"crash after Vault KV write (credential stored)", viaVault, vaultWriteOf, false}
 	stepWrite    = stepFault{"crash after HRIS update (write-back)", viaHRIS, hrisWriteOf, false}
 
