@@ -483,6 +483,30 @@ func (c *continuation) takeResumed(name string) *Unwind {
 	return u
 }
 
+// A first-of-two approval is withdrawn by a continuation, and anyone who
+// can signal the joiner can force continuations: without a margin, a flood
+// would keep the two approvals from ever meeting in one run. So while one
+// is held, the joiner continues only once its history is well past
+// Temporal's suggestion, still far below the hard limits (50,000 events,
+// 50 MB).
+const (
+	partialHoldEvents = 30_000
+	partialHoldBytes  = 20 << 20
+)
+
+// approvalContinueDue says whether the approval wait should continue as
+// new now.
+func (j *joiner) approvalContinueDue(ctx workflow.Context) bool {
+	if !j.cont.more || !j.continueDue(ctx) {
+		return false
+	}
+	if j.first == nil && j.second == nil {
+		return true
+	}
+	info := workflow.GetInfo(ctx)
+	return info.GetCurrentHistoryLength() >= partialHoldEvents || info.GetCurrentHistorySize() >= partialHoldBytes
+}
+
 // approvalTimeout is how long the approval wait lasts before silence
 // rejects.
 func (j *joiner) approvalTimeout() time.Duration {
@@ -517,13 +541,13 @@ func (j *joiner) awaitDecision(ctx workflow.Context, since time.Time, pending []
 		}
 		seen := len(j.inbox)
 		got, err := workflow.AwaitWithTimeout(ctx, next.At.Sub(workflow.Now(ctx)), func() bool {
-			return len(j.inbox) > seen || j.rescind != nil || (updatesWake && j.decided != nil) || (j.cont.more && j.continueDue(ctx))
+			return len(j.inbox) > seen || j.rescind != nil || (updatesWake && j.decided != nil) || j.approvalContinueDue(ctx)
 		})
 		if err != nil {
 			return true, JoinerResult{}, err
 		}
 		if got {
-			if j.cont.more && j.continueDue(ctx) && j.quietForContinue(ctx, func() bool {
+			if j.approvalContinueDue(ctx) && j.quietForContinue(ctx, func() bool {
 				return j.decided == nil && j.rescind == nil && len(j.inbox) == 0
 			}) {
 				j.cont.wait = &ApprovalWait{Since: since, Deadlines: slices.Clone(pending)}

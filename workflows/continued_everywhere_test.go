@@ -118,15 +118,46 @@ func TestContinueAsNewAwaitingApprovalTimesOutOnTheOriginalDeadline(t *testing.T
 	require.Equal(t, "no decision within 168h0m0s", last.Comment)
 }
 
+// While the first of two approvals is held, Temporal's suggestion alone
+// does not continue the joiner (that would withdraw the approval, and a
+// flood could then keep the two from ever meeting in one run): the second
+// approval still completes the pair in this run.
+func TestSuggestionDoesNotWithdrawAHeldFirstApproval(t *testing.T) {
+	f, in := nhiFixture(t)
+	var claimed activities.ClaimInput
+	f.env.OnActivity(f.acts.ClaimAccount, mock.Anything, mock.Anything).Run(func(a mock.Arguments) {
+		claimed = a.Get(1).(activities.ClaimInput)
+	}).Return(activities.ClaimResult{Username: "ci-deploybot", DN: "uid=ci-deploybot,ou=service-accounts,dc=joinery,dc=test"}, nil)
+	f.nhiMocks()
+	f.signalAt(time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
+	f.floodUntilContinued(90 * time.Minute)
+	f.env.RegisterDelayedCallback(func() {
+		require.Equal(t, StageAwaitingApproval, f.status().Stage, "still waiting, in the same run")
+		f.env.SetContinueAsNewSuggested(false) // so that Active does not continue either
+		f.signal(SignalApprove, ApprovalSignal{Approver: "grace.hopper"})
+	}, 3*time.Hour)
+	f.env.RegisterDelayedCallback(func() { f.env.SignalWorkflow(SignalRevoke, RescindSignal{By: "test", Reason: "done"}) }, 4*time.Hour)
+	res, err := f.runInput(in)
+	require.NoError(t, err, "not continued as new")
+	require.Equal(t, OutcomeRevoked, res.Outcome)
+	require.Len(t, claimed.Approvals, 2, "both approvals met in one run")
+	require.Equal(t, 1, count(f.notes, "approval-request:ada.lovelace"), "nobody was asked again")
+}
+
 // With two approvers, the first approval is signed for the run that got
-// it: a continuation withdraws it (the record says so, which is what lets
-// the inbox ask its approver again), the approver is asked again, and the
-// two approvals for the new run provision.
+// it: once the history is well past the suggestion, a continuation
+// withdraws it (the record says so, which is what lets the inbox ask its
+// approver again), the approver is asked again, and the two approvals for
+// the new run provision.
 func TestContinueAsNewAwaitingSecondApprovalWithdrawsTheFirst(t *testing.T) {
 	f, in := nhiFixture(t)
 	f.nhiMocks()
 	f.signalAt(time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
-	f.floodUntilContinued(90 * time.Minute)
+	f.env.RegisterDelayedCallback(func() {
+		f.env.SetCurrentHistoryLength(partialHoldEvents)
+		f.env.SetContinueAsNewSuggested(true)
+		f.env.SignalWorkflow(SignalRetryCompensations, "wake")
+	}, 90*time.Minute)
 	_, err := f.runInput(in)
 	next := continuedInput(t, err)
 	c := next.Continued
