@@ -12,7 +12,7 @@ import "time"
 // the cancel of active time-bound access.
 func scenarios() []scenario {
 	return []scenario{
-		{"crash-after-side-effect", crashAfter(stepClaim, stepGroup, stepPassword, stepSecret, stepWrite,
+		{"crash-after-side-effect", crashAfter(stepClaim, stepGroup, stepPassword, stepSecret, stepWrap, stepWrite,
 			compWrite, compSecret, compGroup, compDelete)},
 		{"kill-9-in-flight", func(su *Suite) { killInFlight(*flagJoiners, 2, true)(su) }},
 		{"temporal-restart", temporalRestart(10, 5*time.Second)},

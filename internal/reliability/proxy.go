@@ -44,6 +44,8 @@ type Request struct {
 	Target string
 	// Body is the LDAP message's raw BER, or the HTTP request body.
 	Body []byte
+	// Header is the HTTP request's header (nil for LDAP).
+	Header http.Header
 }
 
 // Trigger is a one-shot fault armed on a proxy: the first request that
@@ -367,7 +369,7 @@ func (s *session) upstream() {
 			if s.p.isDown() {
 				return
 			}
-			t := s.p.claim(Request{Op: req.Method, Target: req.URL.Path, Body: body})
+			t := s.p.claim(Request{Op: req.Method, Target: req.URL.Path, Body: body, Header: req.Header})
 			// The queue must be fed before the request leaves, or the
 			// response could be read before its request is known.
 			s.httpQueue <- httpPending{req: req, t: t}

@@ -13,7 +13,10 @@ import (
 	"github.com/joinery/joinery/workflows"
 )
 
-var flagCrashRuns = flag.Int("crash-runs", 1, "joiners per crash-after-side-effect fault (make reliability: 3)")
+var (
+	flagCrashRuns = flag.Int("crash-runs", 1, "joiners per crash-after-side-effect fault (make reliability: 3)")
+	flagCrashOnly = flag.String("crash-only", "", "run only the crash-after faults whose name contains this")
+)
 
 // stepFault is a crash right after one side effect: the request reaches
 // the server, the worker is killed -9 before the answer gets back.
@@ -35,6 +38,7 @@ var (
 	stepGroup    = stepFault{"crash after LDAP modify (group granted)", viaLDAP, ldapGroupModOf, false}
 	stepPassword = stepFault{"crash after LDAP Password Modify (credential: password set)", viaLDAP, ldapPasswordOf, false}
 	stepSecret   = stepFault{"crash after Vault KV write (credential stored)", viaVault, vaultWriteOf, false}
+	stepWrap     = stepFault{"crash after Vault response-wrapped read (credential wrapped)", viaVault, vaultWrapOf, false}
 	stepWrite    = stepFault{"crash after HRIS update (write-back)", viaHRIS, hrisWriteOf, false}
 
 	compWrite  = stepFault{"rescind: crash after HRIS update (write-back undone)", viaHRIS, hrisWriteOf, true}
@@ -50,6 +54,15 @@ func crashAfter(faults ...stepFault) func(su *Suite) {
 	return func(su *Suite) {
 		ctx := context.Background()
 		runs := *flagCrashRuns
+		if *flagCrashOnly != "" {
+			var keep []stepFault
+			for _, f := range faults {
+				if strings.Contains(f.name, *flagCrashOnly) {
+					keep = append(keep, f)
+				}
+			}
+			faults = keep
+		}
 		js := su.hireAndStart(ctx, "crash", len(faults)*runs)
 		type armed struct {
 			f  stepFault

@@ -347,6 +347,16 @@ func vaultWriteOf(j joiner) func(Request) bool {
 	}
 }
 
+// vaultWrapOf matches the read of the joiner's credential that Vault
+// answers response-wrapped (X-Vault-Wrap-TTL): the wrapping token exists
+// from then on, and only the answer names it.
+func vaultWrapOf(j joiner) func(Request) bool {
+	return func(r Request) bool {
+		return r.Op == "GET" && r.Header.Get("X-Vault-Wrap-TTL") != "" &&
+			strings.Contains(r.Target, "/secret/data/"+secrets.DefaultPathPrefix+"/"+j.ID+"/")
+	}
+}
+
 // vaultRevokeOf matches the destruction of the joiner's secret (metadata
 // delete or destroy).
 func vaultRevokeOf(j joiner) func(Request) bool {
