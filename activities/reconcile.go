@@ -49,6 +49,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -155,6 +156,8 @@ type ReconcileListInput struct {
 	// Keys, when set, judges only these joiners (an operator's "reconcile
 	// these now") instead of listing the directory and Temporal.
 	Keys []string `json:"keys,omitempty"`
+	// After resumes a listing: only keys sorting after it are judged.
+	After string `json:"after,omitempty"`
 }
 
 // ReconcileItem is one thing an orphan still holds. It names objects,
@@ -195,9 +198,10 @@ type ReconcileList struct {
 	Clean  int `json:"clean"`
 	// Unjudged are joiners that could not be judged this run (a fault
 	// reading Temporal, the HRIS or a server): nothing of theirs was
-	// touched. More is set when MaxJoiners cut the run short.
+	// touched. Next is the last key judged when more remain: the next
+	// call resumes after it.
 	Unjudged []string `json:"unjudged,omitempty"`
-	More     bool     `json:"more,omitempty"`
+	Next     string   `json:"next,omitempty"`
 	// Ignored counts entries whose marker names no joiner workflow
 	// (joiner-<key>); they are left alone.
 	Ignored int `json:"ignored,omitempty"`
@@ -282,6 +286,10 @@ func heartbeat(ctx context.Context, details ...any) {
 // accounts for: every joiner named by a marker in the directory, and every
 // Joiner workflow closed within Lookback (for Vault objects without an
 // entry). Nothing is changed; a dry run's report is this list.
+//
+// One call judges at most MaxJoiners joiners, in key order after in.After;
+// Next is where the following call resumes ("" when all were judged), so a
+// run covers any number of joiners in bounded activity results.
 func (r *Reconcile) ReconcileListOrphans(ctx context.Context, in ReconcileListInput) (ReconcileList, error) {
 	if err := r.admitReconciler(ctx, "reconcile-list", "list orphans"); err != nil {
 		return ReconcileList{}, err
@@ -292,17 +300,11 @@ func (r *Reconcile) ReconcileListOrphans(ctx context.Context, in ReconcileListIn
 	}
 	var out ReconcileList
 	seen := map[string]bool{}
-	var keys []string
 	add := func(key string) bool {
-		if seen[key] {
-			return true
-		}
-		if len(keys) >= limit {
-			out.More = true
+		if len(seen) >= maxCandidateKeys {
 			return false
 		}
 		seen[key] = true
-		keys = append(keys, key)
 		return true
 	}
 	for _, k := range in.Keys {
@@ -311,45 +313,87 @@ func (r *Reconcile) ReconcileListOrphans(ctx context.Context, in ReconcileListIn
 		}
 		add(k)
 	}
-	if len(in.Keys) > 0 {
-		return r.judgeAll(ctx, keys, in, out), nil
-	}
-	errFull := errors.New("enough candidates")
-	err := r.Directory.ListManaged(ctx, 0, func(page []directory.ManagedEntry) error {
-		heartbeat(ctx, "directory", len(keys))
-		for _, e := range page {
-			key := keyOf(e.Owner)
-			if key == "" {
-				out.Ignored++
-				continue
+	if len(in.Keys) == 0 {
+		errFull := errors.New("enough candidates")
+		err := r.Directory.ListManaged(ctx, 0, func(page []directory.ManagedEntry) error {
+			heartbeat(ctx, "directory", len(seen))
+			for _, e := range page {
+				key := keyOf(e.Owner)
+				if key == "" {
+					out.Ignored++
+					continue
+				}
+				if !add(key) {
+					return errFull
+				}
 			}
-			if !add(key) {
-				return errFull
-			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errFull) {
+			return ReconcileList{}, classify(err)
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errFull) {
-		return ReconcileList{}, classify(err)
-	}
-	if !out.More {
 		if err := r.closedJoiners(ctx, add); err != nil {
 			return ReconcileList{}, err
 		}
 	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		if k > in.After {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	if len(keys) > limit {
+		keys = keys[:limit]
+		out.Next = keys[limit-1]
+	}
 	return r.judgeAll(ctx, keys, in, out), nil
 }
 
+// reconcileParallel is how many joiners one listing judges at once.
+const reconcileParallel = 4
+
+// maxCandidateKeys bounds the keys one call collects (memory, not
+// history: only the judged page is returned).
+const maxCandidateKeys = 200_000
+
 // judgeAll judges each key and adds the orphans to out.
 func (r *Reconcile) judgeAll(ctx context.Context, keys []string, in ReconcileListInput, out ReconcileList) ReconcileList {
+	type judged struct {
+		o   Orphan
+		v   verdict
+		err error
+	}
+	// A few joiners at a time: each is several round trips to Temporal,
+	// the directory, Vault and the HRIS, mostly waiting.
+	res := make([]judged, len(keys))
+	sem := make(chan struct{}, reconcileParallel)
+	var wg sync.WaitGroup
+	for i, key := range keys {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			o, v, err := r.assess(ctx, key, r.minAge(in.MinAge))
+			res[i] = judged{o, v, err}
+		}()
+		if i%50 == 0 {
+			heartbeat(ctx, "judge", i)
+		}
+	}
+	wg.Wait()
 	items := 0
 	for i, key := range keys {
-		heartbeat(ctx, "judge", i)
-		o, v, err := r.assess(ctx, key, r.minAge(in.MinAge))
+		o, v, err := res[i].o, res[i].v, res[i].err
 		if err != nil {
 			r.log().Warn("reconciler: joiner not judged", "key", key, "err", err)
 			out.Unjudged = append(out.Unjudged, key)
 			continue
+		}
+		if v == verdictOrphan && len(o.Items) > 0 && items+len(o.Items) > reconcileMaxItems && i > 0 {
+			// The result must stay small: resume at this key next time.
+			out.Next = keys[i-1]
+			return out
 		}
 		out.Judged++
 		switch {
@@ -360,10 +404,6 @@ func (r *Reconcile) judgeAll(ctx context.Context, keys []string, in ReconcileLis
 		case len(o.Items) == 0 && len(o.Young) == 0:
 			out.Clean++
 		default:
-			if items+len(o.Items) > reconcileMaxItems {
-				out.More = true
-				continue
-			}
 			items += len(o.Items)
 			out.Orphans = append(out.Orphans, o)
 		}
@@ -526,14 +566,10 @@ func (r *Reconcile) assess(ctx context.Context, key string, minAge time.Duration
 	if len(entries) > 0 {
 		run = entries[0].OwnerRun
 	}
-	v, status, why, err := r.judge(ctx, key, run)
-	if err != nil {
-		return o, 0, err
-	}
-	o.Status, o.Reason = status, why
-	if v != verdictOrphan {
-		return o, v, nil
-	}
+	// What it holds first: most closed joiners hold nothing (they rolled
+	// back or revoked), and for those Temporal and the HRIS need not be
+	// asked at all. The judgement follows, before anything is returned as
+	// an orphan's.
 	now := r.now()
 	young := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < minAge }
 	for _, e := range entries {
@@ -583,6 +619,19 @@ func (r *Reconcile) assess(ctx context.Context, key string, minAge time.Duration
 		return o, 0, err
 	} else if it != nil {
 		o.Items = append(o.Items, *it)
+	}
+	if len(o.Items) == 0 && len(o.Young) == 0 {
+		o.Status, o.Reason = "", "holds nothing"
+		return o, verdictOrphan, nil
+	}
+	v, status, why, err := r.judge(ctx, key, run)
+	if err != nil {
+		return Orphan{Key: key, WorkflowID: id}, 0, err
+	}
+	o.Status, o.Reason = status, why
+	if v != verdictOrphan {
+		o.Items, o.Young = nil, nil
+		return o, v, nil
 	}
 	return o, verdictOrphan, nil
 }

@@ -344,3 +344,21 @@ func TestReconcileFindsLiveHandovers(t *testing.T) {
 	require.NotContains(t, secret.Detail, "acc-ended")
 	require.Contains(t, f.sec.calls, "destroy "+path)
 }
+
+// One call judges at most MaxJoiners joiners in key order; Next resumes.
+func TestReconcileListsInPages(t *testing.T) {
+	f := newRecFixture("311", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, "")
+	for _, k := range []string{"312", "313"} {
+		id := JoinerWorkflowID(k)
+		f.dir.entries[id] = []directory.ManagedEntry{{DN: "uid=" + k + ",ou=people,dc=joinery,dc=test", Owner: id, OwnerRun: "run-1", CreatedAt: recNow.Add(-time.Hour)}}
+		f.tmp.status[id] = enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	}
+	first, err := f.r.ReconcileListOrphans(context.Background(), ReconcileListInput{MaxJoiners: 2})
+	require.NoError(t, err)
+	require.Equal(t, 2, first.Judged)
+	require.Equal(t, "312", first.Next)
+	second, err := f.r.ReconcileListOrphans(context.Background(), ReconcileListInput{MaxJoiners: 2, After: first.Next})
+	require.NoError(t, err)
+	require.Equal(t, 1, second.Judged)
+	require.Empty(t, second.Next)
+}

@@ -45,8 +45,9 @@ type ReconcileReport struct {
 	Revoked int `json:"revoked"`
 	Failed  int `json:"failed"`
 	Young   int `json:"young"`
-	// Judged, Live, Kept, Clean, Unjudged, More, Ignored: see
-	// activities.ReconcileList.
+	// Judged, Live, Kept, Clean, Unjudged, Ignored: see
+	// activities.ReconcileList. More: the run stopped at its bounds (pages
+	// or report size) and the next run continues.
 	Judged   int      `json:"judged"`
 	Live     int      `json:"live"`
 	Kept     int      `json:"kept"`
@@ -87,45 +88,73 @@ func Reconciler(ctx workflow.Context, in ReconcileInput) (ReconcileReport, error
 	if in.MaxJoiners < 0 || in.MinAge < 0 {
 		return rep, temporal.NewNonRetryableApplicationError("maxJoiners and minAge must not be negative", activities.ErrTypeInvalidJoiner, nil)
 	}
-	var list activities.ReconcileList
 	lctx := withOptions(ctx, optsReconcileList)
-	if err := workflow.ExecuteActivity(lctx, rc.ReconcileListOrphans,
-		activities.ReconcileListInput{MaxJoiners: in.MaxJoiners, MinAge: in.MinAge, Keys: in.Keys}).Get(lctx, &list); err != nil {
-		return rep, err
-	}
-	rep.Judged, rep.Live, rep.Kept, rep.Clean = list.Judged, list.Live, list.Kept, list.Clean
-	rep.Unjudged, rep.More, rep.Ignored = list.Unjudged, list.More, list.Ignored
 	rctx := withOptions(ctx, optsReconcileRevoke)
-	for _, o := range list.Orphans {
-		if !in.DryRun && len(o.Items) > 0 {
-			var done activities.Orphan
-			err := workflow.ExecuteActivity(rctx, rc.ReconcileRevokeOrphan,
-				activities.ReconcileRevokeInput{Key: o.Key, MinAge: in.MinAge}).Get(rctx, &done)
-			if err != nil {
-				rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %s", o.Key, rootMessage(err)))
-				for i := range o.Items {
-					o.Items[i].Error = "not revoked: " + rootMessage(err)
-				}
-			} else {
-				// What the activity found and did when it re-judged the
-				// joiner right before acting.
-				done.Young = append(done.Young, o.Young...)
-				o = done
-			}
+	after := ""
+	for page := 0; ; page++ {
+		if page == maxReconcilePages || rep.Found >= maxReportItems {
+			rep.More = true
+			break
 		}
-		for _, it := range o.Items {
-			rep.Found++
-			switch {
-			case it.Done:
-				rep.Revoked++
-			case it.Error != "":
-				rep.Failed++
-			}
+		var list activities.ReconcileList
+		if err := workflow.ExecuteActivity(lctx, rc.ReconcileListOrphans, activities.ReconcileListInput{
+			MaxJoiners: in.MaxJoiners, MinAge: in.MinAge, Keys: in.Keys, After: after}).Get(lctx, &list); err != nil {
+			return rep, err
 		}
-		rep.Young += len(o.Young)
-		rep.Orphans = append(rep.Orphans, o)
+		rep.Judged += list.Judged
+		rep.Live += list.Live
+		rep.Kept += list.Kept
+		rep.Clean += list.Clean
+		rep.Ignored = max(rep.Ignored, list.Ignored)
+		rep.Unjudged = append(rep.Unjudged, list.Unjudged...)
+		for _, o := range list.Orphans {
+			rep.add(rctx, in, o)
+		}
+		if list.Next == "" || list.Next <= after {
+			break
+		}
+		after = list.Next
 	}
 	workflow.GetLogger(ctx).Info("reconciler finished", "dryRun", in.DryRun, "orphans", len(rep.Orphans),
 		"found", rep.Found, "revoked", rep.Revoked, "failed", rep.Failed, "young", rep.Young)
 	return rep, nil
+}
+
+// maxReconcilePages bounds one run's listing calls (500 joiners each): a
+// directory larger than that is finished by the next run.
+const maxReconcilePages = 200
+
+// maxReportItems bounds a report's items (it is the workflow's result, kept
+// in history): past it, the run stops and the next one continues.
+const maxReportItems = 5000
+
+// add records orphan o in the report, revoking it first unless DryRun.
+func (rep *ReconcileReport) add(rctx workflow.Context, in ReconcileInput, o activities.Orphan) {
+	if !in.DryRun && len(o.Items) > 0 {
+		var done activities.Orphan
+		err := workflow.ExecuteActivity(rctx, rc.ReconcileRevokeOrphan,
+			activities.ReconcileRevokeInput{Key: o.Key, MinAge: in.MinAge}).Get(rctx, &done)
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %s", o.Key, rootMessage(err)))
+			for i := range o.Items {
+				o.Items[i].Error = "not revoked: " + rootMessage(err)
+			}
+		} else {
+			// What the activity found and did when it re-judged the
+			// joiner right before acting.
+			done.Young = append(done.Young, o.Young...)
+			o = done
+		}
+	}
+	for _, it := range o.Items {
+		rep.Found++
+		switch {
+		case it.Done:
+			rep.Revoked++
+		case it.Error != "":
+			rep.Failed++
+		}
+	}
+	rep.Young += len(o.Young)
+	rep.Orphans = append(rep.Orphans, o)
 }

@@ -97,3 +97,26 @@ func TestReconcilerRefusesNegativeBounds(t *testing.T) {
 	env.ExecuteWorkflow(Reconciler, ReconcileInput{MaxJoiners: -1})
 	require.Error(t, env.GetWorkflowError())
 }
+
+// The listing comes in pages: each call resumes after the last key the
+// previous one judged, and the report adds them up.
+func TestReconcilerPagesThroughTheListing(t *testing.T) {
+	env, r := reconcilerEnv(t)
+	var afters []string
+	env.OnActivity(r.ReconcileListOrphans, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReconcileListInput) (activities.ReconcileList, error) {
+			afters = append(afters, in.After)
+			if in.After == "" {
+				return activities.ReconcileList{Judged: 500, Clean: 500, Next: "299"}, nil
+			}
+			return activities.ReconcileList{Judged: 3, Kept: 3}, nil
+		})
+	env.ExecuteWorkflow(Reconciler, ReconcileInput{DryRun: true})
+	require.NoError(t, env.GetWorkflowError())
+	var rep ReconcileReport
+	require.NoError(t, env.GetWorkflowResult(&rep))
+	require.Equal(t, []string{"", "299"}, afters)
+	require.Equal(t, 503, rep.Judged)
+	require.Equal(t, 3, rep.Kept)
+	require.False(t, rep.More)
+}
