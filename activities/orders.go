@@ -282,7 +282,9 @@ func (a *Activities) replan(ctx context.Context, o order, req *NonHumanRequest, 
 	b.mu.Lock()
 	p, ok := b.replans.get(ck, time.Now())
 	b.mu.Unlock()
-	if ok {
+	// Not for a rehire generation: its plan changes with the take-over
+	// (rehireCandidates), which happens between its orders.
+	if ok && !isGenerationID(o.c.id) {
 		return p, nil
 	}
 	var w policy.Worker
@@ -322,6 +324,11 @@ func (a *Activities) replan(ctx context.Context, o order, req *NonHumanRequest, 
 	}
 	if err != nil {
 		return planned{}, &refusal{"the joiner no longer plans under policy: " + err.Error()}
+	}
+	if isGenerationID(o.c.id) {
+		if plan, err = a.rehireCandidates(ctx, o.c.id, plan); err != nil {
+			return planned{}, err
+		}
 	}
 	p = planned{worker: w, plan: plan}
 	b.mu.Lock()

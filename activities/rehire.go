@@ -114,6 +114,23 @@ func (a *Activities) rehireDeps() (RehireDirectory, RehirePlanner, error) {
 	return d, p, nil
 }
 
+// rehireCandidates makes a rehire generation's plan name the username of
+// the entry it holds (the one it took over), and nothing else: a generation
+// never claims a name (admit), so its candidates only decide which account
+// the credential order may set a password on. Before the take-over there is
+// none, and the credential is refused.
+func (a *Activities) rehireCandidates(ctx context.Context, joinerID string, plan policy.Plan) (policy.Plan, error) {
+	e, err := a.Directory.FindByOwner(ctx, joinerID)
+	if err != nil {
+		return plan, classify(err)
+	}
+	plan.Candidates, plan.UsernameRules = nil, nil
+	if e != nil && e.Username != "" {
+		plan.Candidates = []string{e.Username}
+	}
+	return plan, nil
+}
+
 // CheckRehireInput names the rehire to check.
 type CheckRehireInput struct {
 	HRISID string `json:"hrisId"`

@@ -108,6 +108,9 @@ func TestIntegrationRehireActivities(t *testing.T) {
 	require.NoError(t, f.run(t, f.g2, f.a.ClaimRehire, in, &claim))
 	require.True(t, claim.Existing)
 
+	// The credential may go on the entry it holds, and no other account.
+	requireRefused(t, f.run(t, f.g2, f.a.IssueCredential, CredentialInput{HRISID: f.id, Username: "ada.lovelace", DN: adaDN,
+		Recipient: "ada.lovelace"}, nil))
 	// The new generation's ordinary orders go through on the entry.
 	grant := GroupInput{HRISID: f.id, Group: "all-staff", MemberDN: f.dn}
 	require.NoError(t, f.run(t, f.g2, f.a.GrantGroup, grant, nil))
@@ -160,6 +163,9 @@ func TestIntegrationRehireRefusals(t *testing.T) {
 	// A generation never creates or deletes an entry.
 	requireRefused(t, f.run(t, f.g2, f.a.ClaimAccount, ClaimInput{HRISID: f.id, Candidates: []string{"re.hire" + f.id + "x"}, Approvals: proofs}, nil))
 	requireRefused(t, f.run(t, f.g2, f.a.DeleteAccount, AccountRef{HRISID: f.id, DN: f.dn}, nil))
+	// No password on the leaver's entry before this generation holds it.
+	requireRefused(t, f.run(t, f.g2, f.a.IssueCredential, CredentialInput{HRISID: f.id, Username: "re.hire" + f.id, DN: f.dn,
+		Recipient: "ada.lovelace"}, nil))
 	// A hand-back to anyone but the generation before.
 	stranger := chk.Plan
 	stranger.PreviousJoiner = "joiner-intruder"
