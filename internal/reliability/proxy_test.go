@@ -2,10 +2,12 @@ package reliability
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -191,4 +193,19 @@ func TestProxyAddsNoCredentials(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+}
+
+// A private stack's HRIS signs a webhook for every hire it enters; left to
+// its default it would deliver them to the shared dev intake, which would
+// start joiners on the shared stack for records that exist only here.
+// StartStack refuses before starting anything unless the URL is pointed
+// elsewhere.
+func TestStartStackRefusesTheSharedIntake(t *testing.T) {
+	t.Setenv("JOINERY_STACK_WEBHOOK_URL", "")
+	dir := t.TempDir()
+	s, err := StartStack(context.Background(), dir, dir, "/nonexistent/worker")
+	require.Nil(t, s)
+	require.ErrorContains(t, err, "JOINERY_STACK_WEBHOOK_URL")
+	entries, _ := os.ReadDir(dir)
+	require.Empty(t, entries, "nothing was created")
 }
