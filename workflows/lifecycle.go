@@ -97,7 +97,9 @@ func (j *joiner) persist(ctx, dctx workflow.Context, name string, run func() err
 		if werr != nil {
 			return werr
 		}
-		if woke && j.retryNow == asked {
+		// Before the retry-now gap: a flood of retry-now signals is what
+		// made the history long, and the next run retries at once anyway.
+		if woke {
 			if done, cerr := handOver(); done {
 				return cerr
 			}
@@ -105,8 +107,22 @@ func (j *joiner) persist(ctx, dctx workflow.Context, name string, run func() err
 		// An operator's retry-now runs at most once a minute, so a flood of
 		// them is not a storm of calls against a system that is down.
 		if gap := time.Minute - workflow.Now(ctx).Sub(tried); j.hardened && gap > 0 {
-			if werr := workflow.Sleep(dctx, gap); werr != nil {
-				return werr
+			if !j.cont.more {
+				if werr := workflow.Sleep(dctx, gap); werr != nil {
+					return werr
+				}
+			} else {
+				// The flood goes on during the gap: hand over as soon
+				// as the history is long, not a minute later.
+				long, werr := workflow.AwaitWithTimeout(dctx, gap, func() bool { return j.continueDue(dctx) })
+				if werr != nil {
+					return werr
+				}
+				if long {
+					if done, cerr := handOver(); done {
+						return cerr
+					}
+				}
 			}
 		}
 		back = min(back*2, maxUndoBackoff)

@@ -40,6 +40,10 @@ import (
 // approval ("continue-as-new-everywhere"): a decision signed for the first
 // run is refused, ada's approval through the inbox for this run counts, the
 // hire is provisioned and then rescinded (record_approval_integration_test.go).
+// v5-continued-compensation-stuck.json is the second run of a rescinded
+// hire that continued as new in the middle of its rollback, its group
+// removal failing while retry-now signals grew its history; it undoes
+// what was left once the directory answers (record_stuck_integration_test.go).
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("..", "testdata", "histories", "*.json"))
 	require.NoError(t, err)
