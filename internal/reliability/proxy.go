@@ -401,10 +401,12 @@ func (s *session) downstream() {
 				s.fire(t)
 				return
 			}
+			// Answered as it is relayed (before the write, so a client
+			// that has its answer never still sees it in flight).
+			s.answered(id, resp.Op)
 			if _, err := s.client.Write(raw); err != nil {
 				return
 			}
-			s.answered(id, resp.Op)
 		case HTTP:
 			pend, ok := <-s.httpQueue
 			if !ok {
@@ -426,10 +428,10 @@ func (s *session) downstream() {
 			resp.Body = io.NopCloser(bytes.NewReader(body))
 			resp.ContentLength = int64(len(body))
 			resp.TransferEncoding = nil
+			s.httpDelta(-1)
 			if err := resp.Write(s.client); err != nil {
 				return
 			}
-			s.httpDelta(-1)
 		}
 	}
 }
