@@ -408,3 +408,32 @@ func count(list []string, v string) int {
 	}
 	return n
 }
+
+// Cancelling active access whose revocation then keeps failing: the
+// cancelled joiner still continues as new (on its disconnected context)
+// rather than closing as Canceled with access live, and the next run
+// finishes the revocation.
+func TestCancelledRevocationThatIsStuckContinuesAndFinishes(t *testing.T) {
+	f, in := nhiFixture(t)
+	f.plan.CompensationStuckAfter = time.Hour
+	f.env.OnActivity(f.acts.RevokeGroup, mock.Anything, mock.Anything).Run(f.record("revoke:group")).Return(errors.New("ldap down"))
+	f.nhiMocks()
+	bothApprove(f)
+	f.env.RegisterDelayedCallback(func() { f.env.CancelWorkflow() }, 3*24*time.Hour)
+	f.suggestContinueAt(3*24*time.Hour + 3*time.Hour)
+	_, err := f.runInput(in)
+	next := continuedInput(t, err)
+	require.Equal(t, unwindRevoke, next.Continued.Unwind.Mode)
+	require.Contains(t, next.Continued.Unwind.Why, "cancelled")
+	require.Equal(t, "remove from ci-deployers", next.Continued.Unwind.Step)
+
+	f2 := nextRun(t, f, next)
+	f2.nhiMocks()
+	res, err := f2.runInput(next)
+	require.NoError(t, err)
+	require.Equal(t, OutcomeRevoked, res.Outcome)
+	require.Equal(t, []string{"revoke:group", "revoke:disable"}, f2.calls, "what was left, and nothing again")
+	for _, r := range res.Resources {
+		require.NotNil(t, r.UndoneAt, "%s %s is revoked", r.Kind, r.ID)
+	}
+}
