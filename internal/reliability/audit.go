@@ -32,6 +32,7 @@ const (
 	Disabled
 )
 
+// String names the expectation.
 func (e Expect) String() string {
 	switch e {
 	case Live:
@@ -61,6 +62,7 @@ type Finding struct {
 	Joiner, Server, What string
 }
 
+// String renders the finding for a test log.
 func (f Finding) String() string { return fmt.Sprintf("joiner %s: %s: %s", f.Joiner, f.Server, f.What) }
 
 // Report is an audit's result: findings and what was counted.

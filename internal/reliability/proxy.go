@@ -28,6 +28,7 @@ const (
 	HTTP
 )
 
+// String names the protocol.
 func (p Protocol) String() string {
 	if p == LDAP {
 		return "ldap"

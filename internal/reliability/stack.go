@@ -159,6 +159,8 @@ func (s *Stack) Close() error {
 
 // Process is a worker process the suite starts, kills (-9) and restarts.
 type Process struct {
+	// Bin, Env and Dir are the binary, its whole environment and its
+	// working directory; Log receives its stdout and stderr.
 	Bin string
 	Env []string
 	Dir string
@@ -166,7 +168,8 @@ type Process struct {
 
 	mu    sync.Mutex
 	cmd   *exec.Cmd
-	exit  chan struct{}
+	exit chan struct{}
+	// Kills counts the kill -9s that hit a running process.
 	Kills int
 }
 
