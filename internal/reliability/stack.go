@@ -166,8 +166,8 @@ type Process struct {
 	Dir string
 	Log string
 
-	mu    sync.Mutex
-	cmd   *exec.Cmd
+	mu   sync.Mutex
+	cmd  *exec.Cmd
 	exit chan struct{}
 	// Kills counts the kill -9s that hit a running process.
 	Kills int
