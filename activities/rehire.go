@@ -67,7 +67,7 @@ func ParseJoinerID(id string) (key string, gen int, ok bool) {
 		return rest, 1, true
 	}
 	n, err := strconv.Atoi(g)
-	if k == "" || err != nil || n < 2 || n > maxGeneration || strconv.Itoa(n) != g {
+	if k == "" || strings.Contains(k, "~") || err != nil || n < 2 || n > maxGeneration || strconv.Itoa(n) != g {
 		return "", 0, false
 	}
 	return k, n, true
