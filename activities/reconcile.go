@@ -462,6 +462,18 @@ type closedResult struct {
 // says nothing about it).
 func (r *Reconcile) judge(ctx context.Context, key, run string) (verdict, string, string, error) {
 	id := JoinerWorkflowID(key)
+	// A rehire generation (joiner-<key>~gN, activities/rehire.go) shares
+	// the key's Vault paths and takes over its entry under its own marker.
+	// Which generation holds what is not judged here yet: a key with any
+	// generation is left alone and reported unjudged (fail safe).
+	gens, err := r.Joiners.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 1,
+		Query: fmt.Sprintf("WorkflowId STARTS_WITH %q", id+"~g")})
+	if err != nil {
+		return 0, "", "", fmt.Errorf("list rehire generations of %s: %w", id, err)
+	}
+	if len(gens.GetExecutions()) > 0 {
+		return 0, "", "", fmt.Errorf("%s has rehire generations (%s): left alone", id, gens.GetExecutions()[0].GetExecution().GetWorkflowId())
+	}
 	d, err := r.Joiners.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	switch {

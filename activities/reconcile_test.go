@@ -41,6 +41,8 @@ type fakeJoiners struct {
 	result map[string]closedResult
 	// older runs still on record: run ID -> status
 	older map[string]enumspb.WorkflowExecutionStatus
+	// rehire generations that exist (workflow IDs joiner-K~gN)
+	generations []string
 }
 
 func (f *fakeJoiners) DescribeWorkflowExecution(_ context.Context, id, run string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
@@ -62,8 +64,14 @@ func (f *fakeJoiners) GetWorkflow(_ context.Context, id, _ string) client.Workfl
 	return fakeRun{res: f.result[id]}
 }
 
-func (f *fakeJoiners) ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
-	return &workflowservice.ListWorkflowExecutionsResponse{}, nil
+func (f *fakeJoiners) ListWorkflow(_ context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	var out workflowservice.ListWorkflowExecutionsResponse
+	for _, g := range f.generations {
+		if strings.Contains(req.Query, "STARTS_WITH") && strings.Contains(req.Query, strings.SplitAfter(g, "~g")[0]) {
+			out.Executions = append(out.Executions, &workflowpb.WorkflowExecutionInfo{Execution: &commonpb.WorkflowExecution{WorkflowId: g}})
+		}
+	}
+	return &out, nil
 }
 
 type fakeRecDir struct {
@@ -361,4 +369,19 @@ func TestReconcileListsInPages(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, second.Judged)
 	require.Empty(t, second.Next)
+}
+
+// A key with a rehire generation (joiner-K~gN) is left alone: which
+// generation holds the shared credential path is not judged here.
+func TestReconcileLeavesRehiredKeysAlone(t *testing.T) {
+	f := newRecFixture("314", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "")
+	f.tmp.generations = []string{"joiner-314~g2"}
+	list, err := f.r.ReconcileListOrphans(context.Background(), ReconcileListInput{})
+	require.NoError(t, err)
+	require.Empty(t, list.Orphans)
+	require.Equal(t, []string{"314"}, list.Unjudged)
+	_, err = f.r.ReconcileRevokeOrphan(context.Background(), ReconcileRevokeInput{Key: "314"})
+	require.Error(t, err)
+	require.Empty(t, f.dir.calls)
+	require.Empty(t, f.sec.calls)
 }
