@@ -1,6 +1,7 @@
 // Command starter is Joinery's operator CLI and (later) HR intake server.
 //
 //	starter start HRIS_ID [--kind K] [--as OPERATOR]        start a joiner (or report the existing one)
+//	starter rehire HRIS_ID [--as OPERATOR]                  start a rehire: re-enable the leaver's entry once approved
 //	starter approve ID --as USER [--comment C] [--wait]     approve through the approval inbox (password prompted)
 //	starter reject ID --as USER [--comment C] [--wait]      reject through the approval inbox
 //	starter rescind ID --as USER [--reason R]               withdraw the offer: stop and roll back
@@ -16,6 +17,7 @@
 //	starter codec-server | codec-key                        payload codec endpoint for the Web UI; a new key line
 //	starter import FILE                                     start a joiner per CSV / JSONL row
 //	starter policy check FILE | policy plan FILE RECORD.json
+//	starter reconcile [--dry-run] | reconcile schedule       the reconciler, once or as a Temporal Schedule
 //
 // ID is an HRIS employee ID or a workflow ID (joiner-<HRIS ID>).
 //
@@ -49,6 +51,8 @@ const usage = `usage: starter COMMAND [ARGS]
 
 commands:
   start HRIS_ID [--kind K] [--as OPERATOR]      start a joiner for an HR record
+  rehire HRIS_ID [--as OPERATOR] [--json]       start a rehire (joiner-<id>~gN): once approved it re-enables
+                                                the entry an earlier joiner created and the leaver disabled
   approve ID [--as USER] [--comment C] [--wait] [--password-stdin]
                                                 approve as USER (default $USER) through the approval
                                                 inbox (JOINERY_INBOX_URL); the directory password is
@@ -76,6 +80,9 @@ commands:
   import FILE                                   start a joiner per row of a CSV or JSONL file
   policy check FILE                             validate a policy file
   policy plan FILE RECORD.json [--json]         show what a joiner would get, touching nothing
+  reconcile [--dry-run] [--key K]... [--json]  find and revoke what no live joiner accounts for (once)
+  reconcile schedule [--dry-run]               create or update the reconciler's Temporal Schedule
+                                                (every JOINERY_RECONCILE_INTERVAL, default 1h)
 
 ID is an HRIS employee ID or a workflow ID (joiner-<HRIS ID>).
 Configuration comes from JOINERY_* environment variables (see README).
@@ -119,7 +126,7 @@ func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // their work does, to end only on cancellation (Ctrl-C, SIGTERM: see main).
 func commandContext(ctx context.Context, name string) (context.Context, context.CancelFunc) {
 	switch name {
-	case "serve", "import", "inbox", "codec-server":
+	case "serve", "import", "inbox", "codec-server", "reconcile":
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, 2*time.Minute)
