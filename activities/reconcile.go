@@ -253,11 +253,47 @@ func (r *Reconcile) admitReconciler(ctx context.Context, step, what string) erro
 // keyOf returns the joiner key of a marker (workflow ID joiner-<key>), or
 // "" when the marker names no joiner workflow.
 func keyOf(owner string) string {
-	key, ok := strings.CutPrefix(owner, "joiner-")
+	// Any generation: a rehire's marker (joiner-<key>~gN) names the same
+	// key, whose holdings are judged by its newest generation (holder).
+	key, _, ok := ParseJoinerID(owner)
 	if !ok || checkKey(key) != nil {
 		return ""
 	}
 	return key
+}
+
+// maxGenerationPages bounds the visibility pages holder reads.
+const maxGenerationPages = 10
+
+// holder returns the workflow ID that holds joiner key's access now: the
+// newest rehire generation (joiner-<key>~gN, activities/rehire.go) when
+// one exists, else joiner-<key>. Generations share the key's Vault paths
+// and a rehire takes over its leaver's entry under its own marker, and a
+// rehire starts only once the earlier generation has closed and its entry
+// is disabled, so the newest generation is the one to judge. Visibility
+// may lag a rehire started seconds ago; the minimum age of holdings
+// covers that moment.
+func (r *Reconcile) holder(ctx context.Context, key string) (string, error) {
+	id := JoinerWorkflowID(key)
+	best, bestGen := id, 1
+	var token []byte
+	for range maxGenerationPages {
+		resp, err := r.Joiners.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 100, NextPageToken: token,
+			Query: fmt.Sprintf("WorkflowId STARTS_WITH %q", id+"~g")})
+		if err != nil {
+			return "", fmt.Errorf("list rehire generations of %s: %w", id, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			wid := e.GetExecution().GetWorkflowId()
+			if k, g, ok := ParseJoinerID(wid); ok && k == key && g > bestGen {
+				best, bestGen = wid, g
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return best, nil
+		}
+	}
+	return "", fmt.Errorf("%s has more rehire generations than the reconciler reads: left alone", id)
 }
 
 // checkKey accepts a joiner key: one path segment of letters, digits, '.',
@@ -460,20 +496,7 @@ type closedResult struct {
 // run that created its entry ("" when none): an entry of an earlier run is
 // judged by that run's end (a later run that stopped AlreadyProvisioned
 // says nothing about it).
-func (r *Reconcile) judge(ctx context.Context, key, run string) (verdict, string, string, error) {
-	id := JoinerWorkflowID(key)
-	// A rehire generation (joiner-<key>~gN, activities/rehire.go) shares
-	// the key's Vault paths and takes over its entry under its own marker.
-	// Which generation holds what is not judged here yet: a key with any
-	// generation is left alone and reported unjudged (fail safe).
-	gens, err := r.Joiners.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 1,
-		Query: fmt.Sprintf("WorkflowId STARTS_WITH %q", id+"~g")})
-	if err != nil {
-		return 0, "", "", fmt.Errorf("list rehire generations of %s: %w", id, err)
-	}
-	if len(gens.GetExecutions()) > 0 {
-		return 0, "", "", fmt.Errorf("%s has rehire generations (%s): left alone", id, gens.GetExecutions()[0].GetExecution().GetWorkflowId())
-	}
+func (r *Reconcile) judge(ctx context.Context, key, id, run string) (verdict, string, string, error) {
 	d, err := r.Joiners.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	switch {
@@ -568,7 +591,10 @@ func orDash(s string) string {
 
 // assess judges joiner key and lists what it still holds.
 func (r *Reconcile) assess(ctx context.Context, key string, minAge time.Duration) (Orphan, verdict, error) {
-	id := JoinerWorkflowID(key)
+	id, err := r.holder(ctx, key)
+	if err != nil {
+		return Orphan{Key: key, WorkflowID: JoinerWorkflowID(key)}, 0, err
+	}
 	o := Orphan{Key: key, WorkflowID: id}
 	entries, err := r.Directory.ManagedByOwner(ctx, id)
 	if err != nil {
@@ -636,7 +662,7 @@ func (r *Reconcile) assess(ctx context.Context, key string, minAge time.Duration
 		o.Status, o.Reason = "", "holds nothing"
 		return o, verdictOrphan, nil
 	}
-	v, status, why, err := r.judge(ctx, key, run)
+	v, status, why, err := r.judge(ctx, key, id, run)
 	if err != nil {
 		return Orphan{Key: key, WorkflowID: id}, 0, err
 	}
@@ -724,7 +750,7 @@ func (r *Reconcile) ReconcileRevokeOrphan(ctx context.Context, in ReconcileRevok
 		o.Items, o.Young = nil, nil
 		return o, nil
 	}
-	id := JoinerWorkflowID(in.Key)
+	id := o.WorkflowID // the holder: the newest generation's markers
 	failed := 0
 	// Vault first (what a workload can use right now), then memberships,
 	// then the credential, then the entry: the joiners' own order.

@@ -371,17 +371,57 @@ func TestReconcileListsInPages(t *testing.T) {
 	require.Empty(t, second.Next)
 }
 
-// A key with a rehire generation (joiner-K~gN) is left alone: which
-// generation holds the shared credential path is not judged here.
-func TestReconcileLeavesRehiredKeysAlone(t *testing.T) {
-	f := newRecFixture("314", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "")
-	f.tmp.generations = []string{"joiner-314~g2"}
-	list, err := f.r.ReconcileListOrphans(context.Background(), ReconcileListInput{})
+// A key with rehire generations (joiner-K~gN) is judged by its newest
+// generation, whose marker the entry carries after the take-over: a live
+// rehire keeps everything, a terminated one is revoked under its own
+// marker (the connectors assert it), and the leaver's closed first run
+// never decides.
+func TestReconcileJudgesTheNewestRehireGeneration(t *testing.T) {
+	setup := func(st enumspb.WorkflowExecutionStatus) *recFixture {
+		f := newRecFixture("314", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "")
+		gen := "joiner-314~g3"
+		f.tmp.generations = []string{"joiner-314~g2", gen}
+		f.tmp.status["joiner-314~g2"] = enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+		f.tmp.status[gen] = st
+		e := f.dir.entries["joiner-314"][0]
+		e.Owner, e.OwnerRun = gen, "run-1"
+		f.dir.entries = map[string][]directory.ManagedEntry{gen: {e}}
+		return f
+	}
+	live := setup(enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING)
+	list, err := live.r.ReconcileListOrphans(context.Background(), ReconcileListInput{})
 	require.NoError(t, err)
 	require.Empty(t, list.Orphans)
-	require.Equal(t, []string{"314"}, list.Unjudged)
-	_, err = f.r.ReconcileRevokeOrphan(context.Background(), ReconcileRevokeInput{Key: "314"})
-	require.Error(t, err)
-	require.Empty(t, f.dir.calls)
-	require.Empty(t, f.sec.calls)
+	require.Empty(t, list.Unjudged)
+	require.Equal(t, 1, list.Live)
+	require.Zero(t, list.Ignored)
+	o := live.revoke(t, "314")
+	require.Empty(t, o.Items)
+	require.Empty(t, live.dir.calls)
+	require.Empty(t, live.sec.calls)
+
+	gone := setup(enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED)
+	list, err = gone.r.ReconcileListOrphans(context.Background(), ReconcileListInput{})
+	require.NoError(t, err)
+	require.Len(t, list.Orphans, 1)
+	require.Equal(t, "joiner-314~g3", list.Orphans[0].WorkflowID)
+	o = gone.revoke(t, "314")
+	for _, it := range o.Items {
+		require.True(t, it.Done, it)
+	}
+	dn := "uid=314,ou=people,dc=joinery,dc=test"
+	require.ElementsMatch(t, []string{
+		"remove " + dn + " from cn=contractors,ou=groups,dc=joinery,dc=test as joiner-314~g3",
+		"disable " + dn + " as joiner-314~g3",
+	}, gone.dir.calls)
+	require.Contains(t, gone.sec.calls, "destroy joinery/joiners/314/initial-credential")
+}
+
+func TestKeyOfAcceptsGenerationsOnly(t *testing.T) {
+	for owner, want := range map[string]string{
+		"joiner-314": "314", "joiner-314~g2": "314", "joiner-314~g1": "", "joiner-314~x": "",
+		"joiner-314~g02": "", "nhi-x": "", "joiner-": "", "joiner-a/b": "",
+	} {
+		require.Equal(t, want, keyOf(owner), owner)
+	}
 }
