@@ -6,9 +6,9 @@ GO    ?= go
 BIN   := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 
-PKGS_BUILD := ./worker ./starter ./internal/cmd/devstack ./internal/cmd/demo ./internal/cmd/refhris
+PKGS_BUILD := ./worker ./starter ./internal/cmd/devstack ./internal/cmd/demo ./internal/cmd/refhris ./internal/cmd/cluster ./internal/cmd/bench
 
-.PHONY: all tools build stack stack-down stack-status env run worker test test-unit vet fmt-check clean-state
+.PHONY: all tools build stack stack-down stack-status env run worker test test-unit vet fmt-check clean-state cluster cluster-down cluster-status bench reliability
 
 all: build
 
@@ -42,11 +42,37 @@ run: tools build
 worker: build
 	@eval "$$($(BIN)/devstack env)" && $(BIN)/worker
 
-## test: static checks, then unit + integration tests on the real stack
-test: tools fmt-check vet
+## cluster / cluster-down / cluster-status: a Temporal cluster on PostgreSQL on loopback
+## (frontend 127.0.0.1:7333; PostgreSQL 5439; five server processes), reused when up
+cluster: tools build
+	@$(BIN)/cluster up
+
+cluster-down:
+	@$(GO) run ./internal/cmd/cluster down
+
+cluster-status:
+	@$(GO) run ./internal/cmd/cluster status
+
+## bench: joiner vs bare workflow, dev server and cluster (BENCH_FLAGS="-sequential 3 -burst 10" for a small run)
+BENCH_FLAGS ?=
+bench: stack cluster
+	@$(BIN)/bench $(BENCH_FLAGS)
+
+## test: static checks, then unit + integration tests on the real stack (and the cluster)
+test: tools fmt-check vet cluster
 	@$(GO) build -o $(BIN)/ $(PKGS_BUILD)
 	@$(BIN)/devstack up
 	$(GO) test -count=1 -timeout 40m ./...
+
+## reliability: the full reliability suite (crash right after every side effect, kill -9 with
+## 200 joiners in flight, Temporal restart, 30 s outages, races) on a PRIVATE stack of its own
+## (temp state dir, free ports): it kills servers, never the dev stack's. A 20-joiner subset
+## runs inside `make test`. Flags: RELIABILITY_JOINERS (200), RELIABILITY_CRASH_RUNS (3).
+RELIABILITY_JOINERS ?= 200
+RELIABILITY_CRASH_RUNS ?= 3
+reliability: tools build
+	$(GO) test -count=1 -tags reliability -timeout 90m -v ./internal/reliability/ \
+		-joiners=$(RELIABILITY_JOINERS) -crash-runs=$(RELIABILITY_CRASH_RUNS)
 
 ## test-unit: the tests that need no server (workflow, policy, parsers)
 test-unit:

@@ -9,6 +9,7 @@ BIN="$ROOT/bin"
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-v1.5.1}"
 VAULT_VERSION="${VAULT_VERSION:-v1.21.0}"
 MAILPIT_VERSION="${MAILPIT_VERSION:-v1.33.1}"
+TEMPORAL_SERVER_VERSION="${TEMPORAL_SERVER_VERSION:-v1.31.2}"
 mkdir -p "$BIN"
 
 log() { printf '[tools] %s\n' "$*" >&2; }
@@ -104,12 +105,64 @@ install_chromium() {
   $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 }
 
+install_temporal_server() {
+  local stamp="$BIN/.temporal-server-$TEMPORAL_SERVER_VERSION"
+  if [[ -x "$BIN/temporal-server" && -x "$BIN/temporal-sql-tool" && -f "$stamp" ]]; then
+    log "temporal-server and temporal-sql-tool $TEMPORAL_SERVER_VERSION present"
+    return
+  fi
+  # The Temporal server and its sql tool for `make cluster` (the cluster on
+  # PostgreSQL; internal/stack/cluster.go). No release binary can be fetched
+  # here, so both are built from the server module; v1.32 needs a newer Go.
+  # Installed under their own names: `server` and `sql` would say nothing.
+  log "building temporal-server and temporal-sql-tool $TEMPORAL_SERVER_VERSION (long; cached afterwards)"
+  local tmp
+  tmp="$(mktemp -d)"
+  GOBIN="$tmp" GOFLAGS= go install "go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION" \
+    "go.temporal.io/server/cmd/tools/sql@$TEMPORAL_SERVER_VERSION"
+  mv "$tmp/server" "$BIN/temporal-server"
+  mv "$tmp/sql" "$BIN/temporal-sql-tool"
+  rm -rf "$tmp"
+  touch "$stamp"
+}
+
+install_postgresql() {
+  if compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+    log "postgresql present"
+    return
+  fi
+  # Debian's PostgreSQL for the cluster. `make cluster` runs its own instance
+  # (data in .state/cluster/pg, port 5439), so the package must not start
+  # Debian's cluster on 5432: a policy-rc.d answering 101 stops the service
+  # from starting during the install (only if there is none already), and
+  # the cluster the package creates is set to manual start.
+  log "installing postgresql from Debian"
+  local sudo="" rcd=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod 755 /usr/sbin/policy-rc.d
+    rcd=1
+  fi
+  if ! apt-cache policy postgresql 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    $sudo apt-get update -qq
+  fi
+  $sudo apt-get install -y -qq postgresql >/dev/null
+  [[ -z "$rcd" ]] || $sudo rm -f /usr/sbin/policy-rc.d
+  local conf
+  for conf in /etc/postgresql/*/main/start.conf; do
+    if [[ -f "$conf" ]]; then echo manual | $sudo tee "$conf" >/dev/null; fi
+  done
+}
+
 case "${1:-all}" in
   temporal) install_temporal ;;
   vault) install_vault ;;
   slapd) install_slapd ;;
   mailpit) install_mailpit ;;
   chromium) install_chromium ;;
-  all) install_slapd; install_chromium; install_temporal; install_mailpit; install_vault ;;
-  *) echo "usage: $0 [all|temporal|vault|slapd|mailpit|chromium]" >&2; exit 2 ;;
+  cluster) install_postgresql; install_temporal_server ;;
+  all) install_slapd; install_chromium; install_temporal; install_mailpit; install_vault; install_postgresql; install_temporal_server ;;
+  *) echo "usage: $0 [all|temporal|vault|slapd|mailpit|chromium|cluster]" >&2; exit 2 ;;
 esac
