@@ -111,6 +111,10 @@ type Activities struct {
 	// Faults, when set, is consulted at the start of each side effect; a
 	// non-nil error fails that step (tests of the rollback use it).
 	Faults func(step, hrisID string) error
+	// Runs describes workflow runs (client.Client): VerifyContinued asks
+	// it what the run a continued joiner says it continues really was.
+	// Nil refuses every continued state.
+	Runs ContinuedRuns
 
 	// orders caches re-plans and each verified run's planning for the
 	// order checks (orders.go); made on first use.

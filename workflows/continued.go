@@ -108,6 +108,43 @@ func isContinueAsNew(err error) bool {
 // continuing a run of this workflow ID has ContinuedExecutionRunID set, and
 // only Joiner code continues a joiner as new.
 func (j *joiner) checkContinued(ctx workflow.Context) error {
+	if err := j.checkContinuedState(ctx); err != nil {
+		return err
+	}
+	// Version 1 of versionContinuedFrom: the shape of the state is not
+	// enough, the run it came from must have been Joinery's joiner (a
+	// workflow of another type, or one named Joiner on another task queue,
+	// can continue as new into Joiner with state of its choosing).
+	// VerifyContinued asks Temporal (activities/continued.go). Runs that
+	// began before this check replay without it.
+	if workflow.GetVersion(ctx, versionContinuedFrom, workflow.DefaultVersion, 1) < 1 {
+		return nil
+	}
+	err := workflow.ExecuteActivity(withOptions(ctx, optsVerifyContinued), a.VerifyContinued, activities.VerifyContinuedInput{
+		Key: j.in.HRISID, PrevRunID: workflow.GetInfo(ctx).ContinuedExecutionRunID}).Get(ctx, nil)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError(
+			"continued state refused: the run it came from is not this joiner's own previous run; nothing was done", ErrTypeInvalidInput, err)
+	}
+	return nil
+}
+
+// versionContinuedFrom gates the check of the previous run's type, task
+// queue and close status.
+const versionContinuedFrom = "continued-from-joiner"
+
+// optsVerifyContinued: the check only reads Temporal, so an unreachable
+// frontend is retried for ten minutes; a refusal is final.
+var optsVerifyContinued = workflow.ActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: 10 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
+		NonRetryableErrorTypes: []string{activities.ErrTypeOrderRefused}},
+}
+
+// checkContinuedState checks the carried state's shape against what the
+// server says started this run.
+func (j *joiner) checkContinuedState(ctx workflow.Context) error {
 	c := j.in.Continued
 	info := workflow.GetInfo(ctx)
 	switch {

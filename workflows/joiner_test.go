@@ -38,6 +38,10 @@ type fixture struct {
 	// standing check reports as gone.
 	signer   *decision.FileSigner
 	inactive map[string]string
+	// verifyContinued answers VerifyContinued (nil: the previous run was
+	// the joiner's own); verified counts the checks.
+	verifyContinued func(activities.VerifyContinuedInput) error
+	verified        int
 }
 
 const testHire = "2026-12-01"
@@ -75,6 +79,16 @@ func newFixture(t *testing.T) *fixture {
 				return activities.EligibleResult{Kind: policy.KindEmployee}, nil
 			}
 			return activities.EligibleResult{Kind: in.Kind}, nil
+		}).Maybe()
+	// A continued run checks its previous run with Temporal
+	// (activities/continued_integration_test.go checks against the server).
+	env.OnActivity(f.acts.VerifyContinued, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.VerifyContinuedInput) error {
+			f.verified++
+			if f.verifyContinued != nil {
+				return f.verifyContinued(in)
+			}
+			return nil
 		}).Maybe()
 	return f
 }

@@ -79,6 +79,7 @@ func NewHarness(t testing.TB) *Harness {
 	h.HR = acts.HRIS.(*hris.Client)
 	h.C, err = run.Dial(ctx, cfg, logger)
 	require.NoError(t, err)
+	acts.Runs = h.C // continued joiners check their previous run (activities/continued.go)
 	elig, err := run.NewEligibility(cfg, acts.HRIS)
 	require.NoError(t, err)
 	w := worker.New(h.C, cfg.TaskQueue, worker.Options{})

@@ -318,6 +318,9 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer c.Close()
+	// Continued joiners check their previous run with Temporal
+	// (activities/continued.go).
+	acts.Runs = c
 	elig, err := NewEligibility(cfg, acts.HRIS)
 	if err != nil {
 		return err
