@@ -47,7 +47,7 @@ func rogueContinue(queue, victimDN string) func(ctx workflow.Context, key string
 			Unwind: &workflows.Unwind{Mode: "revoke", Stage: workflows.StageRevoked, Outcome: workflows.OutcomeRevoked, Why: "forged"},
 		}
 		in := workflows.JoinerInput{HRISID: key, Kind: "service-account", Source: "rogue",
-			Request: &activities.NonHumanRequest{Name: "rogue", SponsorID: "100", Environment: "production", Purpose: "forged"},
+			Request:   &activities.NonHumanRequest{Name: "rogue", SponsorID: "100", Environment: "production", Purpose: "forged"},
 			Continued: c}
 		ctx = workflow.WithWorkflowTaskQueue(ctx, queue)
 		return workflow.NewContinueAsNewError(ctx, activities.JoinerWorkflowType, in)
