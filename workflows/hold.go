@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -39,12 +40,34 @@ const (
 	holdLogKeys = 50
 	// holdMaxHeldLimit is the hard cap whatever the limits in a request say.
 	holdMaxHeldLimit = 5000
+	// holdMaxHeldBytes bounds the held items' encoded size. The hold's
+	// whole state is its continue-as-new input, and Temporal refuses a
+	// payload over 2 MB: past it the hold could not continue and would
+	// wedge, every admission failing. 5,000 held non-human starts with
+	// 200-byte purposes measured 3.18 MB, so the count cap alone is not
+	// enough. The rest of the 2 MB is for the log (holdLogSize entries of
+	// holdLogKeys keys, each bounded by holdLogKeyBytes: at most ~0.55 MB),
+	// the windows' timestamps (bounded by holdMaxWindow: ~0.15 MB), the payload
+	// codec's envelope and the limits. An item that would pass it is
+	// refused like one over the count: nothing is lost, the sender is
+	// answered with an error and retries once an operator has released or
+	// discarded the burst.
+	holdMaxHeldBytes = 768 << 10
+	// holdLogKeyBytes bounds one logged key with its outcome, and
+	// holdLogReasonBytes an operator's reason, as the log keeps them.
+	holdLogKeyBytes    = 100
+	holdLogReasonBytes = 200
+	// holdMaxWindow bounds the admissions a window counts: each is a
+	// timestamp carried in the state. A policy maximum above it (the
+	// policy allows up to 1,000,000) is held to it — stricter, never
+	// looser: more is held for an operator, nothing is let through
+	// uncounted.
+	holdMaxWindow = 2000
+	// holdDefaultUpdatesPerRun and holdMaxUpdatesPerRun: see
+	// HoldState.UpdatesPerRun.
+	holdDefaultUpdatesPerRun = 1000
+	holdMaxUpdatesPerRun     = 1000
 )
-
-// holdUpdatesPerRun bounds one run's history: after that many updates the
-// hold continues as new with its state. A variable so that a test can
-// reach it quickly.
-var holdUpdatesPerRun = 1000
 
 // HoldItem is one start or rescind the intake asked to carry out.
 type HoldItem struct {
@@ -131,6 +154,11 @@ type HoldState struct {
 	Log      []HoldLogEntry `json:"log,omitempty"`
 	// Limits are the last limits an admission brought.
 	Limits HoldLimits `json:"limits"`
+	// UpdatesPerRun bounds one run's history: after that many updates the
+	// hold continues as new with its state. 0 means 1,000, which is also
+	// the most (a larger value would only let the history grow); tests
+	// start the hold with a small one. It travels with the state.
+	UpdatesPerRun int `json:"updatesPerRun,omitempty"`
 }
 
 // HoldView is the answer of the hold query.
@@ -144,6 +172,30 @@ type HoldView struct {
 type hold struct {
 	st      HoldState
 	updates int
+	// heldBytes is the encoded size of st.Held (holdMaxHeldBytes).
+	heldBytes int
+}
+
+// updatesPerRun is the state's UpdatesPerRun within its bounds.
+func (h *hold) updatesPerRun() int {
+	switch n := h.st.UpdatesPerRun; {
+	case n <= 0:
+		return holdDefaultUpdatesPerRun
+	case n > holdMaxUpdatesPerRun:
+		return holdMaxUpdatesPerRun
+	default:
+		return n
+	}
+}
+
+// itemBytes is the encoded size of a held item, as it would travel in the
+// continue-as-new input (JSON, the default converter's encoding).
+func itemBytes(it HoldItem) int {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return holdMaxHeldBytes + 1 // cannot be carried: never admitted
+	}
+	return len(b)
 }
 
 // Hold is the intake's blast-radius guard: one long-running workflow that
@@ -156,6 +208,9 @@ type hold struct {
 // whole rather than let trickle through as the window slides.
 func Hold(ctx workflow.Context, st HoldState) error {
 	h := &hold{st: st}
+	for _, it := range st.Held {
+		h.heldBytes += itemBytes(it)
+	}
 	if err := workflow.SetQueryHandler(ctx, QueryHold, func() (HoldView, error) {
 		return h.view(workflow.Now(ctx)), nil
 	}); err != nil {
@@ -186,7 +241,7 @@ func Hold(ctx workflow.Context, st HoldState) error {
 		}
 	}
 	if err := workflow.Await(ctx, func() bool {
-		return h.updates >= holdUpdatesPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+		return h.updates >= h.updatesPerRun() || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 	}); err != nil {
 		return err
 	}
@@ -198,8 +253,9 @@ func Hold(ctx workflow.Context, st HoldState) error {
 }
 
 // validateAdmit refuses malformed requests and a full hold before anything
-// is recorded: a full hold answers with an error (the intake then answers
-// 503 so the sender retries) rather than drop an item.
+// is recorded: a full hold (by count, or by the held items' size, so that
+// its state always fits a continue-as-new) answers with an error (the
+// intake then answers 503 so the sender retries) rather than drop an item.
 func (h *hold) validateAdmit(req AdmitRequest) error {
 	it := req.Item
 	switch it.Action {
@@ -221,8 +277,15 @@ func (h *hold) validateAdmit(req AdmitRequest) error {
 	if l.Window <= 0 || l.MaxStarts < 0 || l.MaxRescinds < 0 {
 		return errors.New("limits: want a positive window and non-negative maxima")
 	}
-	if len(h.st.Held) >= maxHeld(l) && h.find(it.Key()) < 0 {
+	if h.find(it.Key()) >= 0 {
+		return nil // collapses onto the held one: nothing is added
+	}
+	if len(h.st.Held) >= maxHeld(l) {
 		return fmt.Errorf("the hold is full (%d items): release or discard some first", len(h.st.Held))
+	}
+	if n := itemBytes(it); h.heldBytes+n > holdMaxHeldBytes {
+		return fmt.Errorf("the hold is full (%d items, %d of %d bytes; this one is %d bytes): release or discard some first",
+			len(h.st.Held), h.heldBytes, holdMaxHeldBytes, n)
 	}
 	return nil
 }
@@ -265,7 +328,11 @@ func prune(ts []time.Time, now time.Time, window time.Duration) []time.Time {
 	for i < len(ts) && !ts[i].After(cut) {
 		i++
 	}
-	return slices.Clone(ts[i:])
+	ts = ts[i:]
+	if len(ts) > holdMaxWindow {
+		ts = ts[len(ts)-holdMaxWindow:]
+	}
+	return slices.Clone(ts)
 }
 
 func (h *hold) admit(now time.Time, req AdmitRequest) Admission {
@@ -278,6 +345,7 @@ func (h *hold) admit(now time.Time, req AdmitRequest) Admission {
 	if it.Action == HoldRescind {
 		window, max = &h.st.Rescinds, req.Limits.MaxRescinds
 	}
+	max = min(max, holdMaxWindow)
 	if h.find(it.Key()) >= 0 {
 		return Admission{Held: true, AlreadyHeld: true, InWindow: len(*window), Queued: h.queued(it.Action),
 			Reason: "already held"}
@@ -294,6 +362,7 @@ func (h *hold) admit(now time.Time, req AdmitRequest) Admission {
 	}
 	it.HeldAt = now
 	h.st.Held = append(h.st.Held, it)
+	h.heldBytes += itemBytes(it)
 	return Admission{Held: true, InWindow: len(*window), Queued: h.queued(it.Action), Reason: reason}
 }
 
@@ -313,7 +382,11 @@ func (h *hold) letGo(now time.Time, decision string, d HoldDecision) []HoldItem 
 		return nil
 	}
 	h.st.Held = kept
-	entry := HoldLogEntry{Decision: decision, By: d.By, Reason: d.Reason, At: now, Count: len(gone)}
+	h.heldBytes = 0
+	for _, it := range kept {
+		h.heldBytes += itemBytes(it)
+	}
+	entry := HoldLogEntry{Decision: decision, By: clipN(d.By, holdLogReasonBytes), Reason: clipN(d.Reason, holdLogReasonBytes), At: now, Count: len(gone)}
 	for _, it := range gone {
 		if len(entry.Keys) == holdLogKeys {
 			break
@@ -322,7 +395,7 @@ func (h *hold) letGo(now time.Time, decision string, d HoldDecision) []HoldItem 
 		if o := d.Outcomes[k]; o != "" {
 			k += " (" + o + ")"
 		}
-		entry.Keys = append(entry.Keys, k)
+		entry.Keys = append(entry.Keys, clipN(k, holdLogKeyBytes))
 	}
 	h.st.Log = append(h.st.Log, entry)
 	if len(h.st.Log) > holdLogSize {

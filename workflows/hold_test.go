@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/joinery/joinery/activities"
 )
 
 var holdLimits = HoldLimits{Window: time.Hour, MaxStarts: 2, MaxRescinds: 1, MaxHeld: 5}
@@ -200,13 +203,11 @@ func TestHoldLogIsBounded(t *testing.T) {
 }
 
 func TestHoldContinuesAsNewWithItsState(t *testing.T) {
-	defer func(n int) { holdUpdatesPerRun = n }(holdUpdatesPerRun)
-	holdUpdatesPerRun = 3
 	r := newHoldRun(t)
 	r.admit(startItem("1"))
 	r.admit(startItem("2"))
 	r.admit(startItem("3"))
-	r.env.ExecuteWorkflow(Hold, HoldState{})
+	r.env.ExecuteWorkflow(Hold, HoldState{UpdatesPerRun: 3})
 	require.True(t, r.env.IsWorkflowCompleted())
 	var can *workflow.ContinueAsNewError
 	require.ErrorAs(t, r.env.GetWorkflowError(), &can)
@@ -214,4 +215,149 @@ func TestHoldContinuesAsNewWithItsState(t *testing.T) {
 	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	require.Len(t, next.Starts, 2, "the window travels to the next run")
 	require.Len(t, next.Held, 1, "and so does the queue")
+	require.Equal(t, 3, next.UpdatesPerRun, "and the run length")
+}
+
+// The run length comes from the state, within bounds: an input asking for
+// a longer run (a bigger history) gets the default's 1,000.
+func TestHoldUpdatesPerRunIsBounded(t *testing.T) {
+	for in, want := range map[int]int{0: 1000, -5: 1000, 1: 1, 3: 3, 1000: 1000, 1_000_000: 1000} {
+		require.Equal(t, want, (&hold{st: HoldState{UpdatesPerRun: in}}).updatesPerRun(), in)
+	}
+}
+
+// nhiStartItem is a held non-human start with a purpose of n bytes.
+func nhiStartItem(i, n int) HoldItem {
+	key := fmt.Sprintf("nhi-bot%d-production", i)
+	return HoldItem{Action: HoldStart, HRISID: key, Source: "api", HeldAt: t0, Input: &JoinerInput{HRISID: key, Kind: "service-account", Source: "api",
+		Request: &activities.NonHumanRequest{Name: fmt.Sprintf("bot%d", i), SponsorID: "100", Environment: "production",
+			Purpose: strings.Repeat("p", n)}}}
+}
+
+// payloadBytes is the size of the hold's continue-as-new input as the
+// default converter encodes it.
+func payloadBytes(t *testing.T, st HoldState) int {
+	p, err := converter.GetDefaultDataConverter().ToPayloads(st)
+	require.NoError(t, err)
+	return p.Size()
+}
+
+// Temporal refuses payloads over 2 MB (blob size limit); a hold whose
+// state passed it could never continue as new.
+const temporalPayloadLimit = 2 * 1024 * 1024
+
+// The burst of the review (5,000 held non-human starts with 200-byte
+// purposes) would be a 3 MB continue-as-new input. The hold takes items
+// until their size reaches its cap, refuses the next one with a clear
+// error, and its whole state — with a worst-case log and full windows —
+// stays under Temporal's limit.
+func TestHoldStateAlwaysFitsAContinueAsNew(t *testing.T) {
+	var unbounded HoldState
+	for i := range holdMaxHeldLimit {
+		unbounded.Held = append(unbounded.Held, nhiStartItem(i, 200))
+	}
+	over := payloadBytes(t, unbounded)
+	require.Greater(t, over, temporalPayloadLimit, "the count cap alone lets the state outgrow a payload")
+	t.Logf("5000 held starts, 200-byte purposes: %d bytes", over)
+
+	h := &hold{}
+	limits := HoldLimits{Window: time.Hour, MaxStarts: 0, MaxHeld: holdMaxHeldLimit}
+	var refused error
+	for i := range holdMaxHeldLimit {
+		req := AdmitRequest{Item: nhiStartItem(i, 200), Limits: limits}
+		if refused = h.validateAdmit(req); refused != nil {
+			break
+		}
+		require.True(t, h.admit(t0, req).Held)
+	}
+	require.Error(t, refused, "the hold refuses before its state outgrows a payload")
+	require.ErrorContains(t, refused, "the hold is full")
+	require.ErrorContains(t, refused, "bytes")
+	require.Less(t, len(h.st.Held), holdMaxHeldLimit)
+	t.Logf("held before the size cap: %d items", len(h.st.Held))
+	// A repeated delivery of a held item is still answered (it adds nothing).
+	require.NoError(t, h.validateAdmit(AdmitRequest{Item: nhiStartItem(0, 200), Limits: limits}))
+
+	// Worst case for the rest: a full log of the longest keys and outcomes
+	// and reasons, and both windows full.
+	st := h.st
+	long := strings.Repeat("x", 10_000)
+	for range holdLogSize {
+		var keys []string
+		for range holdLogKeys {
+			keys = append(keys, clipN("start:"+strings.Repeat("k", 64)+" ("+long+")", holdLogKeyBytes))
+		}
+		st.Log = append(st.Log, HoldLogEntry{Decision: "discarded", By: clipN(long, holdLogReasonBytes),
+			Reason: clipN(long, holdLogReasonBytes), At: t0, Count: 5000, Keys: keys})
+	}
+	for i := range holdMaxWindow {
+		st.Starts = append(st.Starts, t0.Add(time.Duration(i)*time.Millisecond+time.Nanosecond))
+		st.Rescinds = append(st.Rescinds, t0.Add(time.Duration(i)*time.Millisecond+time.Nanosecond))
+	}
+	size := payloadBytes(t, st)
+	t.Logf("worst-case state at the cap: %d bytes (limit %d)", size, temporalPayloadLimit)
+	require.Less(t, size, temporalPayloadLimit*9/10, "room to spare for the codec's envelope")
+
+	// Letting go frees the room again.
+	h.letGo(t0, "discarded", HoldDecision{All: true, By: "ops"})
+	require.Zero(t, h.heldBytes)
+	require.NoError(t, h.validateAdmit(AdmitRequest{Item: nhiStartItem(9999, 200), Limits: limits}))
+}
+
+// The log keeps bounded copies of what operators and outcomes say, and the
+// windows count at most holdMaxWindow admissions.
+func TestHoldLogAndWindowsAreBoundedInBytes(t *testing.T) {
+	h := &hold{}
+	h.admit(t0, AdmitRequest{Item: startItem("1"), Limits: HoldLimits{Window: time.Hour}})
+	long := strings.Repeat("y", 5000)
+	h.letGo(t0, "released", HoldDecision{All: true, By: long, Reason: long, Outcomes: map[string]string{"start:1": long}})
+	e := h.st.Log[0]
+	require.LessOrEqual(t, len(e.By), holdLogReasonBytes+len("…"))
+	require.LessOrEqual(t, len(e.Reason), holdLogReasonBytes+len("…"))
+	require.LessOrEqual(t, len(e.Keys[0]), holdLogKeyBytes+len("…"))
+	require.True(t, strings.HasPrefix(e.Keys[0], "start:1 (yyy"))
+
+	// A policy maximum above what the state can carry is held to it:
+	// stricter, so the rest is held, none let through uncounted.
+	big := HoldLimits{Window: time.Hour, MaxStarts: 1_000_000}
+	var last Admission
+	for i := range holdMaxWindow + 1 {
+		last = h.admit(t0.Add(time.Duration(i)*time.Millisecond), AdmitRequest{Item: startItem(fmt.Sprint(i + 10)), Limits: big})
+	}
+	require.Len(t, h.st.Starts, holdMaxWindow)
+	require.True(t, last.Held)
+	require.Contains(t, last.Reason, fmt.Sprintf("more than %d starts", holdMaxWindow))
+}
+
+// Through the workflow: the update that would pass the size cap is refused
+// by the validator (nothing recorded), the held ones stay, and the state
+// continues as new intact.
+func TestHoldRefusesAnItemPastTheSizeCap(t *testing.T) {
+	r := newHoldRun(t)
+	zero := HoldLimits{Window: time.Hour, MaxStarts: 0, MaxHeld: holdMaxHeldLimit}
+	// 200 kB purposes: three fit in 768 KiB, the fourth does not.
+	var res []*result
+	for i := range 4 {
+		res = append(res, r.update(UpdateHoldAdmit, AdmitRequest{Item: nhiStartItem(i, 200_000), Limits: zero}))
+	}
+	r.check(func() {
+		for i := range 3 {
+			require.NoError(t, res[i].rejected, i)
+			require.True(t, res[i].adm.Held, i)
+		}
+		require.ErrorContains(t, res[3].rejected, "the hold is full (3 items")
+		require.Len(t, r.view().Held, 3)
+	})
+	// A refused update does not count; a repeated delivery (collapsing
+	// onto a held item) does, and is the fourth of this run.
+	again := r.update(UpdateHoldAdmit, AdmitRequest{Item: nhiStartItem(0, 200_000), Limits: zero})
+	r.env.ExecuteWorkflow(Hold, HoldState{UpdatesPerRun: 4})
+	require.True(t, again.adm.AlreadyHeld)
+	require.True(t, r.env.IsWorkflowCompleted())
+	var can *workflow.ContinueAsNewError
+	require.ErrorAs(t, r.env.GetWorkflowError(), &can)
+	var next HoldState
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.Len(t, next.Held, 3)
+	require.Less(t, can.Input.Size(), temporalPayloadLimit)
 }
