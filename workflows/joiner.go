@@ -154,6 +154,8 @@ type joiner struct {
 	// cont: continue-as-new in the approval wait and in a rollback or
 	// revocation (continued.go).
 	cont continuation
+	// fast is the "joiner-fast-path" version gate (fastpath.go).
+	fast bool
 }
 
 func (j *joiner) setup(ctx workflow.Context) error {
@@ -181,6 +183,32 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	// Version 1: only decisions signed by the approval inbox (or a
 	// break-glass decision where policy allows) count. Joiners started
 	// before keep the name-based approvals their histories recorded.
+	// "joiner-fast-path" (issue 12): one version marker instead of one per
+	// change below. Each GetVersion writes a marker event and, with it, an
+	// upsert of the TemporalChangeVersion search attribute (two events);
+	// a joiner started since this version takes every earlier change
+	// below (and in joiner.go's hot path) at its newest version without
+	// recording them, and runs its HR reads as local activities
+	// (fastpath.go). Joiners started before keep
+	// calling each GetVersion, as their histories recorded.
+	j.fast = workflow.GetVersion(ctx, versionFastPath, workflow.DefaultVersion, 1) >= 1
+	if j.fast {
+		j.signed, j.hardened, j.siteTime, j.moveLimits, j.canContinue, j.cont.more = true, true, true, true, true, true
+	} else {
+		j.setupVersions(ctx)
+	}
+	j.dayStarts = map[string]time.Time{}
+	if j.in.Continued != nil {
+		if err := j.checkContinued(ctx); err != nil {
+			return err
+		}
+	}
+	return j.setupHandlers(ctx)
+}
+
+// setupVersions reads the version gates one by one, as joiners started
+// before "joiner-fast-path" recorded them.
+func (j *joiner) setupVersions(ctx workflow.Context) {
 	j.signed = workflow.GetVersion(ctx, "signed-decisions", workflow.DefaultVersion, 1) >= 1
 	// Version 1 of "signed-decisions-hardening" (after an adversary
 	// review): decisions must name this run, the HR record decides start
@@ -197,13 +225,10 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	j.moveLimits = j.hardened && workflow.GetVersion(ctx, "start-move-limits", workflow.DefaultVersion, 1) >= 1
 	j.canContinue = j.hardened && workflow.GetVersion(ctx, "continue-as-new", workflow.DefaultVersion, 1) >= 1
 	j.cont.more = j.canContinue && workflow.GetVersion(ctx, versionContinueEverywhere, workflow.DefaultVersion, 1) >= 1
-	j.dayStarts = map[string]time.Time{}
-	if j.in.Continued != nil {
-		if err := j.checkContinued(ctx); err != nil {
-			return err
-		}
-	}
+}
 
+// setupHandlers registers the query, the update and the signal handlers.
+func (j *joiner) setupHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return j.status, nil }); err != nil {
 		return err
 	}
@@ -354,16 +379,16 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 			if err := j.startRehire(ctx); err != nil {
 				return j.fail(ctx, "check the rehire", err)
 			}
-		} else if workflow.GetVersion(ctx, "check-eligible", workflow.DefaultVersion, 1) >= 1 {
+		} else if j.version(ctx, "check-eligible") >= 1 {
 			var er activities.EligibleResult
-			if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), e.CheckEligible,
-				activities.CheckEligibleInput{HRISID: j.in.HRISID, Kind: j.in.Kind}).Get(ctx, &er); err != nil {
+			if err := j.read(ctx, "CheckEligible", e.CheckEligible,
+				activities.CheckEligibleInput{HRISID: j.in.HRISID, Kind: j.in.Kind}, &er); err != nil {
 				return j.fail(ctx, "check that the HR record is a pending hire", err)
 			}
 			j.in.Kind = er.Kind
 		}
-		if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.FetchJoiner,
-			activities.FetchInput{HRISID: j.in.HRISID, Kind: j.in.Kind}).Get(ctx, &w); err != nil {
+		if err := j.read(ctx, "FetchJoiner", a.FetchJoiner,
+			activities.FetchInput{HRISID: j.in.HRISID, Kind: j.in.Kind}, &w); err != nil {
 			return j.fail(ctx, "read the HR record", err)
 		}
 	}
@@ -373,7 +398,7 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 	j.worker = w
 	j.hireDate = w.HireDate
 	var plan policy.Plan
-	if err := workflow.ExecuteActivity(withOptions(ctx, optsPlan), a.PlanJoiner, w).Get(ctx, &plan); err != nil {
+	if err := j.read(ctx, "PlanJoiner", a.PlanJoiner, w, &plan); err != nil {
 		return j.fail(ctx, "plan against policy", err)
 	}
 	j.plan = plan
@@ -399,8 +424,8 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 	j.status.Owner, j.status.EndDate = plan.Owner, plan.EndDate
 	var snapshot map[string]string
 	if j.hasHRRecord() {
-		if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.SnapshotHRIS,
-			activities.SnapshotInput{HRISID: j.in.HRISID, Fields: plan.WriteBack}).Get(ctx, &snapshot); err != nil {
+		if err := j.read(ctx, "SnapshotHRIS", a.SnapshotHRIS,
+			activities.SnapshotInput{HRISID: j.in.HRISID, Fields: plan.WriteBack}, &snapshot); err != nil {
 			return j.fail(ctx, "read the HR fields Joinery owns", err)
 		}
 	}
@@ -446,14 +471,14 @@ func (j *joiner) provisionApproved(ctx workflow.Context, snapshot map[string]str
 
 	// Version 1 keeps time-bound joiners (an end date) running until the end
 	// date; joiners started before that complete here, as they recorded.
-	if workflow.GetVersion(ctx, "time-bound-access", workflow.DefaultVersion, 1) >= 1 && j.plan.EndDate != "" {
+	if j.version(ctx, "time-bound-access") >= 1 && j.plan.EndDate != "" {
 		j.notify(ctx, j.plan.Owner, "outcome", fmt.Sprintf("%s is provisioned as %s until %s; the wrapped credential is in your handover inbox",
 			strings.TrimSpace(j.worker.FirstName+" "+j.worker.LastName), j.result.Username, j.plan.EndDate))
 		return j.active(ctx)
 	}
 	// Version 1 keeps an employee joiner open until the start date, so a
 	// rescind or a termination before the start still rolls back.
-	held := workflow.GetVersion(ctx, "provisioned-until-start", workflow.DefaultVersion, 1) >= 1 && j.hasHRRecord()
+	held := j.version(ctx, "provisioned-until-start") >= 1 && j.hasHRRecord()
 	if held {
 		j.notify(ctx, j.plan.Approval.Approver, "outcome",
 			fmt.Sprintf("%s %s is provisioned as %s; the initial credential's wrapped token is in your handover inbox",
@@ -496,7 +521,7 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 	// Version 1 acts on decisions while waiting (an early rejection ends the
 	// joiner). Joiners already waiting under version 0 keep waking only for
 	// rescinds and date moves, which is what their histories recorded.
-	early := workflow.GetVersion(ctx, "decisions-while-waiting", workflow.DefaultVersion, 1) >= 1
+	early := j.version(ctx, "decisions-while-waiting") >= 1
 	for {
 		hire, err := time.Parse(time.DateOnly, j.hireDate)
 		if err != nil {
@@ -575,7 +600,7 @@ func (j *joiner) approve(ctx workflow.Context) (bool, JoinerResult, error) {
 	}
 	// Joiners started before the second approver was notified must replay
 	// without this activity, hence the version marker.
-	if v := workflow.GetVersion(ctx, "notify-second-approver", workflow.DefaultVersion, 1); v >= 1 && ap.SecondApprover != "" {
+	if v := j.version(ctx, "notify-second-approver"); v >= 1 && ap.SecondApprover != "" {
 		j.notify(ctx, ap.SecondApprover, "approval-request",
 			fmt.Sprintf("joiner %s needs your approval as second approver (route %q) besides %s's", j.in.HRISID, ap.Rule, ap.Approver))
 	}
