@@ -95,6 +95,9 @@ type Config struct {
 	// MetricsInterval is how often the joiner-state gauges are re-read
 	// from Temporal visibility.
 	MetricsInterval time.Duration
+	// WorkerStickyCacheSize is how many workflows the worker keeps in
+	// memory between tasks (JOINERY_WORKER_STICKY_CACHE_SIZE).
+	WorkerStickyCacheSize int
 	// PseudonymKey keys the HMAC that turns usernames into the values of
 	// the JoinerManager, JoinerDeciders and JoinerDecidedBy search
 	// attributes (internal/pseudonym), which the server holds in clear.
@@ -135,6 +138,18 @@ func boolean(p func(*Config) *bool) func(*Config, string) error {
 			return fmt.Errorf("want true or false, got %q", v)
 		}
 		*p(c) = b
+		return nil
+	}
+}
+
+// positiveInt takes a whole number of at least 1.
+func positiveInt(p func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("want a whole number of at least 1, got %q", v)
+		}
+		*p(c) = n
 		return nil
 	}
 }
@@ -242,6 +257,7 @@ func Vars() []Var {
 		{Name: "JOINERY_INTAKE_METRICS_ADDR", Default: "127.0.0.1:9465", Doc: "Listen address of the intake's `/metrics` (requests by outcome, the blast-radius hold), apart from the intake's own port; `off` turns it off", set: listenAddrOrOff(func(c *Config) *string { return &c.IntakeMetricsAddr })},
 		{Name: "JOINERY_INBOX_METRICS_ADDR", Default: "127.0.0.1:9466", Doc: "Listen address of the approval inbox's `/metrics` (sign-ins, decisions, security events), apart from the inbox's own port; `off` turns it off", set: listenAddrOrOff(func(c *Config) *string { return &c.InboxMetricsAddr })},
 		{Name: "JOINERY_METRICS_INTERVAL", Default: "30s", Doc: "How often the worker re-reads the joiner-state gauges from Temporal visibility (and the intake the hold); scrapes answer from the last reading", set: duration(func(c *Config) *time.Duration { return &c.MetricsInterval })},
+		{Name: "JOINERY_WORKER_STICKY_CACHE_SIZE", Default: "1000", Doc: "How many workflows the worker keeps cached in memory between workflow tasks (the SDK's sticky cache, whose own default is 10,000; a joiner waiting for approval takes about 120 kB of it). A joiner evicted from the cache is rebuilt by replaying its history on its next event (a signal, a timer): slower, never wrong. Set once per process, when the worker starts", set: positiveInt(func(c *Config) *int { return &c.WorkerStickyCacheSize })},
 
 		{Name: "JOINERY_TEMPORAL_TLS_CA_FILE", Default: "", Doc: "PEM CA bundle that verifies the Temporal frontend's certificate; setting it turns TLS on for every Temporal client (worker, starter, intake, inbox)", set: str(func(c *Config) *string { return &c.TemporalTLSCAFile })},
 		{Name: "JOINERY_TEMPORAL_TLS_CERT_FILE", Default: "", Doc: "PEM client certificate presented to Temporal (mTLS); needs JOINERY_TEMPORAL_TLS_KEY_FILE, and turns TLS on (verified against the system roots without JOINERY_TEMPORAL_TLS_CA_FILE)", set: str(func(c *Config) *string { return &c.TemporalTLSCertFile })},

@@ -325,6 +325,16 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Bound the workflows held in memory (issue 12, P4): every joiner
+	// waiting for approval stays cached, about 120 kB each, up to the
+	// SDK's default of 10,000. Past the bound the least recently used is
+	// evicted and replays its history on its next task, which costs CPU
+	// and latency, not correctness. The cache is process-global in the
+	// SDK, so it is set here, once, before the worker starts (a later
+	// call, once the first worker has built the cache, has no effect).
+	if cfg.WorkerStickyCacheSize > 0 {
+		worker.SetStickyWorkflowCacheSize(cfg.WorkerStickyCacheSize)
+	}
 	w := worker.New(c, cfg.TaskQueue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{wm.Steps}})
 	Register(w, acts, elig)
 	// The reconciler (issue 10) runs on the joiners' worker: it revokes with
