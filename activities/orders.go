@@ -46,6 +46,8 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -88,6 +90,8 @@ const (
 	runBookTTL    = 120 * 24 * time.Hour
 	runBookMax    = 4096
 	maxCandidates = 64
+	// callerTTL bounds how long admitRun trusts its verdict on a run.
+	callerTTL = 30 * time.Second
 )
 
 // caller is the workflow an activity runs for, as the server reports it.
@@ -142,7 +146,76 @@ func (a *Activities) admit(ctx context.Context, step, key, what string) (order, 
 	if isGenerationID(o.c.id) && (step == StepClaim || step == "delete-account") {
 		return o, a.refuse(o, fmt.Sprintf("rehire generation %q may not %s an entry: it takes over its leaver's", o.c.id, step))
 	}
+	if err := a.admitRun(ctx, o); err != nil {
+		return o, err
+	}
 	return o, nil
+}
+
+// runVerdict asks Temporal about run (of workflow id) and says why it is not
+// a running workflow of type typ on queue ("" when it is). An error means
+// Temporal could not be asked (retry).
+func runVerdict(ctx context.Context, runs ContinuedRuns, id, run, typ, queue string) (string, error) {
+	resp, err := runs.DescribeWorkflowExecution(ctx, id, run)
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return "Temporal has no such run", nil
+	case err != nil:
+		return "", fmt.Errorf("describe the calling run %s of %s: %w", run, id, err)
+	}
+	info := resp.GetWorkflowExecutionInfo()
+	switch {
+	case info.GetType().GetName() != typ:
+		return fmt.Sprintf("Temporal says the calling run is of type %q", info.GetType().GetName()), nil
+	case info.GetTaskQueue() != queue:
+		return fmt.Sprintf("the calling run runs on task queue %q, not this worker's %q: it is not Joinery's", info.GetTaskQueue(), queue), nil
+	case info.GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return fmt.Sprintf("the calling run is %s, not running", info.GetStatus()), nil
+	}
+	return "", nil
+}
+
+// admitRun confirms with Temporal that the calling run is Joinery's: a
+// running workflow of type Joiner on the task queue this activity was
+// dispatched on (the queue Joinery's worker polls).
+//
+// Adversary: any client of the namespace. The workflow type and ID an
+// activity sees are whatever the scheduling workflow was started with, so a
+// rogue worker on a queue of its own can register a workflow named "Joiner",
+// start it as joiner-<key> (once the real joiner has closed, the ID may be
+// reused) and schedule DeleteAccount, DisableAccount or a rehire's undo on
+// Joinery's queue with the DN of a live account. What it cannot choose is
+// what the server says about its run: the task queue it runs on. Joinery's
+// worker is the only poller of Joinery's queue (namespace authorisation,
+// README "Temporal client authentication"), so a Joiner run on that queue
+// runs Joinery's own code, which orders only what its plan and history hold.
+// Verdicts are cached briefly per run: type and queue never change, and a
+// run that just closed has no more orders in flight worth acting on.
+func (a *Activities) admitRun(ctx context.Context, o order) error {
+	if a.Runs == nil || o.c.run == "" {
+		// Tests that build Activities by hand; the worker always sets Runs
+		// (internal/run).
+		return nil
+	}
+	queue := activity.GetInfo(ctx).TaskQueue
+	b := a.book()
+	b.mu.Lock()
+	why, cached := b.callers.get(o.c.run, time.Now())
+	b.mu.Unlock()
+	if !cached {
+		var err error
+		if why, err = runVerdict(ctx, a.Runs, o.c.id, o.c.run, JoinerWorkflowType, queue); err != nil {
+			return err
+		}
+		b.mu.Lock()
+		b.callers.put(o.c.run, why, time.Now())
+		b.mu.Unlock()
+	}
+	if why != "" {
+		return a.refuse(o, why)
+	}
+	return nil
 }
 
 // refuse logs the refusal as a security event and returns its error.
@@ -216,6 +289,8 @@ type orderBook struct {
 	mu      sync.Mutex
 	replans ttlMap[planned]
 	runs    ttlMap[runRecord]
+	// callers are admitRun's verdicts per run ("" admitted).
+	callers ttlMap[string]
 }
 
 var booksMu sync.Mutex
@@ -225,7 +300,8 @@ func (a *Activities) book() *orderBook {
 	defer booksMu.Unlock()
 	if a.orders == nil {
 		a.orders = &orderBook{replans: ttlMap[planned]{ttl: replanTTL, max: replanMax},
-			runs: ttlMap[runRecord]{ttl: runBookTTL, max: runBookMax}}
+			runs:    ttlMap[runRecord]{ttl: runBookTTL, max: runBookMax},
+			callers: ttlMap[string]{ttl: callerTTL, max: runBookMax}}
 	}
 	return a.orders
 }

@@ -52,6 +52,7 @@ import (
 	"sync"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
@@ -144,6 +145,10 @@ type Reconcile struct {
 	Lookback time.Duration
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// TaskQueue is the queue Joinery's joiners run on (the worker's); ""
+	// means the queue this activity was dispatched on, and outside an
+	// activity skips the queue check.
+	TaskQueue string
 }
 
 // ReconcileListInput asks for the orphans.
@@ -238,16 +243,50 @@ func (r *Reconcile) minAge(in time.Duration) time.Duration {
 
 // admitReconciler checks the caller: a Reconciler workflow. Outside an
 // activity it admits (trusted code: a test, an operator tool).
+//
+// The type an activity sees is the scheduling workflow's own claim, so the
+// run is also confirmed with Temporal: a running Reconciler on the queue this
+// activity was dispatched on (Joinery's), not a workflow named "Reconciler"
+// on a rogue's queue.
 func (r *Reconcile) admitReconciler(ctx context.Context, step, what string) error {
 	c := callerOf(ctx)
-	if !c.inActivity || c.typ == ReconcilerWorkflowType {
+	if !c.inActivity {
+		return nil
+	}
+	why := ""
+	if c.typ != ReconcilerWorkflowType {
+		why = fmt.Sprintf("scheduled by a workflow of type %q, not %q", c.typ, ReconcilerWorkflowType)
+	} else if r.Joiners != nil && c.run != "" {
+		var err error
+		if why, err = runVerdict(ctx, r.Joiners, c.id, c.run, ReconcilerWorkflowType, activity.GetInfo(ctx).TaskQueue); err != nil {
+			return err
+		}
+	}
+	if why == "" {
 		return nil
 	}
 	r.log().Warn("order refused", "event", "security", "activity", step, "workflowId", c.id,
-		"workflowType", c.typ, "runId", c.run, "asked", what, "reason", "not a Reconciler workflow")
+		"workflowType", c.typ, "runId", c.run, "asked", what, "reason", why)
 	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("order refused: %s: scheduled by a workflow of type %q, not %q (asked: %s)", step, c.typ, ReconcilerWorkflowType, what),
-		ErrTypeOrderRefused, nil)
+		fmt.Sprintf("order refused: %s: %s (asked: %s)", step, why, what), ErrTypeOrderRefused, nil)
+}
+
+// joineryRun reports whether a described run is one of Joinery's joiners: of
+// type Joiner and, when the queue is known, on it. Anyone with Temporal
+// access can start a workflow of any type under a joiner's ID; such a run
+// neither shields a joiner's holdings (as "live") nor condemns them.
+func (r *Reconcile) joineryRun(ctx context.Context, info interface {
+	GetType() *commonpb.WorkflowType
+	GetTaskQueue() string
+}) bool {
+	if info.GetType().GetName() != JoinerWorkflowType {
+		return false
+	}
+	q := r.TaskQueue
+	if q == "" && activity.IsActivity(ctx) {
+		q = activity.GetInfo(ctx).TaskQueue
+	}
+	return q == "" || info.GetTaskQueue() == q
 }
 
 // keyOf returns the joiner key of a marker (workflow ID joiner-<key>), or
@@ -275,9 +314,12 @@ const maxGenerationPages = 10
 // covers that moment.
 func (r *Reconcile) holder(ctx context.Context, key string) (string, error) {
 	id := JoinerWorkflowID(key)
-	best, bestGen := id, 1
+	var gens []string
 	var token []byte
-	for range maxGenerationPages {
+	for page := 0; ; page++ {
+		if page == maxGenerationPages {
+			return "", fmt.Errorf("%s has more rehire generations than the reconciler reads: left alone", id)
+		}
 		resp, err := r.Joiners.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 100, NextPageToken: token,
 			Query: fmt.Sprintf("WorkflowId STARTS_WITH %q", id+"~g")})
 		if err != nil {
@@ -285,15 +327,34 @@ func (r *Reconcile) holder(ctx context.Context, key string) (string, error) {
 		}
 		for _, e := range resp.GetExecutions() {
 			wid := e.GetExecution().GetWorkflowId()
-			if k, g, ok := ParseJoinerID(wid); ok && k == key && g > bestGen {
-				best, bestGen = wid, g
+			// Only Joinery's joiners count: anyone can start a workflow
+			// named joiner-<key>~g9.
+			if k, _, ok := ParseJoinerID(wid); ok && k == key && r.joineryRun(ctx, e) && !slices.Contains(gens, wid) {
+				gens = append(gens, wid)
 			}
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {
-			return best, nil
+			break
 		}
 	}
-	return "", fmt.Errorf("%s has more rehire generations than the reconciler reads: left alone", id)
+	// Newest first; a generation holds the key only once its take-over put
+	// its marker on the entry (a rehire that has not taken over yet, or one
+	// started only to be refused, decides nothing).
+	sort.Slice(gens, func(i, j int) bool {
+		_, a, _ := ParseJoinerID(gens[i])
+		_, b, _ := ParseJoinerID(gens[j])
+		return a > b
+	})
+	for _, g := range gens {
+		es, err := r.Directory.ManagedByOwner(ctx, g)
+		if err != nil {
+			return "", classify(err)
+		}
+		if len(es) > 0 {
+			return g, nil
+		}
+	}
+	return id, nil
 }
 
 // checkKey accepts a joiner key: one path segment of letters, digits, '.',
@@ -506,9 +567,6 @@ func (r *Reconcile) judge(ctx context.Context, key, id, run string) (verdict, st
 		return 0, "", "", fmt.Errorf("describe %s: %w", id, err)
 	}
 	info := d.GetWorkflowExecutionInfo()
-	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return verdictLive, "Running", "a running joiner holds it", nil
-	}
 	if run != "" && run != info.GetExecution().GetRunId() {
 		dr, err := r.Joiners.DescribeWorkflowExecution(ctx, id, run)
 		switch {
@@ -521,7 +579,21 @@ func (r *Reconcile) judge(ctx context.Context, key, id, run string) (verdict, st
 			return 0, "", "", fmt.Errorf("describe %s run %s: %w", id, run, err)
 		case dr.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
 			info = dr.GetWorkflowExecutionInfo()
+		case dr.GetWorkflowExecutionInfo().GetFirstRunId() != info.GetFirstRunId():
+			// The creating run continued as new, but the latest run is
+			// not of its chain: someone started a new one under the ID
+			// after the chain ended. Where the chain ended is not known
+			// here, so nobody's run decides: left alone, reported.
+			return 0, "", "", fmt.Errorf("%s: the latest run %s is not of the chain of run %s that created the entry: left alone",
+				id, info.GetExecution().GetRunId(), run)
 		}
+	}
+	if !r.joineryRun(ctx, info) {
+		return 0, "", "", fmt.Errorf("%s: run %s is a %q on task queue %q, not Joinery's joiner: left alone",
+			id, info.GetExecution().GetRunId(), info.GetType().GetName(), info.GetTaskQueue())
+	}
+	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return verdictLive, "Running", "a running joiner holds it", nil
 	}
 	status := info.GetStatus().String() // Completed, Terminated, Canceled, ...
 	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {

@@ -43,6 +43,17 @@ type fakeJoiners struct {
 	older map[string]enumspb.WorkflowExecutionStatus
 	// rehire generations that exist (workflow IDs joiner-K~gN)
 	generations []string
+	// types overrides a workflow ID's type (default Joiner); first
+	// overrides a run's first run of its chain (default run-1).
+	types map[string]string
+	first map[string]string
+}
+
+func (f *fakeJoiners) typeOf(id string) string {
+	if t, ok := f.types[id]; ok {
+		return t
+	}
+	return JoinerWorkflowType
 }
 
 func (f *fakeJoiners) DescribeWorkflowExecution(_ context.Context, id, run string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
@@ -56,8 +67,13 @@ func (f *fakeJoiners) DescribeWorkflowExecution(_ context.Context, id, run strin
 	if run == "" {
 		run = "run-1"
 	}
+	first := "run-1"
+	if fr, ok := f.first[run]; ok {
+		first = fr
+	}
 	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{
-		Status: st, Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: run}}}, nil
+		Status: st, Execution: &commonpb.WorkflowExecution{WorkflowId: id, RunId: run},
+		Type: &commonpb.WorkflowType{Name: f.typeOf(id)}, FirstRunId: first}}, nil
 }
 
 func (f *fakeJoiners) GetWorkflow(_ context.Context, id, _ string) client.WorkflowRun {
@@ -68,7 +84,8 @@ func (f *fakeJoiners) ListWorkflow(_ context.Context, req *workflowservice.ListW
 	var out workflowservice.ListWorkflowExecutionsResponse
 	for _, g := range f.generations {
 		if strings.Contains(req.Query, "STARTS_WITH") && strings.Contains(req.Query, strings.SplitAfter(g, "~g")[0]) {
-			out.Executions = append(out.Executions, &workflowpb.WorkflowExecutionInfo{Execution: &commonpb.WorkflowExecution{WorkflowId: g}})
+			out.Executions = append(out.Executions, &workflowpb.WorkflowExecutionInfo{Execution: &commonpb.WorkflowExecution{WorkflowId: g},
+				Type: &commonpb.WorkflowType{Name: f.typeOf(g)}})
 		}
 	}
 	return &out, nil
@@ -424,4 +441,47 @@ func TestKeyOfAcceptsGenerationsOnly(t *testing.T) {
 	} {
 		require.Equal(t, want, keyOf(owner), owner)
 	}
+}
+
+// Anyone with Temporal access can start a workflow of any type under a
+// joiner's ID, or a new run after the real chain ended: such a run neither
+// shields the joiner's holdings as "live" nor condemns them; the key is
+// left alone and reported unjudged. A rogue generation that holds no entry
+// decides nothing either.
+func TestReconcileIsNotFooledByForeignRuns(t *testing.T) {
+	ctx := context.Background()
+	// A running workflow of another type named joiner-320.
+	f := newRecFixture("320", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, "")
+	f.tmp.types = map[string]string{"joiner-320": "Evil"}
+	list, err := f.r.ReconcileListOrphans(ctx, ReconcileListInput{})
+	require.NoError(t, err)
+	require.Zero(t, list.Live)
+	require.Equal(t, []string{"320"}, list.Unjudged)
+	_, err = f.r.ReconcileRevokeOrphan(ctx, ReconcileRevokeInput{Key: "320"})
+	require.Error(t, err)
+
+	// The entry's run continued as new; the latest run is of another
+	// chain (started under the ID after the joiner completed).
+	f = newRecFixture("321", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "")
+	f.dir.entries["joiner-321"][0].OwnerRun = "run-0"
+	f.tmp.older = map[string]enumspb.WorkflowExecutionStatus{"run-0": enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW}
+	f.tmp.first = map[string]string{"run-0": "run-0"}
+	_, err = f.r.ReconcileRevokeOrphan(ctx, ReconcileRevokeInput{Key: "321"})
+	require.ErrorContains(t, err, "not of the chain")
+	// Of its own chain, the latest run decides (terminated: orphan).
+	f.tmp.first = nil
+	o := f.revoke(t, "321")
+	require.Equal(t, "Terminated", o.Status)
+	require.NotEmpty(t, f.dir.calls)
+
+	// A closed rogue "generation" that holds no entry: the live joiner's
+	// holdings stay its own.
+	f = newRecFixture("322", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, "")
+	f.tmp.generations = []string{"joiner-322~g9"}
+	f.tmp.status["joiner-322~g9"] = enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED
+	o = f.revoke(t, "322")
+	require.Empty(t, o.Items)
+	require.Equal(t, "Running", o.Status)
+	require.Empty(t, f.sec.calls)
+	require.Empty(t, f.dir.calls)
 }

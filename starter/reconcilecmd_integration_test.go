@@ -30,6 +30,7 @@ func TestCLIReconcile(t *testing.T) {
 	// worker runs the joiners on its own queue).
 	queue := h.Cfg.TaskQueue + "-rec"
 	rec := run.NewReconcile(h.Acts, h.C, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rec.TaskQueue = h.Cfg.TaskQueue // the joiners' queue; the reconciler runs on its own here
 	rec.MinAge = time.Second
 	w := worker.New(h.C, queue, worker.Options{})
 	run.RegisterReconciler(w, rec)

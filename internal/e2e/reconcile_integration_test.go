@@ -37,6 +37,7 @@ func reconcilerOn(t *testing.T, h *Harness, minAge time.Duration) string {
 	t.Helper()
 	queue := h.Cfg.TaskQueue + "-rec"
 	rec := run.NewReconcile(h.Acts, h.C, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rec.TaskQueue = h.Cfg.TaskQueue // the joiners' queue; the reconciler runs on its own here
 	rec.MinAge = minAge
 	w := worker.New(h.C, queue, worker.Options{})
 	run.RegisterReconciler(w, rec)
@@ -348,10 +349,12 @@ func TestRogueCannotUseTheReconcileActivities(t *testing.T) {
 			require.Equal(t, activities.ErrTypeOrderRefused, out.Type, "%s calling %s: %s", typ, act, out.Message)
 		}
 	}
-	// Named Reconciler: the activity judges the joiner itself and finds it live.
-	out := order(activities.ReconcilerWorkflowType, fmt.Sprintf("rogue-reconciler-%d", suffix), "ReconcileRevokeOrphan", map[string]any{"key": live})
-	require.Empty(t, out.Type, out.Message)
-	out = order(activities.ReconcilerWorkflowType, fmt.Sprintf("rogue-reconciler-bad-%d", suffix), "ReconcileRevokeOrphan", map[string]any{"key": "../" + live})
-	require.Equal(t, activities.ErrTypeInvalidJoiner, out.Type, out.Message)
+	// Named Reconciler, on its own queue: the server says where it runs,
+	// and the activities refuse it before judging anything.
+	for _, key := range []string{live, "../" + live} {
+		out := order(activities.ReconcilerWorkflowType, fmt.Sprintf("rogue-reconciler-%d-%d", suffix, len(key)), "ReconcileRevokeOrphan", map[string]any{"key": key})
+		require.Equal(t, activities.ErrTypeOrderRefused, out.Type, out.Message)
+		require.Contains(t, out.Message, "not this worker's")
+	}
 	require.Equal(t, before, holdingsOf(t, h, live, false), "the running joiner's grants are untouched")
 }

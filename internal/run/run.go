@@ -339,7 +339,9 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	Register(w, acts, elig)
 	// The reconciler (issue 10) runs on the joiners' worker: it revokes with
 	// the same connectors and identities.
-	RegisterReconciler(w, NewReconcile(acts, c, logger))
+	rec := NewReconcile(acts, c, logger)
+	rec.TaskQueue = cfg.TaskQueue // only Joiner runs on this queue count as Joinery's
+	RegisterReconciler(w, rec)
 	if err := wm.Start(ctx, c, cfg, logger); err != nil {
 		return err
 	}
