@@ -105,10 +105,12 @@ func TestLocalActivityInfoNamesTheCallingWorkflow(t *testing.T) {
 // server: before-fast-path-completed.json by the worker before
 // "joiner-fast-path" (fourteen version markers, every read a regular
 // activity), so it proves a running joiner keeps replaying after the
-// change. They live apart from testdata/histories because their signed
+// change; fast-path-completed.json by the worker with it (one version
+// marker of its own, four local-activity markers). They live apart from testdata/histories because their signed
 // decisions name their workflow ID, given here.
 var fastPathHistories = map[string]string{
 	"before-fast-path-completed.json": "joiner-4282",
+	"fast-path-completed.json":        "joiner-6034",
 }
 
 func TestReplayFastPathHistories(t *testing.T) {
