@@ -8,8 +8,14 @@ package directory
 // state: of two concurrent take-overs of one entry exactly one wins, the
 // other finds the old value gone (assertion failed, or 16) and is told who
 // holds the entry now. The slapd access rules let the service account
-// replace a marker only on a disabled entry it created (internal/stack), so
-// a live account can never change hands, whatever request is sent.
+// replace a marker only on an entry it created that is disabled when the
+// modify is judged (internal/stack). That binds callers of this code, not
+// the service account's own credentials: slapd judges the filter on the
+// entry before the change, and the account may write description on entries
+// it created, so someone holding its password can first mark a live entry
+// disabled and then move its marker. What keeps the worker itself from
+// doing that is the order checks of the rehire activities (a run of
+// Joinery's Joiner on Joinery's queue, an approved plan naming this DN).
 
 import (
 	"context"

@@ -147,7 +147,11 @@ func slapdRules(groups []string) []aclRule {
 		// Rehire (connectors/directory/rehire.go): W may move the marker of
 		// an entry it created only while that entry is disabled, so a new
 		// generation of a joiner can take over its leaver's account and a
-		// rollback can hand it back, but a live account never changes hands.
+		// rollback can hand it back. The filter is judged on the entry
+		// before the change, so W's own bind (which may write description
+		// on its entries) could disable-then-move in two requests: the
+		// rehire activities' order checks, not this rule, stop the worker
+		// from doing that (connectors/directory/rehire.go).
 		rule("", `dn.one="`+c+`" filter="(description=`+rehireDisabledMarker+`)" attrs=joineryJoiner,joineryRun`,
 			`dn.exact="`+w+`" dnattr=creatorsName write`, "users read", "* none")
 		rule("", `dn.one="`+c+`" attrs=joineryJoiner,joineryRun`, `dn.exact="`+w+`" dnattr=creatorsName add`, "users read", "* none")
