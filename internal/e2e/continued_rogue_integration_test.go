@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -139,4 +140,41 @@ func TestRogueContinueAsNewIntoJoinerIsRefused(t *testing.T) {
 	hrAfter, err := h.HR.GetFields(ctx, "100", []string{"workEmail", "customUsername"})
 	require.NoError(t, err)
 	require.Equal(t, hrBefore, hrAfter, "HR record unchanged")
+}
+
+// The check's acceptance against the real server: a run named Joiner on
+// the queue the activity is dispatched on, closed as ContinuedAsNew, is
+// what the describe of a genuine continuation shows (type, task queue and
+// status filled in by Temporal), and is accepted. The stand-in "Joiner"
+// here only continues once and then asks; the joiner's own continuations
+// are covered by the workflow tests and the recorded histories.
+func TestVerifyContinuedAcceptsAGenuineContinuationOnTheServer(t *testing.T) {
+	h := NewHarness(t)
+	ctx := context.Background()
+	queue := fmt.Sprintf("it-verify-continued-%d", rand.IntN(1e9))
+	w := worker.New(h.C, queue, worker.Options{})
+	w.RegisterActivity(h.Acts)
+	w.RegisterWorkflowWithOptions(func(ctx workflow.Context, key string, continued bool) (string, error) {
+		if !continued {
+			return "", workflow.NewContinueAsNewError(ctx, activities.JoinerWorkflowType, key, true)
+		}
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}})
+		err := workflow.ExecuteActivity(ctx, h.Acts.VerifyContinued, activities.VerifyContinuedInput{
+			Key: key, PrevRunID: workflow.GetInfo(ctx).ContinuedExecutionRunID}).Get(ctx, nil)
+		if err != nil {
+			return "refused: " + err.Error(), nil
+		}
+		return "accepted", nil
+	}, workflow.RegisterOptions{Name: activities.JoinerWorkflowType})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+
+	key := fmt.Sprintf("nhi-genuine%d-production", rand.IntN(1e9))
+	_, err := h.C.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: activities.JoinerWorkflowID(key), TaskQueue: queue,
+		WorkflowExecutionTimeout: time.Minute}, activities.JoinerWorkflowType, key, false)
+	require.NoError(t, err)
+	var out string
+	require.NoError(t, h.C.GetWorkflow(ctx, activities.JoinerWorkflowID(key), "").Get(ctx, &out))
+	require.Equal(t, "accepted", out)
 }
