@@ -48,6 +48,10 @@ type Record struct {
 	Result        *workflows.JoinerResult `json:"result,omitempty"`
 }
 
+// localActivityMarker is the marker name the Go SDK records a local
+// activity's type and result under (details "data" and "result").
+const localActivityMarker = "LocalActivity"
+
 // Build reads the joiner's history and, where a worker answers, its status.
 func Build(ctx context.Context, c client.Client, workflowID string) (*Record, error) {
 	dc := converter.GetDefaultDataConverter()
@@ -84,6 +88,24 @@ func Build(ctx context.Context, c client.Client, workflowID string) (*Record, er
 			if s != nil {
 				r.activityCompleted(at, s, a.GetResult(), decode)
 			}
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			// Short reads run as local activities (workflows: the fast
+			// path); their type and result are in the marker, not in
+			// activity events, and the record must read them the same way.
+			a := ev.GetMarkerRecordedEventAttributes()
+			if a.GetMarkerName() != localActivityMarker {
+				break
+			}
+			var data struct{ ActivityType string }
+			if !decode(a.GetDetails()["data"], &data) || data.ActivityType == "" {
+				break
+			}
+			s := &historypb.ActivityTaskScheduledEventAttributes{ActivityType: &commonpb.ActivityType{Name: data.ActivityType}}
+			if f := a.GetFailure(); f != nil {
+				r.add(at, "failed", data.ActivityType+" failed", f.GetMessage())
+				break
+			}
+			r.activityCompleted(at, s, a.GetDetails()["result"], decode)
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
 			a := ev.GetActivityTaskFailedEventAttributes()
 			if s := scheduled[a.GetScheduledEventId()]; s != nil {

@@ -154,6 +154,13 @@ func TestIntegrationHistoryIsEncrypted(t *testing.T) {
 		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
 			sealed = append(sealed, a.GetResult().GetPayloads()...)
 		}
+		// Local activities (the planning reads) record their results in
+		// markers: sealed by the same codec.
+		if m := ev.GetMarkerRecordedEventAttributes(); m != nil {
+			for _, d := range m.GetDetails() {
+				sealed = append(sealed, d.GetPayloads()...)
+			}
+		}
 	}
 	require.NotEmpty(t, sealed)
 	for _, pl := range sealed {
