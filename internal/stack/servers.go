@@ -466,23 +466,8 @@ func (c Config) bootstrapVault(ctx context.Context, addr string) error {
 		return err
 	}
 	cli.SetToken(keys.RootToken)
-	mounts, err := cli.Sys().ListMountsWithContext(ctx)
-	if err != nil {
-		return fmt.Errorf("list mounts: %w", err)
-	}
-	if _, ok := mounts["secret/"]; !ok {
-		if err := cli.Sys().MountWithContext(ctx, "secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
-			return fmt.Errorf("mount kv: %w", err)
-		}
-	}
-	auths, err := cli.Sys().ListAuthWithContext(ctx)
-	if err != nil {
-		return fmt.Errorf("list auth: %w", err)
-	}
-	if _, ok := auths["approle/"]; !ok {
-		if err := cli.Sys().EnableAuthWithOptionsWithContext(ctx, "approle", &vault.EnableAuthOptions{Type: "approle"}); err != nil {
-			return fmt.Errorf("enable approle: %w", err)
-		}
+	if err := EnsureVaultMounts(ctx, cli); err != nil {
+		return err
 	}
 	sec, err := secrets.New(ctx, secrets.Config{Addr: addr, Token: keys.RootToken})
 	if err != nil {
@@ -490,20 +475,6 @@ func (c Config) bootstrapVault(ctx context.Context, addr string) error {
 	}
 	if err := sec.EnsurePasswordPolicy(ctx, VaultPasswordPolicy, secrets.InitialPasswordPolicyHCL); err != nil {
 		return fmt.Errorf("password policy: %w", err)
-	}
-	// A fresh KV v2 mount upgrades itself in the background; wait until it
-	// accepts reads so the first joiner (and the catalogue write below) does
-	// not race it.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := cli.Logical().ReadWithContext(ctx, "secret/config")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("kv mount not ready: %w", err)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	// The worker gets its own least-privilege AppRole identity; the root
 	// token stays with the bootstrap and with tests that inspect Vault.

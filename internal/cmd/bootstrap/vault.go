@@ -84,7 +84,7 @@ func runVault(ctx context.Context, args []string) error {
 		}
 	}
 	cli.SetToken(keys.RootToken)
-	if err := ensureMounts(ctx, cli); err != nil {
+	if err := stack.EnsureVaultMounts(ctx, cli); err != nil {
 		return err
 	}
 	admin, err := secrets.New(ctx, secrets.Config{Addr: addr, Token: keys.RootToken})
@@ -164,40 +164,6 @@ func initOrLoad(ctx context.Context, cli *vault.Client, initFile string) (initMa
 	keys = initMaterial{UnsealKey: resp.KeysB64[0], RootToken: resp.RootToken}
 	data, _ := json.Marshal(keys)
 	return keys, writeFile(initFile, string(data), 0o400)
-}
-
-func ensureMounts(ctx context.Context, cli *vault.Client) error {
-	mounts, err := cli.Sys().ListMountsWithContext(ctx)
-	if err != nil {
-		return fmt.Errorf("list mounts: %w", err)
-	}
-	if _, ok := mounts["secret/"]; !ok {
-		if err := cli.Sys().MountWithContext(ctx, "secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
-			return fmt.Errorf("mount kv: %w", err)
-		}
-	}
-	auths, err := cli.Sys().ListAuthWithContext(ctx)
-	if err != nil {
-		return fmt.Errorf("list auth: %w", err)
-	}
-	if _, ok := auths["approle/"]; !ok {
-		if err := cli.Sys().EnableAuthWithOptionsWithContext(ctx, "approle", &vault.EnableAuthOptions{Type: "approle"}); err != nil {
-			return fmt.Errorf("enable approle: %w", err)
-		}
-	}
-	// A fresh KV v2 mount upgrades itself in the background; the catalogue
-	// write must not race it.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := cli.Logical().ReadWithContext(ctx, "secret/config")
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("kv mount not ready: %w", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // ensureSecretID keeps a SecretID Vault still knows (a restart must not
