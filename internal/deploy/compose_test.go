@@ -399,6 +399,17 @@ func TestComposeVolumesKeepSecretsApart(t *testing.T) {
 	for _, svc := range []string{"worker", "starter", "codec"} {
 		require.True(t, readOnly[svc+"/keys"], svc)
 	}
+	// The worker logs in with its AppRole, never with a token, and never in
+	// development mode (which would fill in dev secrets).
+	for _, svc := range []string{"worker", "starter", "codec"} {
+		env := p.Services[svc].Environment
+		require.NotContains(t, env, "JOINERY_VAULT_TOKEN_FILE", svc)
+		require.NotContains(t, env, "JOINERY_VAULT_TOKEN", svc)
+		require.NotContains(t, env, "JOINERY_DEV_MODE", svc)
+	}
+	wenv := p.Services["worker"].Environment
+	require.Equal(t, "joinery-worker", *wenv["JOINERY_VAULT_ROLE_ID"])
+	require.Equal(t, "/vault-worker/secret-id", *wenv["JOINERY_VAULT_SECRET_ID_FILE"])
 	// The Vault job refuses to keep init material beside the worker's.
 	vi := p.Services["vault-init"]
 	require.Contains(t, strings.Join(vi.Command, " "), "-init-dir /init -worker-dir /vault-worker")

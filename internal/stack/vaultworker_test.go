@@ -1,13 +1,10 @@
 package stack
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/compose-spec/compose-go/v2/cli"
-	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/joinery/joinery/connectors/secrets"
@@ -106,42 +103,4 @@ func TestWriteOwnerOnlyReplacesAWiderFile(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Dir(p))
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "no temporary file left behind")
-}
-
-// The compose worker gets its own AppRole credentials read-only and never
-// the init material (root token, unseal key); only the init job sees both.
-func TestComposeWorkerDoesNotMountTheVaultInitMaterial(t *testing.T) {
-	repo, err := FindRepoDir()
-	require.NoError(t, err)
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(repo, "docker-compose.yml")},
-		cli.WithWorkingDirectory(repo), cli.WithName("joinery"))
-	require.NoError(t, err)
-	p, err := opts.LoadProject(context.Background())
-	require.NoError(t, err)
-	volumes := func(svc string) map[string]types.ServiceVolumeConfig {
-		out := map[string]types.ServiceVolumeConfig{}
-		for _, v := range p.Services[svc].Volumes {
-			out[v.Source] = v
-		}
-		return out
-	}
-	worker := volumes("worker")
-	require.NotContains(t, worker, "vaultinit", "the worker must not mount the root token and unseal key")
-	require.Contains(t, worker, "vaultworker")
-	require.True(t, worker["vaultworker"].ReadOnly, "the worker's credentials are mounted read-only")
-	for _, svc := range []string{"starter", "hris", "openldap", "temporal"} {
-		require.NotContains(t, volumes(svc), "vaultinit", svc)
-		require.NotContains(t, volumes(svc), "vaultworker", svc)
-	}
-	initJob := volumes("vault-init")
-	require.Contains(t, initJob, "vaultinit")
-	require.Contains(t, initJob, "vaultworker")
-
-	env := p.Services["worker"].Environment
-	require.NotContains(t, env, "JOINERY_VAULT_TOKEN_FILE")
-	require.NotContains(t, env, "JOINERY_VAULT_TOKEN")
-	require.Equal(t, "joinery-worker", *env["JOINERY_VAULT_ROLE_ID"])
-	require.Equal(t, "/vault-worker/secret-id", *env["JOINERY_VAULT_SECRET_ID_FILE"])
-	require.Equal(t, "/vault-worker", worker["vaultworker"].Target)
-	require.Nil(t, env["JOINERY_DEV_MODE"], "compose runs with development mode off")
 }
