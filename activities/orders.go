@@ -170,7 +170,7 @@ func runVerdict(ctx context.Context, runs ContinuedRuns, id, run, typ, queue str
 		return fmt.Sprintf("Temporal says the calling run is of type %q", info.GetType().GetName()), nil
 	case info.GetTaskQueue() != queue:
 		return fmt.Sprintf("the calling run runs on task queue %q, not this worker's %q: it is not Joinery's", info.GetTaskQueue(), queue), nil
-	case info.GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
+	case info.GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING && info.GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_PAUSED:
 		return fmt.Sprintf("the calling run is %s, not running", info.GetStatus()), nil
 	}
 	return "", nil

@@ -271,6 +271,12 @@ func (r *Reconcile) admitReconciler(ctx context.Context, step, what string) erro
 		fmt.Sprintf("order refused: %s: %s (asked: %s)", step, why, what), ErrTypeOrderRefused, nil)
 }
 
+// liveStatus reports whether a run is still alive: running, or paused by
+// an operator (it resumes; its holdings are its own).
+func liveStatus(st enumspb.WorkflowExecutionStatus) bool {
+	return st == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || st == enumspb.WORKFLOW_EXECUTION_STATUS_PAUSED
+}
+
 // joineryRun reports whether a described run is one of Joinery's joiners: of
 // type Joiner and, when the queue is known, on it. Anyone with Temporal
 // access can start a workflow of any type under a joiner's ID; such a run
@@ -321,7 +327,9 @@ func (r *Reconcile) holder(ctx context.Context, key string) (string, error) {
 			return "", fmt.Errorf("%s has more rehire generations than the reconciler reads: left alone", id)
 		}
 		resp, err := r.Joiners.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{PageSize: 100, NextPageToken: token,
-			Query: fmt.Sprintf("WorkflowId STARTS_WITH %q", id+"~g")})
+			// Only Joiner runs: foreign ones, however many, never fill the
+			// pages this reads.
+			Query: fmt.Sprintf("WorkflowId STARTS_WITH %q AND WorkflowType = %q", id+"~g", JoinerWorkflowType)})
 		if err != nil {
 			return "", fmt.Errorf("list rehire generations of %s: %w", id, err)
 		}
@@ -577,6 +585,12 @@ func (r *Reconcile) judge(ctx context.Context, key, id, run string) (verdict, st
 			return r.judgeUnknown(ctx, key)
 		case err != nil:
 			return 0, "", "", fmt.Errorf("describe %s run %s: %w", id, run, err)
+		case dr.GetWorkflowExecutionInfo().GetFirstRunId() != "" && dr.GetWorkflowExecutionInfo().GetFirstRunId() == info.GetFirstRunId() &&
+			liveStatus(info.GetStatus()) && r.joineryRun(ctx, info):
+			// The latest run is of the creating run's own chain (a reset,
+			// a retry or a continue-as-new of it) and still runs: it
+			// holds what its chain created, whatever became of that run.
+			return verdictLive, info.GetStatus().String(), "a running joiner of the same run chain (reset or continued) holds it", nil
 		case dr.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
 			info = dr.GetWorkflowExecutionInfo()
 		case dr.GetWorkflowExecutionInfo().GetFirstRunId() != info.GetFirstRunId():
@@ -592,8 +606,8 @@ func (r *Reconcile) judge(ctx context.Context, key, id, run string) (verdict, st
 		return 0, "", "", fmt.Errorf("%s: run %s is a %q on task queue %q, not Joinery's joiner: left alone",
 			id, info.GetExecution().GetRunId(), info.GetType().GetName(), info.GetTaskQueue())
 	}
-	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return verdictLive, "Running", "a running joiner holds it", nil
+	if liveStatus(info.GetStatus()) {
+		return verdictLive, info.GetStatus().String(), "a running joiner holds it", nil
 	}
 	status := info.GetStatus().String() // Completed, Terminated, Canceled, ...
 	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
@@ -641,7 +655,9 @@ func (r *Reconcile) judgeByHR(ctx context.Context, key string, unknown bool) (ve
 	if err != nil {
 		return 0, "", "", fmt.Errorf("HR record %s: %w", key, err)
 	}
-	if w.TerminationDate != "" {
+	// A termination before the hire date is an earlier employment's (a
+	// rehire, activities/rehire.go): it does not end this one.
+	if w.TerminationDate != "" && !(w.HireDate != "" && w.TerminationDate < w.HireDate) {
 		end, perr := time.Parse(time.DateOnly, w.TerminationDate)
 		// Access lasts through the end date (workflows.expiresAt).
 		if perr == nil && !r.now().Before(end.AddDate(0, 0, 1)) {

@@ -485,3 +485,37 @@ func TestReconcileIsNotFooledByForeignRuns(t *testing.T) {
 	require.Empty(t, f.sec.calls)
 	require.Empty(t, f.dir.calls)
 }
+
+// A reset joiner runs on under a new run of the same chain while its entry
+// still names the run that created it (terminated by the reset): the chain
+// holds it. A completed rehire's HR record carries the earlier
+// employment's termination date: it does not end this one.
+func TestReconcileKeepsResetJoinersAndCompletedRehires(t *testing.T) {
+	f := newRecFixture("323", enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, "")
+	f.dir.entries["joiner-323"][0].OwnerRun = "run-0"
+	f.tmp.older = map[string]enumspb.WorkflowExecutionStatus{"run-0": enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED}
+	f.tmp.first = map[string]string{"run-0": "run-0", "run-1": "run-0"}
+	o := f.revoke(t, "323")
+	require.Empty(t, o.Items)
+	require.Equal(t, "Running", o.Status)
+	require.Empty(t, f.dir.calls)
+	require.Empty(t, f.sec.calls)
+
+	f = newRecFixture("324", enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, "")
+	gen := "joiner-324~g2"
+	f.tmp.generations = []string{gen}
+	f.tmp.status[gen] = enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+	f.tmp.result[gen] = closedResult{Outcome: "completed"}
+	e := f.dir.entries["joiner-324"][0]
+	e.Owner = gen
+	f.dir.entries = map[string][]directory.ManagedEntry{gen: {e}}
+	f.hr["324"] = hris.Worker{ID: "324", Status: "Active", HireDate: "2025-03-01", TerminationDate: "2024-01-31"}
+	o = f.revoke(t, "324")
+	require.Empty(t, o.Items, o.Reason)
+	require.Empty(t, f.dir.calls)
+	require.Empty(t, f.sec.calls)
+	// Its own end: a termination after the hire date ends it.
+	f.hr["324"] = hris.Worker{ID: "324", Status: "Terminated", HireDate: "2025-03-01", TerminationDate: "2026-01-31"}
+	o = f.revoke(t, "324")
+	require.NotEmpty(t, o.Items)
+}
