@@ -186,10 +186,13 @@ func runVerdict(ctx context.Context, runs ContinuedRuns, id, run, typ, queue str
 // start it as joiner-<key> (once the real joiner has closed, the ID may be
 // reused) and schedule DeleteAccount, DisableAccount or a rehire's undo on
 // Joinery's queue with the DN of a live account. What it cannot choose is
-// what the server says about its run: the task queue it runs on. Joinery's
-// worker is the only poller of Joinery's queue (namespace authorisation,
-// README "Temporal client authentication"), so a Joiner run on that queue
-// runs Joinery's own code, which orders only what its plan and history hold.
+// what the server says about its run: the task queue it runs on. A Joiner
+// run on Joinery's queue runs Joinery's own code — provided only the worker
+// may poll that queue, which Temporal does not enforce by default: a
+// deployment needs an authorizer that restricts polling it to the worker's
+// identity (README "Temporal client authentication"); without one, an
+// identity that polls the queue can act as a joiner and no activity can
+// tell.
 // Verdicts are cached briefly per run: type and queue never change, and a
 // run that just closed has no more orders in flight worth acting on.
 func (a *Activities) admitRun(ctx context.Context, o order) error {
