@@ -176,6 +176,23 @@ func runVerdict(ctx context.Context, runs ContinuedRuns, id, run, typ, queue str
 	return "", nil
 }
 
+// admitRead checks the caller of a read (the HR record, the plan, the
+// snapshot, the non-human request): a Joiner run on Joinery's queue, as
+// admitRun confirms. The reads change nothing on the servers, but a rogue on
+// a queue of its own could otherwise read HR's personal data through the
+// worker, load the HRIS, and fill the run book with plans nobody verified
+// (evicting real joiners' entries). Outside an activity it admits.
+func (a *Activities) admitRead(ctx context.Context, step, what string) error {
+	o := order{c: callerOf(ctx), step: step, what: what}
+	if !o.c.inActivity {
+		return nil
+	}
+	if o.c.typ != JoinerWorkflowType {
+		return a.refuse(o, fmt.Sprintf("scheduled by a workflow of type %q, not %q", o.c.typ, JoinerWorkflowType))
+	}
+	return a.admitRun(ctx, o)
+}
+
 // admitRun confirms with Temporal that the calling run is Joinery's: a
 // running workflow of type Joiner on the task queue this activity was
 // dispatched on (the queue Joinery's worker polls).

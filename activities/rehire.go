@@ -177,6 +177,9 @@ func (a *Activities) CheckRehire(ctx context.Context, in CheckRehireInput) (Rehi
 			return RehireCheck{}, a.refuse(order{c: c, step: "check-rehire", key: in.HRISID, what: "check a rehire"},
 				fmt.Sprintf("workflow %q (%s) is not a rehire generation of joiner %q", c.id, c.typ, in.HRISID))
 		}
+		if err := a.admitRun(ctx, order{c: c, step: "check-rehire", key: in.HRISID, what: "check a rehire"}); err != nil {
+			return RehireCheck{}, err
+		}
 		in.Joiner = c.id
 	}
 	return a.checkRehire(ctx, in.HRISID, in.Joiner)

@@ -36,6 +36,9 @@ type FetchInput struct {
 // FetchJoiner reads the joiner's HR record and the manager chain the approval
 // route needs, and normalises them into the policy's Worker.
 func (a *Activities) FetchJoiner(ctx context.Context, in FetchInput) (policy.Worker, error) {
+	if err := a.admitRead(ctx, "fetch-joiner", "read HR record "+in.HRISID); err != nil {
+		return policy.Worker{}, err
+	}
 	return a.fetchWorker(ctx, in.HRISID, in.Kind)
 }
 
@@ -86,6 +89,9 @@ func kindFromHR(w hris.Worker) string {
 // recorded in history, which is how a running joiner keeps the policy version
 // it started under when the file changes.
 func (a *Activities) PlanJoiner(ctx context.Context, w policy.Worker) (policy.Plan, error) {
+	if err := a.admitRead(ctx, "plan-joiner", "plan joiner "+w.HRISID); err != nil {
+		return policy.Plan{}, err
+	}
 	p, err := a.Policy.Plan(w)
 	if err != nil {
 		return policy.Plan{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidJoiner, nil)
@@ -107,6 +113,9 @@ type SnapshotInput struct {
 // SnapshotHRIS reads the owned fields' values as they are when the joiner
 // starts, so the write-back can tell an HR edit from its own earlier write.
 func (a *Activities) SnapshotHRIS(ctx context.Context, in SnapshotInput) (map[string]string, error) {
+	if err := a.admitRead(ctx, "snapshot-hris", "read HR fields of "+in.HRISID); err != nil {
+		return nil, err
+	}
 	if len(in.Fields) == 0 {
 		return map[string]string{}, nil
 	}

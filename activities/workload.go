@@ -45,6 +45,9 @@ type ResolveInput struct {
 // ResolveNonHuman validates the sponsor against the live HRIS and builds the
 // policy's Worker for the request.
 func (a *Activities) ResolveNonHuman(ctx context.Context, in ResolveInput) (policy.Worker, error) {
+	if err := a.admitRead(ctx, "resolve-nonhuman", "resolve a non-human request"); err != nil {
+		return policy.Worker{}, err
+	}
 	w, err := a.resolveNonHuman(ctx, in)
 	if err == nil {
 		// Orders of this run that do not carry the request are re-planned

@@ -101,12 +101,17 @@ func TestRogueWorkflowsCannotOrderJoineryActivities(t *testing.T) {
 		{"write-back of its choosing", "Evil", "evil-writeback", rogueOrder{"WriteBack", map[string]any{
 			"hrisId": "100", "want": map[string]string{"workEmail": "mallory@evil.test"}, "expected": map[string]string{}}}},
 		{"delete Ada", "Evil", "evil-delete", rogueOrder{"DeleteAccount", map[string]any{"hrisId": "100", "dn": adaDN}}},
+		// Reads change nothing, but they would hand HR's personal data to
+		// whoever asks.
+		{"read Ada's HR record", "Evil", "evil-fetch", rogueOrder{"FetchJoiner", map[string]any{"hrisId": "100"}}},
+		{"read Ada's HR fields", "Evil", "evil-snapshot", rogueOrder{"SnapshotHRIS", map[string]any{"hrisId": "100", "fields": []string{"workEmail", "mobilePhone"}}}},
 
 		// As "Joiner" with Ada's joiner ID: finance is not in her plan; her
 		// entry carries no joiner's marker, so no password lands on it.
 		{"joiner-100 grants finance", activities.JoinerWorkflowType, "joiner-100", rogueOrder{"GrantGroup", map[string]any{"hrisId": "100", "group": "finance", "memberDn": adaDN}}},
 		{"joiner-100 sets Ada's password", activities.JoinerWorkflowType, "joiner-100", rogueOrder{"IssueCredential", map[string]any{
 			"hrisId": "100", "username": "ada.lovelace", "dn": adaDN, "recipient": "mallory", "wrapTtl": int64(time.Hour)}}},
+		{"joiner-100 reads her HR record", activities.JoinerWorkflowType, "joiner-100", rogueOrder{"FetchJoiner", map[string]any{"hrisId": "100"}}},
 		{"joiner-100 claims evil.root", activities.JoinerWorkflowType, "joiner-100", rogueOrder{"ClaimAccount", map[string]any{
 			"hrisId": "100", "candidates": []string{"evil.root"}}}},
 		{"joiner-<hire> claims evil.root", activities.JoinerWorkflowType, "joiner-" + hire, rogueOrder{"ClaimAccount", map[string]any{
