@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -314,11 +315,58 @@ func (a *Activities) ownEntry(ctx context.Context, j joiner, in AccountRef) (*di
 			"hrisId", in.HRISID, "joiner", j.ID, "dn", e.DN, "entryRun", e.OwnerRun, "run", j.Run)
 		return nil, nil
 	}
+	if j.Run != "" && e.OwnerRun != "" && e.OwnerRun != j.Run {
+		// An earlier run's entry counts only for a run of the same chain
+		// (a reset, a retry or a continue-as-new of the run that created
+		// it): a new run started under the reused ID after the joiner
+		// closed is another joiner's life, and must not reach a live
+		// account by naming its DN.
+		same, err := a.sameChain(ctx, j.ID, j.Run, e.OwnerRun)
+		if err != nil {
+			return nil, err
+		}
+		if !same {
+			a.log().Warn("the joiner's entry was created by a run of another chain; this run created nothing there",
+				"event", "security", "hrisId", in.HRISID, "joiner", j.ID, "dn", e.DN, "entryRun", e.OwnerRun, "run", j.Run)
+			return nil, nil
+		}
+	}
 	if in.DN != "" && !strings.EqualFold(e.DN, in.DN) {
 		a.log().Warn("joiner's entry is not at the recorded DN; acting on the one that carries its marker",
 			"hrisId", in.HRISID, "recorded", in.DN, "found", e.DN)
 	}
 	return e, nil
+}
+
+// sameChain reports whether runs a and b of workflow id share their first
+// run (Temporal's chain of resets, retries and continue-as-new). Without a
+// Temporal client (tests that build Activities by hand) it says yes, as
+// before the check existed; a run Temporal no longer knows (past retention)
+// is of no chain of today's.
+func (a *Activities) sameChain(ctx context.Context, id, runA, runB string) (bool, error) {
+	if a.Runs == nil {
+		return true, nil
+	}
+	first := func(run string) (string, error) {
+		d, err := a.Runs.DescribeWorkflowExecution(ctx, id, run)
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("describe run %s of %s: %w", run, id, err)
+		}
+		return d.GetWorkflowExecutionInfo().GetFirstRunId(), nil
+	}
+	fa, err := first(runA)
+	if err != nil {
+		return false, err
+	}
+	fb, err := first(runB)
+	if err != nil {
+		return false, err
+	}
+	return fa != "" && fa == fb, nil
 }
 
 // DeleteAccount removes the joiner's entry. It finds and deletes only the
