@@ -811,19 +811,8 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 	}
 
 	// Birthright groups.
-	j.setStage(ctx, StageGrantingGroups)
-	for _, g := range plan.Groups {
-		in := activities.GroupInput{HRISID: j.in.HRISID, Group: g.Group, MemberDN: claim.DN}
-		j.register(ctx, "remove from "+g.Group, "group-membership", g.Group, func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(ctx, a.RevokeGroup, in).Get(ctx, nil)
-		})
-		if err := workflow.ExecuteActivity(withOptions(ctx, optsDirectory), a.GrantGroup, in).Get(ctx, nil); err != nil {
-			return fmt.Errorf("grant %s: %w", g.Group, err)
-		}
-		j.result.Groups = append(j.result.Groups, g.Group)
-		if err := check(); err != nil {
-			return err
-		}
+	if err := j.grantGroups(ctx, plan, claim.DN, check); err != nil {
+		return err
 	}
 
 	j.setStage(ctx, StageIssuingSecret)

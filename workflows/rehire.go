@@ -107,19 +107,8 @@ func (j *joiner) provisionRehire(ctx workflow.Context, snapshot map[string]strin
 		return err
 	}
 
-	j.setStage(ctx, StageGrantingGroups)
-	for _, g := range plan.Groups {
-		in := activities.GroupInput{HRISID: j.in.HRISID, Group: g.Group, MemberDN: claim.DN}
-		j.register(ctx, "remove from "+g.Group, "group-membership", g.Group, func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(ctx, a.RevokeGroup, in).Get(ctx, nil)
-		})
-		if err := workflow.ExecuteActivity(withOptions(ctx, optsDirectory), a.GrantGroup, in).Get(ctx, nil); err != nil {
-			return fmt.Errorf("grant %s: %w", g.Group, err)
-		}
-		j.result.Groups = append(j.result.Groups, g.Group)
-		if err := check(); err != nil {
-			return err
-		}
+	if err := j.grantGroups(ctx, plan, claim.DN, check); err != nil {
+		return err
 	}
 
 	j.setStage(ctx, StageIssuingSecret)
@@ -161,4 +150,26 @@ func (j *joiner) provisionRehire(ctx workflow.Context, snapshot map[string]strin
 		j.result.WriteBack = st
 	}
 	return check()
+}
+
+// grantGroups grants the plan's birthright groups to dn, one after another,
+// registering each removal as a compensation first, and checks for a
+// rescind between grants. The joiner and the rehire share it, command for
+// command, so both record the same history.
+func (j *joiner) grantGroups(ctx workflow.Context, plan policy.Plan, dn string, check func() error) error {
+	j.setStage(ctx, StageGrantingGroups)
+	for _, g := range plan.Groups {
+		in := activities.GroupInput{HRISID: j.in.HRISID, Group: g.Group, MemberDN: dn}
+		j.register(ctx, "remove from "+g.Group, "group-membership", g.Group, func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(ctx, a.RevokeGroup, in).Get(ctx, nil)
+		})
+		if err := workflow.ExecuteActivity(withOptions(ctx, optsDirectory), a.GrantGroup, in).Get(ctx, nil); err != nil {
+			return fmt.Errorf("grant %s: %w", g.Group, err)
+		}
+		j.result.Groups = append(j.result.Groups, g.Group)
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

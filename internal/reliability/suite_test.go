@@ -377,9 +377,6 @@ func hrisWriteOf(j joiner) func(Request) bool {
 
 // TestReliability runs the scenarios on one private stack, in order.
 func TestReliability(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the reliability suite kills and restarts servers of a private stack")
-	}
 	su := newSuite(t)
 	// Each scenario audits its own joiners, so one that fails does not
 	// make the next ones fail: they all run and all get a row. The subset
