@@ -1,0 +1,357 @@
+package secrets
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/joinery/joinery/connectors"
+)
+
+// The wrapping-token sweeper closes the one gap the handover ledger cannot:
+// a worker that dies after Vault answered a response-wrapped read but before
+// the ledger write leaves a live wrapping token that nobody knows (it lives
+// for the wrap TTL, 72 h by default). The worker cannot find such a token:
+// only listing every token accessor does, and that needs sudo on
+// auth/token/accessors. So a separate process with its own, separately
+// privileged identity (SweeperPolicyName) walks the accessors, recognises
+// Joinery's wrapping tokens by the path Vault recorded when it created them,
+// and the reconciler decides which of them no ledger accounts for and
+// revokes those by accessor.
+//
+// Who can reach this: only the sweeper process, with the sweeper's AppRole.
+// Whoever steals that identity can list every token's metadata (paths,
+// policies, display names, TTLs; never a token ID) and revoke any token in
+// Vault by accessor, the worker's and operators' included: a denial of
+// service, which revoke-accessor inherently grants. They get no secret (no
+// KV, no unwrap of anything they do not already hold), no new token, no
+// policy and no role: SweeperPolicyHCL grants nothing else, and the tests
+// prove each refusal against a real Vault.
+
+// SweeperPolicyName is the Vault policy (and AppRole role) name of the sweeper.
+const SweeperPolicyName = "joinery-sweeper"
+
+// Wrap token kinds: which of Joinery's response-wrapped paths a token wraps.
+const (
+	// WrapCredential is a wrapped read of an initial credential,
+	// <kv>/data/<prefix>/<key>/initial-credential.
+	WrapCredential = "initial-credential"
+	// WrapWorkload is a wrapped SecretID of a workload role,
+	// auth/<approle mount>/role/joinery-nhi-*/secret-id.
+	WrapWorkload = "workload-secret-id"
+)
+
+// DefaultSweepMax bounds the lookups of one WrappingTokens walk when the
+// caller gives no bound: about a minute of lookups against a local Vault,
+// and far more tokens than Joinery itself keeps alive.
+const DefaultSweepMax = 50000
+
+// wrappingPolicy is the only policy Vault gives a response-wrapping token;
+// no other token can carry it (auth/token/create refuses the name).
+const wrappingPolicy = "response-wrapping"
+
+// maxAccessorLen bounds an accessor handed to LookupWrapToken. Vault's are
+// 24 characters (plus ".<namespace id>" inside a namespace).
+const maxAccessorLen = 128
+
+// WrapToken is a live response-wrapping token Vault holds for one of
+// Joinery's paths. It never carries the token itself: the sweeper only ever
+// sees accessors, and revoking by accessor is all it needs.
+type WrapToken struct {
+	// Accessor identifies the token (RevokeAccessor takes it).
+	Accessor string
+	// Kind is WrapCredential or WrapWorkload.
+	Kind string
+	// Key is the joiner key (WrapCredential) or the role name, e.g.
+	// joinery-nhi-x (WrapWorkload).
+	Key string
+	// Path is the logical KV path JoinerPath(Key, InitialCredentialName)
+	// (WrapCredential) or the role name (WrapWorkload): what the handover
+	// ledgers and the reconciler name it by.
+	Path string
+	// CreatedAt is Vault's creation_time of the token (whole seconds).
+	CreatedAt time.Time
+	// ExpiresAt is Vault's expire_time of the token.
+	ExpiresAt time.Time
+}
+
+// SweeperPolicyHCL is the sweeper's whole Vault ACL policy: list (with sudo,
+// which Vault demands for it) on auth/token/accessors, update on
+// auth/token/lookup-accessor and auth/token/revoke-accessor. Nothing else:
+// no KV, no sys, no token creation, no auth method. It takes no
+// configuration because none of these paths depends on Joinery's mounts.
+func SweeperPolicyHCL() string { return sweeperPolicy }
+
+const sweeperPolicy = `# Joinery wrapping-token sweeper: Vault ACL policy.
+#
+# Rendered by connectors/secrets.SweeperPolicyHCL; the Vault bootstrap
+# installs it as "joinery-sweeper" and the sweeper logs in with AppRole
+# (role joinery-sweeper) to get it.
+#
+# The sweeper finds response-wrapping tokens of Joinery's paths that no
+# handover ledger recorded (a worker died between Vault's answer and the
+# ledger write) so that the reconciler can revoke them. Finding them needs
+# the list of every token accessor, which Vault guards with sudo; that is
+# why this is not the worker's identity.
+#
+# What a thief of this identity gets: every token's metadata (never a token
+# ID) and the power to revoke any token by accessor - a denial of service.
+# Deliberately absent: every secrets engine (no KV read or write, so no
+# secret), auth/token/create* (no new token), sys/* (no policy read or
+# write, no mounts), auth/<approle>/* (no role, no SecretID), and unwrap of
+# anything beyond what Vault's default policy lets any token holder do.
+
+# Listing accessors is root-protected: sudo is required next to list.
+path "auth/token/accessors" {
+  capabilities = ["list", "sudo"]
+}
+
+# Metadata of one token by accessor: policies, creation path, times.
+path "auth/token/lookup-accessor" {
+  capabilities = ["update"]
+}
+
+# Revoking an orphaned wrapping token by accessor.
+path "auth/token/revoke-accessor" {
+  capabilities = ["update"]
+}
+`
+
+// WrappingTokens lists every token accessor (LIST auth/token/accessors),
+// looks each one up (auth/token/lookup-accessor) and calls fn for every live
+// token whose policies are exactly ["response-wrapping"] and whose creation
+// path is one of Joinery's (WrapCredential under this client's KV mount and
+// path prefix, WrapWorkload under its AppRole mount). Tokens that vanish
+// between the list and their lookup are skipped.
+//
+// It stops after max lookups (max <= 0: DefaultSweepMax) and then reports
+// more = true. The walk starts at a random point of Vault's list (and wraps
+// around), so successive capped walks do not keep looking at the same
+// first max accessors. fn runs on the caller's goroutine, one token at a
+// time; its error stops the walk and is returned unchanged. Vault's errors
+// are classified like the rest of the package (a 403, e.g. a token without
+// sudo on auth/token/accessors, is a permanent TypePermissionDenied).
+func (c *Client) WrappingTokens(ctx context.Context, max int, fn func(WrapToken) error) (more bool, err error) {
+	const op = "wrap-sweep"
+	if fn == nil {
+		return false, invalid(op, "fn is required")
+	}
+	if max <= 0 {
+		max = DefaultSweepMax
+	}
+	accessors, err := c.listAccessors(ctx)
+	if err != nil {
+		return false, err
+	}
+	n := len(accessors)
+	start := 0
+	if n > 1 {
+		start = rand.IntN(n)
+	}
+	for i := range n {
+		if i == max {
+			return true, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return true, classify(op, "auth/token/lookup-accessor", err)
+		}
+		wt, ok, err := c.lookupWrapToken(ctx, accessors[(start+i)%n])
+		if err != nil {
+			return true, err
+		}
+		if !ok {
+			continue
+		}
+		if err := fn(wt); err != nil {
+			return i+1 < n, err
+		}
+	}
+	return false, nil
+}
+
+// LookupWrapToken re-reads one accessor, right before a revoke: ok = false
+// when Vault no longer knows it (redeemed, revoked, expired) or when it is
+// not one of Joinery's live wrapping tokens, and then the caller must not
+// revoke it. An accessor that is not a plausible Vault accessor is refused
+// with TypeInvalidRequest before any request.
+func (c *Client) LookupWrapToken(ctx context.Context, accessor string) (WrapToken, bool, error) {
+	const op = "wrap-lookup"
+	if err := checkSegment(accessor); err != nil {
+		return WrapToken{}, false, invalid(op, "invalid accessor: "+err.Error())
+	}
+	if len(accessor) > maxAccessorLen {
+		return WrapToken{}, false, invalid(op, fmt.Sprintf("invalid accessor: longer than %d characters", maxAccessorLen))
+	}
+	return c.lookupWrapToken(ctx, accessor)
+}
+
+// listAccessors returns every token accessor Vault holds.
+func (c *Client) listAccessors(ctx context.Context) ([]string, error) {
+	const op, apiPath = "wrap-sweep", "auth/token/accessors"
+	var out []string
+	err := c.call(ctx, op, apiPath, func(ctx context.Context, vc *vault.Client) error {
+		s, err := vc.Logical().ListWithContext(ctx, apiPath)
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			// Vault answers an empty list with 404, which the client
+			// turns into no secret.
+			return nil
+		}
+		keys, ok := s.Data["keys"].([]any)
+		if !ok && s.Data["keys"] != nil {
+			return connectors.Permanent(system, op, TypeRejected, "Vault answered "+apiPath+" without a list of keys", nil)
+		}
+		out = make([]string, 0, len(keys))
+		for _, k := range keys {
+			if a, ok := k.(string); ok && a != "" {
+				out = append(out, a)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// lookupWrapToken looks accessor up and keeps it only if it is a live
+// wrapping token of one of Joinery's paths.
+func (c *Client) lookupWrapToken(ctx context.Context, accessor string) (WrapToken, bool, error) {
+	const op, apiPath = "wrap-lookup", "auth/token/lookup-accessor"
+	var data map[string]any
+	err := c.call(ctx, op, apiPath, func(ctx context.Context, vc *vault.Client) error {
+		s, err := vc.Auth().Token().LookupAccessorWithContext(ctx, accessor)
+		if isGoneToken(err) {
+			// Redeemed, revoked or expired since the list: Vault answers
+			// 400 "invalid accessor".
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			data = s.Data
+		}
+		return nil
+	})
+	if err != nil || data == nil {
+		return WrapToken{}, false, err
+	}
+	wt, ok := c.wrapTokenOf(data, c.now())
+	if ok && wt.Accessor != accessor {
+		// Vault answered about another token than the one asked for:
+		// nothing to act on.
+		return WrapToken{}, false, nil
+	}
+	return wt, ok, nil
+}
+
+// wrapTokenOf interprets a lookup-accessor answer: a WrapToken when it is a
+// wrapping token (policies exactly ["response-wrapping"]) created at one of
+// Joinery's paths and not expired at now.
+func (c *Client) wrapTokenOf(data map[string]any, now time.Time) (WrapToken, bool) {
+	if !onlyWrappingPolicy(data["policies"]) {
+		return WrapToken{}, false
+	}
+	path, _ := data["path"].(string)
+	kind, key, logical, ok := c.parseWrapPath(path)
+	if !ok {
+		return WrapToken{}, false
+	}
+	accessor, _ := data["accessor"].(string)
+	expires, ok := vaultTime(data["expire_time"])
+	if accessor == "" || !ok || !expires.After(now) {
+		// A wrapping token always expires; one without a parseable
+		// expiry is not something to act on, and an expired one is
+		// Vault's to clean up.
+		return WrapToken{}, false
+	}
+	created, ok := vaultTime(data["creation_time"])
+	if !ok {
+		created, _ = vaultTime(data["issue_time"])
+	}
+	return WrapToken{Accessor: accessor, Kind: kind, Key: key, Path: logical, CreatedAt: created, ExpiresAt: expires}, true
+}
+
+// parseWrapPath recognises the creation paths of Joinery's wrapping tokens
+// for this client's mounts and prefix, strictly: every segment must pass
+// checkSegment, so "..", empty segments (a trailing slash), another mount,
+// another prefix, a ledger ("…-handovers") or any other name is not
+// Joinery's. It returns the kind, the key and the logical path (see
+// WrapToken).
+func (c *Client) parseWrapPath(path string) (kind, key, logical string, ok bool) {
+	if rest, found := strings.CutPrefix(path, c.kvPath("data", c.cfg.PathPrefix)+"/"); found {
+		segs := strings.Split(rest, "/")
+		if len(segs) != 2 || segs[1] != InitialCredentialName || checkSegment(segs[0]) != nil {
+			return "", "", "", false
+		}
+		return WrapCredential, segs[0], c.JoinerPath(segs[0], InitialCredentialName), true
+	}
+	if rest, found := strings.CutPrefix(path, c.rolePath("")); found {
+		role, tail, cut := strings.Cut(rest, "/")
+		if !cut || tail != "secret-id" || checkSegment(role) != nil ||
+			!strings.HasPrefix(role, WorkloadRolePrefix) || len(role) == len(WorkloadRolePrefix) {
+			return "", "", "", false
+		}
+		return WrapWorkload, role, role, true
+	}
+	return "", "", "", false
+}
+
+// onlyWrappingPolicy reports whether a lookup's policies are exactly
+// ["response-wrapping"].
+func onlyWrappingPolicy(v any) bool {
+	switch ps := v.(type) {
+	case []any:
+		if len(ps) != 1 {
+			return false
+		}
+		p, _ := ps[0].(string)
+		return p == wrappingPolicy
+	case []string:
+		return len(ps) == 1 && ps[0] == wrappingPolicy
+	}
+	return false
+}
+
+// vaultTime reads a time from a lookup answer: RFC 3339 text (expire_time,
+// issue_time) or Unix seconds (creation_time, a json.Number from the API
+// client's decoder).
+func vaultTime(v any) (time.Time, bool) {
+	var secs int64
+	switch t := v.(type) {
+	case string:
+		if ts, err := time.Parse(time.RFC3339Nano, t); err == nil {
+			return ts.UTC(), true
+		}
+		n, err := strconv.ParseInt(t, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		secs = n
+	case json.Number:
+		n, err := t.Int64()
+		if err != nil {
+			return time.Time{}, false
+		}
+		secs = n
+	case float64:
+		secs = int64(t)
+	case int64:
+		secs = t
+	case int:
+		secs = int64(t)
+	default:
+		return time.Time{}, false
+	}
+	if secs <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(secs, 0).UTC(), true
+}

@@ -1,0 +1,227 @@
+package secrets
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/joinery/joinery/connectors"
+)
+
+// offlineClient builds a client that makes no request at construction and
+// whose address refuses connections, so any request it did make would fail
+// as TypeUnavailable rather than with the error under test.
+func offlineClient(t *testing.T, cfg Config) *Client {
+	t.Helper()
+	cfg.Addr, cfg.Token = "http://127.0.0.1:1", "offline"
+	c, err := New(context.Background(), cfg)
+	require.NoError(t, err)
+	return c
+}
+
+func TestParseWrapPath(t *testing.T) {
+	def := offlineClient(t, Config{})
+	custom := offlineClient(t, Config{KVMount: "kv2", PathPrefix: "corp/joinery", AppRoleMount: "nhi-approle"})
+
+	type want struct{ kind, key, logical string }
+	cases := []struct {
+		name string
+		c    *Client
+		path string
+		want *want
+	}{
+		{"credential", def, "secret/data/joinery/joiners/200/initial-credential",
+			&want{WrapCredential, "200", "joinery/joiners/200/initial-credential"}},
+		{"credential key with dots and dashes", def, "secret/data/joinery/joiners/a.b-c_d/initial-credential",
+			&want{WrapCredential, "a.b-c_d", "joinery/joiners/a.b-c_d/initial-credential"}},
+		{"workload", def, "auth/approle/role/joinery-nhi-reporting-sync/secret-id",
+			&want{WrapWorkload, "joinery-nhi-reporting-sync", "joinery-nhi-reporting-sync"}},
+		{"custom mounts credential", custom, "kv2/data/corp/joinery/k1/initial-credential",
+			&want{WrapCredential, "k1", "corp/joinery/k1/initial-credential"}},
+		{"custom mounts workload", custom, "auth/nhi-approle/role/joinery-nhi-x/secret-id",
+			&want{WrapWorkload, "joinery-nhi-x", "joinery-nhi-x"}},
+
+		{"dot-dot key", def, "secret/data/joinery/joiners/../initial-credential", nil},
+		{"dot key", def, "secret/data/joinery/joiners/./initial-credential", nil},
+		{"traversal below the prefix", def, "secret/data/joinery/joiners/../x/initial-credential", nil},
+		{"traversal out of the prefix", def, "secret/data/joinery/../x/200/initial-credential", nil},
+		{"empty key", def, "secret/data/joinery/joiners//initial-credential", nil},
+		{"trailing slash", def, "secret/data/joinery/joiners/200/initial-credential/", nil},
+		{"deeper path", def, "secret/data/joinery/joiners/200/x/initial-credential", nil},
+		{"ledger", def, "secret/data/joinery/joiners/200/initial-credential-handovers", nil},
+		{"other secret name", def, "secret/data/joinery/joiners/200/api-key", nil},
+		{"metadata verb", def, "secret/metadata/joinery/joiners/200/initial-credential", nil},
+		{"other mount", def, "kv2/data/joinery/joiners/200/initial-credential", nil},
+		{"mount as a suffix", def, "xsecret/data/joinery/joiners/200/initial-credential", nil},
+		{"other prefix", def, "secret/data/joinery/joinersX/200/initial-credential", nil},
+		{"default paths on a custom client", custom, "secret/data/joinery/joiners/200/initial-credential", nil},
+		{"key with a space", def, "secret/data/joinery/joiners/a b/initial-credential", nil},
+		{"key with a glob", def, "secret/data/joinery/joiners/*/initial-credential", nil},
+		{"query string", def, "secret/data/joinery/joiners/200/initial-credential?version=1", nil},
+
+		{"worker role", def, "auth/approle/role/joinery-worker/secret-id", nil},
+		{"sweeper role", def, "auth/approle/role/joinery-sweeper/secret-id", nil},
+		{"bare prefix role", def, "auth/approle/role/joinery-nhi-/secret-id", nil},
+		{"role-id", def, "auth/approle/role/joinery-nhi-x/role-id", nil},
+		{"custom secret id", def, "auth/approle/role/joinery-nhi-x/custom-secret-id", nil},
+		{"secret-id lookup", def, "auth/approle/role/joinery-nhi-x/secret-id/lookup", nil},
+		{"role traversal", def, "auth/approle/role/../joinery-nhi-x/secret-id", nil},
+		{"role traversal after", def, "auth/approle/role/joinery-nhi-x/../secret-id", nil},
+		{"role with a slash", def, "auth/approle/role/joinery-nhi-x/y/secret-id", nil},
+		{"other approle mount", def, "auth/other/role/joinery-nhi-x/secret-id", nil},
+		{"default mount on a custom client", custom, "auth/approle/role/joinery-nhi-x/secret-id", nil},
+		{"login", def, "auth/approle/login", nil},
+
+		{"sys wrap", def, "sys/wrapping/wrap", nil},
+		{"token create", def, "auth/token/create", nil},
+		{"empty", def, "", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kind, key, logical, ok := tc.c.parseWrapPath(tc.path)
+			if tc.want == nil {
+				require.False(t, ok, "%q must not be taken for Joinery's (got %s %s %s)", tc.path, kind, key, logical)
+				return
+			}
+			require.True(t, ok, "%q is Joinery's", tc.path)
+			require.Equal(t, *tc.want, want{kind, key, logical})
+		})
+	}
+}
+
+// lookupData is a lookup-accessor answer as the API client decodes it
+// (numbers as json.Number, lists as []any).
+func lookupData(path string, policies []any, created int64, expires string) map[string]any {
+	return map[string]any{
+		"accessor":      "acc123",
+		"path":          path,
+		"policies":      policies,
+		"creation_time": json.Number(strconv.FormatInt(created, 10)),
+		"expire_time":   expires,
+		"issue_time":    time.Unix(created, 0).UTC().Format(time.RFC3339Nano),
+		"id":            "",
+		"type":          "service",
+	}
+}
+
+func TestWrapTokenOf(t *testing.T) {
+	c := offlineClient(t, Config{})
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	created := now.Add(-time.Hour).Unix()
+	live := now.Add(71 * time.Hour).Format(time.RFC3339Nano)
+	cred := "secret/data/joinery/joiners/200/initial-credential"
+	wrapping := []any{"response-wrapping"}
+
+	wt, ok := c.wrapTokenOf(lookupData(cred, wrapping, created, live), now)
+	require.True(t, ok)
+	require.Equal(t, WrapToken{Accessor: "acc123", Kind: WrapCredential, Key: "200",
+		Path:      "joinery/joiners/200/initial-credential",
+		CreatedAt: time.Unix(created, 0).UTC(), ExpiresAt: now.Add(71 * time.Hour)}, wt)
+
+	// creation_time missing: issue_time stands in.
+	d := lookupData(cred, wrapping, created, live)
+	delete(d, "creation_time")
+	wt, ok = c.wrapTokenOf(d, now)
+	require.True(t, ok)
+	require.Equal(t, time.Unix(created, 0).UTC(), wt.CreatedAt)
+
+	refused := map[string]map[string]any{
+		"a non-wrapping token":         lookupData(cred, []any{"default"}, created, live),
+		"wrapping plus another policy": lookupData(cred, []any{"response-wrapping", "root"}, created, live),
+		"another policy plus wrapping": lookupData(cred, []any{"default", "response-wrapping"}, created, live),
+		"no policies":                  lookupData(cred, []any{}, created, live),
+		"policies missing":             func() map[string]any { d := lookupData(cred, wrapping, created, live); delete(d, "policies"); return d }(),
+		"policies as a string": func() map[string]any {
+			d := lookupData(cred, wrapping, created, live)
+			d["policies"] = "response-wrapping"
+			return d
+		}(),
+		"not Joinery's path":             lookupData("sys/wrapping/wrap", wrapping, created, live),
+		"expired":                        lookupData(cred, wrapping, created, now.Add(-time.Second).Format(time.RFC3339Nano)),
+		"expiring this instant":          lookupData(cred, wrapping, created, now.Format(time.RFC3339Nano)),
+		"no expiry":                      lookupData(cred, wrapping, created, ""),
+		"unparseable expiry":             lookupData(cred, wrapping, created, "tomorrow"),
+		"no accessor":                    func() map[string]any { d := lookupData(cred, wrapping, created, live); d["accessor"] = ""; return d }(),
+		"path not a string":              func() map[string]any { d := lookupData(cred, wrapping, created, live); d["path"] = 7; return d }(),
+		"policies with a non-string":     lookupData(cred, []any{7}, created, live),
+		"a Joinery path with traversal:": lookupData("secret/data/joinery/joiners/../initial-credential", wrapping, created, live),
+	}
+	for name, d := range refused {
+		_, ok := c.wrapTokenOf(d, now)
+		require.False(t, ok, name)
+	}
+}
+
+func TestVaultTime(t *testing.T) {
+	want := time.Unix(1796131956, 0).UTC()
+	for _, v := range []any{json.Number("1796131956"), float64(1796131956), int64(1796131956), 1796131956, "1796131956", "2026-12-01T13:32:36Z"} {
+		got, ok := vaultTime(v)
+		require.True(t, ok, "%#v", v)
+		require.Equal(t, want, got, "%#v", v)
+	}
+	got, ok := vaultTime("2026-12-01T13:33:36.056487369Z")
+	require.True(t, ok)
+	require.Equal(t, time.Date(2026, 12, 1, 13, 33, 36, 56487369, time.UTC), got)
+	for _, v := range []any{nil, "", "soon", json.Number("1.5e"), json.Number("0"), 0, -5, true} {
+		_, ok := vaultTime(v)
+		require.False(t, ok, "%#v", v)
+	}
+}
+
+// The policy grants exactly three paths with exactly these capabilities:
+// a line added to it (another path, another capability) fails here, so a
+// change to what a stolen sweeper identity could do is always a reviewed
+// change to this test.
+func TestSweeperPolicyHCLGrantsOnlyTheSweep(t *testing.T) {
+	hcl := SweeperPolicyHCL()
+	stanza := regexp.MustCompile(`(?m)^path "([^"]*)" \{\n  capabilities = \[([^\]]*)\]\n\}`)
+	got := map[string]string{}
+	for _, m := range stanza.FindAllStringSubmatch(hcl, -1) {
+		got[m[1]] = m[2]
+	}
+	require.Equal(t, map[string]string{
+		"auth/token/accessors":       `"list", "sudo"`,
+		"auth/token/lookup-accessor": `"update"`,
+		"auth/token/revoke-accessor": `"update"`,
+	}, got)
+	// Nothing outside those stanzas but comments and blank lines.
+	rest := stanza.ReplaceAllString(hcl, "")
+	for _, line := range strings.Split(rest, "\n") {
+		line = strings.TrimSpace(line)
+		require.True(t, line == "" || strings.HasPrefix(line, "#"), "unexpected policy line %q", line)
+	}
+}
+
+func TestSweepRefusesBadInputBeforeVault(t *testing.T) {
+	c := offlineClient(t, Config{})
+	ctx := context.Background()
+	for _, acc := range []string{"", ".", "..", "a/b", "acc ", "acc\n", "*", strings.Repeat("a", maxAccessorLen+1)} {
+		_, ok, err := c.LookupWrapToken(ctx, acc)
+		require.False(t, ok)
+		var ce *connectors.Error
+		require.ErrorAs(t, err, &ce, "accessor %q", acc)
+		require.Equal(t, TypeInvalidRequest, ce.Type, "accessor %q: %v", acc, err)
+		require.False(t, ce.Retryable)
+	}
+	_, err := c.WrappingTokens(ctx, 0, nil)
+	var ce *connectors.Error
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, TypeInvalidRequest, ce.Type)
+
+	// A well-formed accessor does reach Vault: here an unreachable one,
+	// which is worth retrying.
+	_, _, err = c.LookupWrapToken(ctx, "4KsHfS5lX0Ulc3ULoPYZgFJ3")
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, TypeUnavailable, ce.Type)
+	require.True(t, ce.Retryable)
+	_, err = c.WrappingTokens(ctx, 0, func(WrapToken) error { return nil })
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, TypeUnavailable, ce.Type)
+	require.True(t, ce.Retryable)
+}
