@@ -18,6 +18,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 	"github.com/stretchr/testify/require"
 
+	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/codec"
 	"github.com/joinery/joinery/internal/stack"
 )
@@ -282,4 +283,186 @@ func requireForbidden(t *testing.T, err error) {
 	var re *vault.ResponseError
 	require.ErrorAs(t, err, &re)
 	require.Equal(t, http.StatusForbidden, re.StatusCode, "%v", err)
+}
+
+// The sweeper's identity, against a real Vault over TLS. The adversaries:
+// a compromised worker, which must not be able to become the sweeper (its
+// token-store sudo would let it list and revoke every token), and a
+// compromised sweeper, which must get nothing beyond the token store's
+// accessor operations (no KV, no policies, no AppRole, no new tokens).
+func TestVaultBootstrapInstallsTheSweeperApart(t *testing.T) {
+	addr, ca, _ := privateVault(t)
+	t.Setenv("VAULT_ADDR", addr)
+	t.Setenv("VAULT_CACERT", ca)
+	repo, err := stack.FindRepoDir()
+	require.NoError(t, err)
+	initDir, workerDir, sweeperDir := t.TempDir(), filepath.Join(t.TempDir(), "worker"), filepath.Join(t.TempDir(), "sweeper")
+	args := []string{"-init-dir", initDir, "-worker-dir", workerDir, "-sweeper-dir", sweeperDir,
+		"-policy", filepath.Join(repo, "testdata", "policy", "default.yaml"), "-owner", uidFor()}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	require.NoError(t, runVault(ctx, args))
+
+	// The sweeper's directory: its RoleID and SecretID, owner-only.
+	entries, err := os.ReadDir(sweeperDir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	require.Equal(t, []string{"role-id", "secret-id"}, names)
+	st, err := os.Stat(sweeperDir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), st.Mode().Perm())
+	for _, n := range names {
+		st, err := os.Stat(filepath.Join(sweeperDir, n))
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o400), st.Mode().Perm(), n)
+	}
+	read := func(dir, name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		return strings.TrimSpace(string(b))
+	}
+	require.Equal(t, SweeperRoleID, read(sweeperDir, "role-id"))
+	sweeperSID := read(sweeperDir, "secret-id")
+	require.NotEqual(t, read(workerDir, "secret-id"), sweeperSID)
+
+	var keys initMaterial
+	data, err := os.ReadFile(filepath.Join(initDir, "init.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &keys))
+	cfg := vault.DefaultConfig()
+	require.NoError(t, cfg.Error)
+	root, err := vault.NewClient(cfg)
+	require.NoError(t, err)
+	root.SetToken(keys.RootToken)
+	require.NotContains(t, sweeperSID, keys.RootToken)
+
+	// What Vault holds is exactly the code's policy text, and the role
+	// carries that policy alone with short tokens.
+	pol, err := root.Sys().GetPolicyWithContext(ctx, secrets.SweeperPolicyName)
+	require.NoError(t, err)
+	require.Equal(t, secrets.SweeperPolicyHCL(), pol)
+	role, err := root.Logical().ReadWithContext(ctx, "auth/approle/role/"+SweeperAppRole)
+	require.NoError(t, err)
+	require.NotNil(t, role)
+	require.Equal(t, []any{secrets.SweeperPolicyName}, role.Data["token_policies"])
+	require.Equal(t, fmt.Sprint(int(sweeperTokenTTL/time.Second)), fmt.Sprint(role.Data["token_ttl"]))
+	require.Equal(t, fmt.Sprint(int(sweeperTokenMaxTTL/time.Second)), fmt.Sprint(role.Data["token_max_ttl"]))
+
+	login := func(roleID, secretID string) (*vault.Client, *vault.SecretAuth) {
+		t.Helper()
+		c, err := root.Clone()
+		require.NoError(t, err)
+		c.ClearToken()
+		s, err := c.Logical().WriteWithContext(ctx, "auth/approle/login", map[string]any{"role_id": roleID, "secret_id": secretID})
+		require.NoError(t, err)
+		c.SetToken(s.Auth.ClientToken)
+		return c, s.Auth
+	}
+	sweeper, sauth := login(read(sweeperDir, "role-id"), sweeperSID)
+	// default stays: it is what lets the client renew and look up its own
+	// token (auth/token/renew-self, lookup-self).
+	require.ElementsMatch(t, []string{"default", secrets.SweeperPolicyName}, sauth.Policies)
+	require.Equal(t, int(sweeperTokenTTL/time.Second), sauth.LeaseDuration)
+	worker, wauth := login(read(workerDir, "role-id"), read(workerDir, "secret-id"))
+	require.ElementsMatch(t, []string{"default", secrets.WorkerPolicyName}, wauth.Policies)
+
+	// The sweeper can do its job: list accessors (sudo), look one up and
+	// revoke a token by its accessor.
+	victim, err := root.Auth().Token().CreateWithContext(ctx, &vault.TokenCreateRequest{Policies: []string{"default"}, TTL: "10m"})
+	require.NoError(t, err)
+	list, err := sweeper.Logical().ListWithContext(ctx, "auth/token/accessors")
+	require.NoError(t, err)
+	require.NotNil(t, list)
+	require.Contains(t, list.Data["keys"], victim.Auth.Accessor)
+	_, err = sweeper.Logical().WriteWithContext(ctx, "auth/token/lookup-accessor", map[string]any{"accessor": victim.Auth.Accessor})
+	require.NoError(t, err)
+	_, err = sweeper.Logical().WriteWithContext(ctx, "auth/token/revoke-accessor", map[string]any{"accessor": victim.Auth.Accessor})
+	require.NoError(t, err)
+	_, err = root.Auth().Token().LookupWithContext(ctx, victim.Auth.ClientToken)
+	require.Error(t, err, "the token revoked by accessor is gone")
+
+	// ... and nothing else.
+	_, err = sweeper.Logical().ReadWithContext(ctx, "secret/data/joinery/anyone")
+	requireForbidden(t, err)
+	_, err = sweeper.Logical().ListWithContext(ctx, "secret/metadata/joinery")
+	requireForbidden(t, err)
+	_, err = sweeper.Logical().WriteWithContext(ctx, "sys/policies/acl/joinery-nhi-x", map[string]any{"policy": `path "*" { capabilities = ["sudo"] }`})
+	requireForbidden(t, err)
+	_, err = sweeper.Logical().ReadWithContext(ctx, "sys/auth")
+	requireForbidden(t, err)
+	for _, r := range []string{stack.WorkerAppRole, SweeperAppRole, "joinery-nhi-x"} {
+		_, err = sweeper.Logical().WriteWithContext(ctx, "auth/approle/role/"+r+"/secret-id", nil)
+		requireForbidden(t, err)
+	}
+	_, err = sweeper.Auth().Token().CreateWithContext(ctx, &vault.TokenCreateRequest{Policies: []string{"default"}})
+	requireForbidden(t, err)
+
+	// The worker cannot become the sweeper or do what it does.
+	_, err = worker.Logical().WriteWithContext(ctx, "auth/approle/role/"+SweeperAppRole+"/secret-id", nil)
+	requireForbidden(t, err)
+	_, err = worker.Logical().ReadWithContext(ctx, "auth/approle/role/"+SweeperAppRole+"/role-id")
+	requireForbidden(t, err)
+	_, err = worker.Logical().WriteWithContext(ctx, "auth/approle/role/"+SweeperAppRole, map[string]any{"token_policies": []string{"root"}})
+	requireForbidden(t, err)
+	_, err = worker.Logical().WriteWithContext(ctx, "sys/policies/acl/"+secrets.SweeperPolicyName, map[string]any{"policy": `path "*" { capabilities = ["sudo"] }`})
+	requireForbidden(t, err)
+	_, err = worker.Logical().ListWithContext(ctx, "auth/token/accessors")
+	requireForbidden(t, err)
+	_, err = worker.Logical().WriteWithContext(ctx, "auth/token/revoke-accessor", map[string]any{"accessor": sauth.Accessor})
+	requireForbidden(t, err)
+
+	// A second run keeps the sweeper's SecretID; one Vault no longer knows
+	// (destroyed by an operator) is replaced.
+	require.NoError(t, runVault(ctx, args))
+	require.Equal(t, sweeperSID, read(sweeperDir, "secret-id"))
+	_, err = root.Logical().WriteWithContext(ctx, "auth/approle/role/"+SweeperAppRole+"/secret-id/destroy", map[string]any{"secret_id": sweeperSID})
+	require.NoError(t, err)
+	require.NoError(t, runVault(ctx, args))
+	fresh := read(sweeperDir, "secret-id")
+	require.NotEqual(t, sweeperSID, fresh)
+	_, again := login(SweeperRoleID, fresh)
+	require.ElementsMatch(t, []string{"default", secrets.SweeperPolicyName}, again.Policies)
+
+	// A run without -sweeper-dir leaves the worker alone and installs
+	// nothing new for the sweeper.
+	require.NoError(t, runVault(ctx, []string{"-init-dir", initDir, "-worker-dir", workerDir,
+		"-policy", filepath.Join(repo, "testdata", "policy", "default.yaml"), "-owner", uidFor()}))
+	require.Equal(t, fresh, read(sweeperDir, "secret-id"))
+}
+
+// Directories that share files are refused before anything happens: no
+// directory is created and Vault is not contacted (VAULT_ADDR is unset).
+func TestVaultBootstrapRefusesSharedDirectories(t *testing.T) {
+	t.Setenv("VAULT_ADDR", "")
+	base := t.TempDir()
+	d := func(p string) string { return filepath.Join(base, p) }
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-init-dir", d("a"), "-worker-dir", d("w"), "-sweeper-dir", d("w")}, "must not share a directory"},
+		{[]string{"-init-dir", d("a"), "-worker-dir", d("w"), "-sweeper-dir", d("w/s")}, "must not share a directory"},
+		{[]string{"-init-dir", d("a"), "-worker-dir", d("w"), "-sweeper-dir", d("a/")}, "must not share a directory"},
+		{[]string{"-init-dir", d("a/w"), "-worker-dir", d("w"), "-sweeper-dir", d("a")}, "must not share a directory"},
+		{[]string{"-init-dir", d("a"), "-worker-dir", d("a/w")}, "must not share a directory"},
+		{[]string{"-init-dir", d("a"), "-worker-dir", d("a/../a")}, "must not share a directory"},
+		{[]string{"-init-dir", d("a"), "-sweeper-dir", d("s")}, "-worker-dir are required"},
+		{[]string{"-init-dir", d("a"), "-worker-dir", d("w"), d("s")}, "unexpected arguments"},
+	} {
+		err := runVault(context.Background(), tc.args)
+		require.ErrorContains(t, err, tc.want, "%v", tc.args)
+	}
+	left, err := os.ReadDir(base)
+	require.NoError(t, err)
+	require.Empty(t, left, "nothing created")
+	// A relative path names the same directory as its absolute form.
+	t.Chdir(base)
+	require.ErrorContains(t, separateDirs(map[string]string{"a": "w", "b": d("w/s")}), "must not share a directory")
+	// Siblings with a common name prefix are not nested.
+	require.NoError(t, separateDirs(map[string]string{"a": d("w"), "b": d("w2"), "c": d("ww/x"), "unused": ""}))
+	// Without VAULT_ADDR, separate directories get as far as asking for it.
+	require.ErrorContains(t, runVault(context.Background(), []string{"-init-dir", d("a"), "-worker-dir", d("w"), "-sweeper-dir", d("s")}), "VAULT_ADDR is required")
 }

@@ -6,11 +6,13 @@
 //	bootstrap certs -dir /certs -for temporal=1000 -for vault=100 -for openldap=0
 //	bootstrap keys  -codec /keys/codec.keys -decision-key /inbox/decision-ed25519.pem \
 //	                -decision-public /keys/decision-public.keys -owner 65532
-//	bootstrap vault -init-dir /init -worker-dir /vault-worker -policy /app/policy/default.yaml
+//	bootstrap vault -init-dir /init -worker-dir /vault-worker -sweeper-dir /vault-sweeper \
+//	                -policy /app/policy/default.yaml
 //
 // The job is the only holder of Vault's init material (root token, unseal
 // key): it writes them to -init-dir, a volume no other service mounts, and
-// gives the worker only its AppRole RoleID and SecretID in -worker-dir.
+// gives the worker only its AppRole RoleID and SecretID in -worker-dir, the
+// wrapping-token sweeper only its own in -sweeper-dir.
 //
 // Who can reach it: nobody over the network; it runs once with the volumes
 // compose gives it. Its adversary is a later, compromised service that

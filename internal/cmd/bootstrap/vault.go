@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -30,26 +31,64 @@ type initMaterial struct {
 // JOINERY_VAULT_ROLE_ID. The SecretID is the secret.
 const WorkerRoleID = stack.WorkerAppRole
 
+// SweeperAppRole is the AppRole role of the wrapping-token sweeper, the
+// separate process (the worker binary with JOINERY_WORKER_MODE=sweeper)
+// that finds wrapping tokens a crash left unrecorded. Its tokens carry
+// only secrets.SweeperPolicyName: list with sudo on auth/token/accessors,
+// lookup and revoke by accessor, which the worker must never hold. The
+// name lies outside the worker's secrets.WorkloadRolePrefix, so the
+// worker's policy cannot read the role or issue a SecretID for it.
+const SweeperAppRole = stack.SweeperAppRole
+
+// SweeperRoleID is the sweeper role's RoleID, fixed like WorkerRoleID so
+// that compose can name it.
+const SweeperRoleID = SweeperAppRole
+
+// Token lifetimes of the two identities. The sweeper's are short: its
+// policy can revoke any token in Vault by accessor, so a leaked sweeper
+// token should be worth little for little time. Its client renews at two
+// thirds of the TTL and logs in again at the max TTL (connectors/secrets).
+const (
+	workerTokenTTL     = time.Hour
+	workerTokenMaxTTL  = 4 * time.Hour
+	sweeperTokenTTL    = 15 * time.Minute
+	sweeperTokenMaxTTL = time.Hour
+)
+
 // runVault initialises and unseals Vault on first start, unseals it on
 // later ones, makes sure KV v2, AppRole and the password policy exist, and
 // installs the worker's identity with the same code as the dev stack
 // (stack.InstallWorkerVaultIdentity: workload policies rendered from the
-// joiner policy file, the worker's policy, the AppRole role). The address
-// and CA come from VAULT_ADDR and VAULT_CACERT, as for the vault CLI.
+// joiner policy file, the worker's policy, the AppRole role). With
+// -sweeper-dir it also installs the sweeper's identity (policy
+// secrets.SweeperPolicyName, role SweeperAppRole) and leaves its RoleID
+// and SecretID there. The address and CA come from VAULT_ADDR and
+// VAULT_CACERT, as for the vault CLI.
+//
+// Each identity's credentials go to a directory of their own, and no two
+// of the directories may be the same or one inside another: each is a
+// volume mounted by one service only, so a compromised worker cannot read
+// the sweeper's SecretID (and gain sudo on the token store), and neither
+// can read the root token.
 func runVault(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("vault", flag.ContinueOnError)
 	initDir := fs.String("init-dir", "", "where the init material is kept (this job's volume only)")
 	workerDir := fs.String("worker-dir", "", "where the worker's role-id and secret-id go")
+	sweeperDir := fs.String("sweeper-dir", "", "where the wrapping-token sweeper's role-id and secret-id go (optional: without it no sweeper identity is installed)")
 	policyFile := fs.String("policy", "/app/policy/default.yaml", "joiner policy the workload policies are rendered from")
-	owner := fs.Int("owner", -1, "uid (and gid) owning the worker's files: Joinery's images run as 65532")
+	owner := fs.Int("owner", -1, "uid (and gid) owning the worker's and the sweeper's files: Joinery's images run as 65532")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("vault: unexpected arguments %q", fs.Args())
 	}
 	if *initDir == "" || *workerDir == "" {
 		return errors.New("vault: -init-dir and -worker-dir are required")
 	}
-	if filepath.Clean(*initDir) == filepath.Clean(*workerDir) {
-		return errors.New("vault: the init material and the worker's credentials must not share a directory")
+	if err := separateDirs(map[string]string{"the init material": *initDir, "the worker's credentials": *workerDir,
+		"the sweeper's credentials": *sweeperDir}); err != nil {
+		return fmt.Errorf("vault: %w", err)
 	}
 	addr := os.Getenv("VAULT_ADDR")
 	if addr == "" {
@@ -95,33 +134,99 @@ func runVault(ctx context.Context, args []string) error {
 		return fmt.Errorf("password policy: %w", err)
 	}
 	if _, err := stack.InstallWorkerVaultIdentity(ctx, admin, *policyFile, secrets.AppRoleOptions{
-		TokenTTL: time.Hour, TokenMaxTTL: 4 * time.Hour,
+		TokenTTL: workerTokenTTL, TokenMaxTTL: workerTokenMaxTTL,
 	}); err != nil {
 		return err
 	}
-	rolePath := "auth/approle/role/" + stack.WorkerAppRole
-	if _, err := cli.Logical().WriteWithContext(ctx, rolePath+"/role-id", map[string]any{"role_id": WorkerRoleID}); err != nil {
-		return fmt.Errorf("worker role-id: %w", err)
-	}
-	if err := os.MkdirAll(*workerDir, 0o700); err != nil {
+	if err := handOver(ctx, cli, "worker", stack.WorkerAppRole, WorkerRoleID, *workerDir, *owner); err != nil {
 		return err
 	}
-	sidFile := filepath.Join(*workerDir, "secret-id")
-	if err := ensureSecretID(ctx, cli, rolePath, sidFile); err != nil {
+	if *sweeperDir == "" {
+		fmt.Println("bootstrap: vault initialised, unsealed, worker identity installed (no -sweeper-dir: no sweeper identity)")
+		return nil
+	}
+	// The dev stack's code (stack.InstallSweeperVaultIdentity), so the two
+	// Vaults cannot drift apart; only the token lifetimes differ.
+	if _, err := stack.InstallSweeperVaultIdentity(ctx, admin, secrets.AppRoleOptions{
+		TokenTTL: sweeperTokenTTL, TokenMaxTTL: sweeperTokenMaxTTL,
+	}); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(*workerDir, "role-id"), WorkerRoleID+"\n", 0o400); err != nil {
+	if err := handOver(ctx, cli, "sweeper", SweeperAppRole, SweeperRoleID, *sweeperDir, *owner); err != nil {
 		return err
 	}
-	if *owner >= 0 {
-		for _, p := range []string{*workerDir, sidFile, filepath.Join(*workerDir, "role-id")} {
-			if err := os.Chown(p, *owner, *owner); err != nil {
+	fmt.Println("bootstrap: vault initialised, unsealed, worker and sweeper identities installed")
+	return nil
+}
+
+// handOver fixes role's RoleID to roleID and leaves it and a SecretID
+// Vault knows in dir (0700, files 0400), owned by owner when owner >= 0.
+// who names the identity in errors.
+func handOver(ctx context.Context, cli *vault.Client, who, role, roleID, dir string, owner int) error {
+	rolePath := "auth/approle/role/" + role
+	if _, err := cli.Logical().WriteWithContext(ctx, rolePath+"/role-id", map[string]any{"role_id": roleID}); err != nil {
+		return fmt.Errorf("%s role-id: %w", who, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	// MkdirAll leaves an existing directory's mode alone: a fresh named
+	// volume's root is 0755.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	sidFile := filepath.Join(dir, "secret-id")
+	if err := ensureSecretID(ctx, cli, who, rolePath, sidFile); err != nil {
+		return err
+	}
+	idFile := filepath.Join(dir, "role-id")
+	if err := writeFile(idFile, roleID+"\n", 0o400); err != nil {
+		return err
+	}
+	if owner >= 0 {
+		for _, p := range []string{dir, sidFile, idFile} {
+			if err := os.Chown(p, owner, owner); err != nil {
 				return err
 			}
 		}
 	}
-	fmt.Println("bootstrap: vault initialised, unsealed, worker identity installed")
 	return nil
+}
+
+// separateDirs refuses two roles' directories that are the same or nested
+// (a volume mounted at one would expose the other's files); empty entries
+// are optional directories not in use.
+func separateDirs(dirs map[string]string) error {
+	names := make([]string, 0, len(dirs))
+	for n, d := range dirs {
+		if d != "" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	abs := map[string]string{}
+	for _, n := range names {
+		a, err := filepath.Abs(dirs[n])
+		if err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+		abs[n] = a
+	}
+	for i, a := range names {
+		for _, b := range names[i+1:] {
+			da, db := abs[a], abs[b]
+			if da == db || within(da, db) || within(db, da) {
+				return fmt.Errorf("%s (%s) and %s (%s) must not share a directory", a, dirs[a], b, dirs[b])
+			}
+		}
+	}
+	return nil
+}
+
+// within reports whether path lies below dir (both absolute and clean).
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 func waitForVault(ctx context.Context, cli *vault.Client) error {
@@ -168,7 +273,7 @@ func initOrLoad(ctx context.Context, cli *vault.Client, initFile string) (initMa
 
 // ensureSecretID keeps a SecretID Vault still knows (a restart must not
 // invalidate a running worker's credentials) and issues one otherwise.
-func ensureSecretID(ctx context.Context, cli *vault.Client, rolePath, file string) error {
+func ensureSecretID(ctx context.Context, cli *vault.Client, who, rolePath, file string) error {
 	if b, err := os.ReadFile(file); err == nil {
 		s, err := cli.Logical().WriteWithContext(ctx, rolePath+"/secret-id/lookup",
 			map[string]any{"secret_id": strings.TrimSpace(string(b))})
@@ -180,11 +285,11 @@ func ensureSecretID(ctx context.Context, cli *vault.Client, rolePath, file strin
 	}
 	s, err := cli.Logical().WriteWithContext(ctx, rolePath+"/secret-id", nil)
 	if err != nil {
-		return fmt.Errorf("worker secret-id: %w", err)
+		return fmt.Errorf("%s secret-id: %w", who, err)
 	}
 	sid, _ := s.Data["secret_id"].(string)
 	if sid == "" {
-		return errors.New("worker secret-id: Vault returned none")
+		return fmt.Errorf("%s secret-id: Vault returned none", who)
 	}
 	return writeFile(file, sid+"\n", 0o400)
 }
