@@ -145,7 +145,7 @@ func TestComposeImagesAreAllowedAndPinned(t *testing.T) {
 		"postgresql": "postgres", "temporal": "temporalio/server", "temporal-schema": "temporalio/admin-tools",
 		"temporal-namespace": "temporalio/admin-tools", "temporal-ui": "temporalio/ui", "vault": "hashicorp/vault",
 		"mailpit": "axllent/mailpit", "prometheus": "prom/prometheus", "grafana": "grafana/grafana",
-		"openldap": "build:openldap", "hris": "build:refhris", "worker": "build:worker", "starter": "build:starter",
+		"openldap": "build:openldap", "hris": "build:refhris", "worker": "build:worker", "sweeper": "build:worker", "starter": "build:starter",
 		"codec": "build:starter", "certs": "build:bootstrap", "keys": "build:bootstrap", "vault-init": "build:bootstrap",
 	}
 	require.ElementsMatch(t, slices.Collect(maps.Keys(want)), slices.Collect(maps.Keys(p.Services)))
@@ -390,6 +390,8 @@ func TestComposeVolumesKeepSecretsApart(t *testing.T) {
 	require.Equal(t, []string{"vault-init"}, mounts["vaultinit"], "the root token and unseal key")
 	require.Equal(t, []string{"vault-init", "worker"}, mounts["vaultworker"])
 	require.True(t, readOnly["worker/vaultworker"])
+	require.Equal(t, []string{"sweeper", "vault-init"}, mounts["vaultsweeper"], "the sweeper's AppRole credentials: never the worker's")
+	require.True(t, readOnly["sweeper/vaultsweeper"])
 	require.Equal(t, []string{"keys", "starter"}, mounts["inboxkey"], "the inbox's signing key")
 	require.True(t, readOnly["starter/inboxkey"])
 	require.Equal(t, []string{"certs", "openldap", "temporal", "vault"}, mounts["certs"], "TLS private keys")
@@ -401,7 +403,7 @@ func TestComposeVolumesKeepSecretsApart(t *testing.T) {
 	}
 	// The worker logs in with its AppRole, never with a token, and never in
 	// development mode (which would fill in dev secrets).
-	for _, svc := range []string{"worker", "starter", "codec"} {
+	for _, svc := range []string{"worker", "sweeper", "starter", "codec"} {
 		env := p.Services[svc].Environment
 		require.NotContains(t, env, "JOINERY_VAULT_TOKEN_FILE", svc)
 		require.NotContains(t, env, "JOINERY_VAULT_TOKEN", svc)
@@ -516,7 +518,7 @@ func TestComposeWritableVolumesBelongToTheirWriter(t *testing.T) {
 	for _, v := range keys.Volumes {
 		mountedAt[v.Source] = v.Target
 	}
-	for _, svc := range []string{"worker", "starter", "hris"} {
+	for _, svc := range []string{"worker", "sweeper", "starter", "hris"} {
 		s := p.Services[svc]
 		require.NotNil(t, s.Build, svc)
 		for _, v := range s.Volumes {
@@ -529,4 +531,147 @@ func TestComposeWritableVolumesBelongToTheirWriter(t *testing.T) {
 			require.Equal(t, types.ServiceConditionCompletedSuccessfully, s.DependsOn["keys"].Condition, "%s waits for the keys job", svc)
 		}
 	}
+}
+
+// The wrapping-token sweeper (the worker image with JOINERY_WORKER_MODE=
+// sweeper) holds the one identity that may list and revoke any token by
+// accessor. Its adversaries: a compromised worker, which must not reach
+// the sweeper's SecretID (so the volume is the sweeper's alone), and a
+// compromised sweeper, which must hold nothing else worth having (so no
+// directory, HRIS, mail or pseudonym secret, no other Vault credentials,
+// no published port, no route out).
+func TestComposeSweeperHoldsOnlyItsOwnIdentity(t *testing.T) {
+	p := loadProject(t)
+	sw, ok := p.Services["sweeper"]
+	require.True(t, ok, "compose deploys the sweeper")
+	wk := p.Services["worker"]
+	require.NotNil(t, sw.Build)
+	require.Equal(t, wk.Build.Target, sw.Build.Target, "the worker's image")
+	require.Equal(t, wk.Build.Context, sw.Build.Context)
+	require.Empty(t, sw.Command, "the worker binary, in the mode its environment names")
+	require.Empty(t, sw.Entrypoint)
+
+	// Its mounts: its own AppRole credentials, the codec keys (its Temporal
+	// client decodes its inputs with them, as the worker's does) and the
+	// CA certificate; all read-only, no bind mounts.
+	got := map[string]string{}
+	for _, v := range sw.Volumes {
+		require.Equal(t, types.VolumeTypeVolume, v.Type, "sweeper: %s is not a named volume", v.Target)
+		require.True(t, v.ReadOnly, "sweeper: %s is read-only", v.Source)
+		got[v.Source] = v.Target
+	}
+	require.Equal(t, map[string]string{"vaultsweeper": "/vault-sweeper", "keys": "/keys", "ca": "/ca"}, got)
+	for name, s := range p.Services {
+		for _, v := range s.Volumes {
+			if v.Source == "vaultsweeper" {
+				require.Contains(t, []string{"sweeper", "vault-init"}, name, "%s mounts the sweeper's credentials", name)
+			}
+		}
+	}
+	for _, v := range wk.Volumes {
+		require.NotEqual(t, "vaultsweeper", v.Source, "the worker must not read the sweeper's volume")
+	}
+
+	// The job writes the sweeper's credentials where the sweeper reads them.
+	vi := p.Services["vault-init"]
+	cmd := strings.Join(vi.Command, " ")
+	require.Contains(t, cmd, "-sweeper-dir /vault-sweeper")
+	jobTarget := ""
+	for _, v := range vi.Volumes {
+		if v.Source == "vaultsweeper" {
+			jobTarget = v.Target
+			require.False(t, v.ReadOnly)
+		}
+	}
+	require.Equal(t, "/vault-sweeper", jobTarget)
+	require.Equal(t, types.ServiceConditionCompletedSuccessfully, sw.DependsOn["vault-init"].Condition)
+	require.Equal(t, types.ServiceConditionCompletedSuccessfully, sw.DependsOn["keys"].Condition)
+
+	// No port, internal network only.
+	require.Empty(t, sw.Ports)
+	require.Empty(t, sw.Expose)
+	require.Equal(t, []string{"backend"}, slices.Sorted(maps.Keys(sw.Networks)))
+
+	// None of the operator's secrets, and no setting of a system it has no
+	// business with.
+	supplied := map[string]string{}
+	for k, v := range trialEnv(t) {
+		supplied[v] = k
+	}
+	for k, v := range sw.Environment {
+		require.NotNil(t, v, k)
+		_, secret := supplied[*v]
+		require.False(t, secret, "sweeper: %s carries the operator's %s", k, supplied[*v])
+		for _, banned := range []string{"LDAP", "HRIS", "SMTP", "PSEUDONYM", "DECISION", "INBOX", "INTAKE", "AUDIT", "POLICY_FILE", "CODEC_TOKEN"} {
+			require.NotContains(t, k, banned, "sweeper: %s", k)
+		}
+	}
+	known := map[string]bool{}
+	for _, v := range config.Vars() {
+		known[v.Name] = true
+	}
+	for k := range sw.Environment {
+		if strings.HasPrefix(k, "JOINERY_") {
+			require.True(t, known[k], "sweeper sets %s, which the code does not read", k)
+		}
+	}
+
+	// Its configuration, as the code reads it: sweeper mode, its AppRole
+	// (its SecretID file in its own volume), Vault and Temporal over TLS
+	// with the deployment CA, the worker's Temporal endpoint, namespace,
+	// queue (to check callers) and codec keys, and the sweeper queue the
+	// worker's reconciler sends the sweep to.
+	env := func(s types.ServiceConfig) func(string) string {
+		return func(k string) string {
+			if v, ok := s.Environment[k]; ok && v != nil {
+				return *v
+			}
+			return ""
+		}
+	}
+	cfg, err := config.Load(env(sw))
+	require.NoError(t, err)
+	wcfg, err := config.Load(env(wk))
+	require.NoError(t, err)
+	require.Equal(t, "sweeper", cfg.WorkerMode)
+	require.Equal(t, "joiner", wcfg.WorkerMode)
+	require.Equal(t, "joinery-sweeper", cfg.VaultRoleID)
+	require.Equal(t, "/vault-sweeper/secret-id", cfg.VaultSecretIDFile)
+	require.Empty(t, cfg.VaultToken)
+	require.Empty(t, cfg.VaultTokenFile)
+	require.Empty(t, cfg.VaultSecretID)
+	require.True(t, strings.HasPrefix(cfg.VaultAddr, "https://vault:"), cfg.VaultAddr)
+	require.Equal(t, "/ca/ca.pem", env(sw)("VAULT_CACERT"))
+	require.Equal(t, wcfg.VaultAddr, cfg.VaultAddr)
+	require.Equal(t, wcfg.VaultKVMount, cfg.VaultKVMount)
+	require.Equal(t, wcfg.TemporalAddress, cfg.TemporalAddress)
+	require.Equal(t, wcfg.TemporalNamespace, cfg.TemporalNamespace)
+	require.Equal(t, "/ca/ca.pem", cfg.TemporalTLSCAFile)
+	require.Equal(t, wcfg.TaskQueue, cfg.TaskQueue, "the sweeper checks that its callers run on the worker's queue")
+	require.Equal(t, wcfg.SweeperTaskQueue, cfg.SweeperTaskQueue, "the worker's reconciler sends the sweep where the sweeper polls")
+	require.NotEqual(t, "off", cfg.SweeperTaskQueue)
+	require.NotEqual(t, cfg.TaskQueue, cfg.SweeperTaskQueue)
+	require.Equal(t, wcfg.CodecKeysFile, cfg.CodecKeysFile, "the same payload codec as the worker")
+	require.True(t, strings.HasPrefix(cfg.CodecKeysFile, "/keys/"))
+	require.Empty(t, cfg.CodecKeysVaultPath, "its Vault identity cannot read KV")
+	require.Empty(t, cfg.PseudonymKey)
+	require.Empty(t, cfg.LDAPBindPassword)
+	require.Empty(t, cfg.HRISAPIKey)
+
+	// With a SecretID in the file, the binary's own check passes: the
+	// sweeper needs nothing the compose file withholds from it.
+	sid := filepath.Join(t.TempDir(), "secret-id")
+	require.NoError(t, os.WriteFile(sid, []byte("test-secret-id\n"), 0o600))
+	withFile := func(k string) string {
+		if k == "JOINERY_VAULT_SECRET_ID_FILE" {
+			return sid
+		}
+		return env(sw)(k)
+	}
+	cfg, err = config.Load(withFile)
+	require.NoError(t, err)
+	require.NoError(t, cfg.Require(config.Sweeper))
+	// Whereas the worker's mode, with the same environment, would ask for
+	// what the sweeper must not have.
+	require.Error(t, cfg.Require(config.Worker))
 }

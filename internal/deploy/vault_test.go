@@ -2,14 +2,17 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	vault "github.com/hashicorp/vault/api"
 	"github.com/stretchr/testify/require"
 
 	"github.com/joinery/joinery/connectors/secrets"
@@ -22,7 +25,9 @@ import (
 // environment. The worker then logs in with exactly what compose gives it
 // (its JOINERY_VAULT_* and VAULT_CACERT, the files in its volume) through
 // the worker's connector, over TLS; the init material is only in the
-// job's volume.
+// job's volume. So does the sweeper, with its own volume, and its token
+// carries the sweeper's policy alone, whose text in Vault is exactly
+// secrets.SweeperPolicyHCL: token accessors only, no KV, no sys.
 func TestComposeVaultInitialisesAndTheWorkerLogsIn(t *testing.T) {
 	p := loadProject(t)
 	bin := filepath.Join(repoDir(t), "bin", "vault")
@@ -67,7 +72,7 @@ func TestComposeVaultInitialisesAndTheWorkerLogsIn(t *testing.T) {
 
 	// The vault-init job: its command and environment, its volumes here.
 	job := p.Services["vault-init"]
-	mapPaths := strings.NewReplacer("/init", vol("vaultinit"), "/vault-worker", vol("vaultworker"),
+	mapPaths := strings.NewReplacer("/init", vol("vaultinit"), "/vault-worker", vol("vaultworker"), "/vault-sweeper", vol("vaultsweeper"),
 		"/ca/ca.pem", filepath.Join(vol("ca"), "ca.pem"), "/app/policy/", filepath.Join(repoDir(t), "testdata", "policy")+"/",
 		"https://vault:8200", fmt.Sprintf("https://127.0.0.1:%d", port))
 	var jobArgs []string
@@ -120,4 +125,75 @@ func TestComposeVaultInitialisesAndTheWorkerLogsIn(t *testing.T) {
 	t.Setenv("VAULT_CACERT", "")
 	_, err = secrets.New(ctx, secrets.Config{Addr: cfg.VaultAddr, RoleID: roleID, SecretID: secretID})
 	require.Error(t, err)
+
+	// The sweeper, configured as compose configures it.
+	entries, err = os.ReadDir(vol("vaultsweeper"))
+	require.NoError(t, err)
+	require.Len(t, entries, 2, "the sweeper's volume holds role-id and secret-id only")
+	senv := p.Services["sweeper"].Environment
+	sget := func(k string) string {
+		v, ok := senv[k]
+		if !ok || v == nil {
+			return ""
+		}
+		return strings.NewReplacer("/vault-sweeper/", vol("vaultsweeper")+"/", "https://vault:8200", fmt.Sprintf("https://127.0.0.1:%d", port)).Replace(*v)
+	}
+	scfg, err := config.Load(sget)
+	require.NoError(t, err)
+	require.NoError(t, scfg.Require(config.Sweeper))
+	stoken, ssecretID, err := scfg.VaultCredentials()
+	require.NoError(t, err)
+	require.Empty(t, stoken)
+	require.NotEqual(t, secretID, ssecretID, "its own SecretID, not the worker's")
+	sroleID, err := os.ReadFile(filepath.Join(vol("vaultsweeper"), "role-id"))
+	require.NoError(t, err)
+	require.Equal(t, scfg.VaultRoleID, strings.TrimSpace(string(sroleID)), "compose names the RoleID the job fixed")
+	t.Setenv("VAULT_CACERT", strings.Replace(sget("VAULT_CACERT"), "/ca/ca.pem", filepath.Join(vol("ca"), "ca.pem"), 1))
+	_, err = secrets.New(ctx, secrets.Config{Addr: scfg.VaultAddr, RoleID: scfg.VaultRoleID, SecretID: ssecretID, KVMount: scfg.VaultKVMount})
+	require.NoError(t, err, "the sweeper logs in with its AppRole over TLS")
+	// Its token and the policy behind it, as Vault sees them.
+	vcfg := vault.DefaultConfig() // the deployment CA from VAULT_CACERT
+	require.NoError(t, vcfg.Error)
+	vcfg.Address = scfg.VaultAddr
+	vc, err := vault.NewClient(vcfg)
+	require.NoError(t, err)
+	vc.ClearToken()
+	login, err := vc.Logical().WriteWithContext(ctx, "auth/approle/login", map[string]any{"role_id": scfg.VaultRoleID, "secret_id": ssecretID})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"default", secrets.SweeperPolicyName}, login.Auth.Policies, "the sweeper's token carries its policy only")
+	require.ElementsMatch(t, []string{"default", secrets.SweeperPolicyName}, login.Auth.TokenPolicies)
+	require.Empty(t, login.Auth.IdentityPolicies)
+	var keys struct {
+		RootToken string `json:"root_token"`
+	}
+	initJSON, err := os.ReadFile(filepath.Join(vol("vaultinit"), "init.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(initJSON, &keys))
+	vc.SetToken(keys.RootToken)
+	installed, err := vc.Sys().GetPolicyWithContext(ctx, secrets.SweeperPolicyName)
+	require.NoError(t, err)
+	require.Equal(t, secrets.SweeperPolicyHCL(), installed, "the job installs the code's sweeper policy, verbatim")
+	paths := regexp.MustCompile(`(?m)^\s*path\s+"([^"]+)"`).FindAllStringSubmatch(installed, -1)
+	require.NotEmpty(t, paths)
+	for _, m := range paths {
+		require.Contains(t, []string{"auth/token/accessors", "auth/token/accessors/", "auth/token/lookup-accessor", "auth/token/revoke-accessor"},
+			m[1], "the sweeper's policy grants %s", m[1])
+	}
+	// Vault's own answer for the paths a compromised sweeper would want.
+	for path, want := range map[string][]string{
+		"auth/token/accessors":                         {"list", "sudo"},
+		"auth/token/revoke-accessor":                   {"update"},
+		"auth/token/lookup-accessor":                   {"update"},
+		cfg.VaultKVMount + "/data/joinery/someone":     {"deny"},
+		cfg.VaultKVMount + "/metadata/joinery/someone": {"deny"},
+		"sys/policies/acl/joinery-sweeper":             {"deny"},
+		"sys/auth":                                     {"deny"},
+		"auth/approle/role/joinery-worker/secret-id":   {"deny"},
+		"auth/approle/role/joinery-sweeper/secret-id":  {"deny"},
+		"auth/token/create":                            {"deny"},
+	} {
+		caps, err := vc.Sys().CapabilitiesWithContext(ctx, login.Auth.ClientToken, path)
+		require.NoError(t, err, path)
+		require.ElementsMatch(t, want, caps, "sweeper on %s", path)
+	}
 }
