@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 
 PKGS_BUILD := ./worker ./starter ./internal/cmd/devstack ./internal/cmd/demo ./internal/cmd/refhris ./internal/cmd/cluster ./internal/cmd/bench
 
-.PHONY: all tools build stack stack-down stack-status env run worker test test-unit vet fmt-check clean-state cluster cluster-down cluster-status bench reliability
+.PHONY: all tools build stack stack-down stack-status env run worker sweeper test test-unit vet fmt-check clean-state cluster cluster-down cluster-status bench reliability
 
 all: build
 
@@ -41,6 +41,10 @@ run: tools build
 ## worker: run only the worker against the dev stack (foreground)
 worker: build
 	@eval "$$($(BIN)/devstack env)" && $(BIN)/worker
+
+## sweeper: run only the wrapping-token sweeper against the dev stack (foreground; its own Vault identity)
+sweeper: build
+	@eval "$$($(BIN)/devstack sweeper-env)" && $(BIN)/worker
 
 ## cluster / cluster-down / cluster-status: a Temporal cluster on PostgreSQL on loopback
 ## (frontend 127.0.0.1:7333; PostgreSQL 5439; five server processes), reused when up

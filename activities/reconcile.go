@@ -149,6 +149,9 @@ type Reconcile struct {
 	// means the queue this activity was dispatched on, and outside an
 	// activity skips the queue check.
 	TaskQueue string
+	// SweeperQueue is the wrapping-token sweeper's task queue
+	// (activities/sweep.go); "" when no sweeper is deployed.
+	SweeperQueue string
 }
 
 // ReconcileListInput asks for the orphans.
@@ -210,6 +213,11 @@ type ReconcileList struct {
 	// Ignored counts entries whose marker names no joiner workflow
 	// (joiner-<key>); they are left alone.
 	Ignored int `json:"ignored,omitempty"`
+	// SweeperQueue is the task queue of the wrapping-token sweeper
+	// (Reconcile.SweeperQueue), "" when none is deployed. It comes from the
+	// worker's configuration, not the workflow's input, so a caller cannot
+	// send the sweep elsewhere.
+	SweeperQueue string `json:"sweeperQueue,omitempty"`
 }
 
 // ReconcileRevokeInput names the orphan to revoke: only its key. What is
@@ -403,7 +411,7 @@ func (r *Reconcile) ReconcileListOrphans(ctx context.Context, in ReconcileListIn
 	if limit <= 0 || limit > DefaultReconcileMaxJoiners {
 		limit = DefaultReconcileMaxJoiners
 	}
-	var out ReconcileList
+	out := ReconcileList{SweeperQueue: r.SweeperQueue}
 	seen := map[string]bool{}
 	add := func(key string) bool {
 		if len(seen) >= maxCandidateKeys {

@@ -168,6 +168,36 @@ func printReport(w io.Writer, rep workflows.ReconcileReport) {
 	for _, e := range rep.Errors {
 		fmt.Fprintln(w, "error: "+e)
 	}
+	printSweep(w, rep.DryRun, rep.Sweep)
+}
+
+// printSweep renders the wrapping-token sweep's part of a report.
+func printSweep(w io.Writer, dry bool, s *workflows.SweepReport) {
+	if s == nil {
+		fmt.Fprintln(w, "wrapping-token sweep: not run (JOINERY_SWEEPER_TASK_QUEUE is off)")
+		return
+	}
+	fmt.Fprintf(w, "wrapping-token sweep: %d of Joinery's live wrapping tokens: %d too young, %d recorded in a ledger, %d unrecorded (%d revoked)\n",
+		s.Looked, s.Young, s.Recorded, len(s.Orphans), s.Revoked)
+	state := "revoked unless listed below"
+	if dry {
+		state = "would be revoked"
+	}
+	for _, o := range s.Orphans {
+		fmt.Fprintf(w, "  %s\t%s\t%s\tcreated %s\t%s\n", o.Kind, o.Key, o.Accessor, o.CreatedAt.Format(time.RFC3339), state)
+	}
+	for _, x := range s.Skipped {
+		fmt.Fprintln(w, "  skipped: "+x)
+	}
+	for _, x := range s.Failed {
+		fmt.Fprintln(w, "  FAILED: "+x)
+	}
+	if s.More {
+		fmt.Fprintln(w, "  more tokens than one run looks at: the next run continues")
+	}
+	if s.Error != "" {
+		fmt.Fprintln(w, "sweep error: "+s.Error)
+	}
 }
 
 // cmdReconcileSchedule creates the reconciler's schedule, or updates it to

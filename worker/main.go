@@ -1,5 +1,7 @@
 // Command worker runs Joinery's Temporal worker: it loads configuration and
 // the joiner policy, builds the connectors and polls the joiner task queue.
+// With JOINERY_WORKER_MODE=sweeper it runs the reconciler's wrapping-token
+// sweeper instead, a separate process with its own Vault identity.
 package main
 
 import (
@@ -15,7 +17,14 @@ import (
 )
 
 func main() {
-	cfg, err := config.LoadFor(config.Worker, nil)
+	cfg, err := config.Load(nil)
+	if err == nil {
+		b := config.Worker
+		if cfg.WorkerMode == "sweeper" {
+			b = config.Sweeper
+		}
+		err = cfg.Require(b)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -23,7 +32,11 @@ func main() {
 	logger := run.NewLogger(cfg.LogLevel, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run.Worker(ctx, cfg, logger); err != nil {
+	runFn := run.Worker
+	if cfg.WorkerMode == "sweeper" {
+		runFn = run.Sweeper
+	}
+	if err := runFn(ctx, cfg, logger); err != nil {
 		logger.Error("worker stopped", slog.String("error", err.Error()))
 		os.Exit(1)
 	}

@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -10,8 +12,12 @@ import (
 	"github.com/joinery/joinery/activities"
 )
 
-// rc is only used for method references to the reconciler's activities.
-var rc *activities.Reconcile
+// rc and sw are only used for method references to the reconciler's and
+// the sweeper's activities.
+var (
+	rc *activities.Reconcile
+	sw *activities.Sweep
+)
 
 // ReconcilerScheduleID is the Temporal Schedule that runs the reconciler
 // (starter reconcile schedule creates or updates it); its runs get the
@@ -57,6 +63,30 @@ type ReconcileReport struct {
 	Ignored  int      `json:"ignored,omitempty"`
 	// Errors are orphans whose revocation failed as a whole.
 	Errors []string `json:"errors,omitempty"`
+	// Sweep is what the wrapping-token sweep found and did (nil when no
+	// sweeper is deployed, or for runs from before the sweep).
+	Sweep *SweepReport `json:"sweep,omitempty"`
+}
+
+// SweepReport is the wrapping-token sweep's part of a report: live
+// wrapping tokens for Joinery's paths that no handover ledger records
+// (activities/sweep.go explains how they arise and why they are safe to
+// revoke).
+type SweepReport struct {
+	// Looked: Joinery's live wrapping tokens seen; Young: those too
+	// young to judge; Recorded: old ones a ledger records (left alone).
+	Looked   int `json:"looked"`
+	Young    int `json:"young"`
+	Recorded int `json:"recorded"`
+	// Orphans are the unrecorded ones: revoked (Revoked) unless DryRun.
+	Orphans []activities.WrapCandidate `json:"orphans,omitempty"`
+	Revoked int                        `json:"revoked"`
+	// Skipped and Failed as the sweeper reported them; Error when the
+	// sweep as a whole did not run (the sweeper down, a ledger unreadable).
+	Skipped []string `json:"skipped,omitempty"`
+	Failed  []string `json:"failed,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	More    bool     `json:"more,omitempty"`
 }
 
 var (
@@ -67,6 +97,16 @@ var (
 		HeartbeatTimeout:    2 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
 			MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrTypeOrderRefused}},
+	}
+	// The sweeper's calls go to its own queue and process. A sweeper that
+	// is not running must not hold the run: ScheduleToStart ends the wait
+	// and the report says so; the next run tries again.
+	optsSweep = workflow.ActivityOptions{
+		ScheduleToStartTimeout: 5 * time.Minute,
+		StartToCloseTimeout:    15 * time.Minute,
+		HeartbeatTimeout:       2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			MaximumAttempts: 3, NonRetryableErrorTypes: []string{activities.ErrTypeOrderRefused, activities.ErrTypeInvalidJoiner}},
 	}
 	// One orphan's revocation: retried a few times; what is left is found
 	// again by the next scheduled run (every step is idempotent).
@@ -90,7 +130,7 @@ func Reconciler(ctx workflow.Context, in ReconcileInput) (ReconcileReport, error
 	}
 	lctx := withOptions(ctx, optsReconcileList)
 	rctx := withOptions(ctx, optsReconcileRevoke)
-	after := ""
+	after, sweeperQueue := "", ""
 	for page := 0; ; page++ {
 		if page == maxReconcilePages || rep.Found >= maxReportItems {
 			rep.More = true
@@ -107,6 +147,9 @@ func Reconciler(ctx workflow.Context, in ReconcileInput) (ReconcileReport, error
 		rep.Clean += list.Clean
 		rep.Ignored = max(rep.Ignored, list.Ignored)
 		rep.Unjudged = append(rep.Unjudged, list.Unjudged...)
+		if page == 0 {
+			sweeperQueue = list.SweeperQueue
+		}
 		for _, o := range list.Orphans {
 			rep.add(rctx, in, o)
 		}
@@ -114,6 +157,11 @@ func Reconciler(ctx workflow.Context, in ReconcileInput) (ReconcileReport, error
 			break
 		}
 		after = list.Next
+	}
+	// After the orphans: their ledgers are ended and gone by now, so what
+	// the sweep finds for them is unrecorded and revoked too.
+	if sweeperQueue != "" && workflow.GetVersion(ctx, versionSweepWrappingTokens, workflow.DefaultVersion, 1) == 1 {
+		rep.Sweep = sweep(ctx, in, sweeperQueue)
 	}
 	workflow.GetLogger(ctx).Info("reconciler finished", "dryRun", in.DryRun, "orphans", len(rep.Orphans),
 		"found", rep.Found, "revoked", rep.Revoked, "failed", rep.Failed, "young", rep.Young)
@@ -157,4 +205,65 @@ func (rep *ReconcileReport) add(rctx workflow.Context, in ReconcileInput, o acti
 	}
 	rep.Young += len(o.Young)
 	rep.Orphans = append(rep.Orphans, o)
+}
+
+// versionSweepWrappingTokens adds the wrapping-token sweep to the
+// reconciler.
+const versionSweepWrappingTokens = "sweep-wrapping-tokens"
+
+// sweep finds the live wrapping tokens for Joinery's paths that no handover
+// ledger records and, unless DryRun, has the sweeper revoke them. The
+// sweeper lists and revokes (it may list token accessors; the worker may
+// not), the worker says what the ledgers record (it may read them; the
+// sweeper may not).
+func sweep(ctx workflow.Context, in ReconcileInput, queue string) *SweepReport {
+	o := optsSweep
+	o.TaskQueue = queue
+	sctx := withOptions(ctx, o)
+	lctx := withOptions(ctx, optsReconcileList)
+	rep := &SweepReport{}
+	var list activities.SweepList
+	if err := workflow.ExecuteActivity(sctx, sw.SweepListWrappingTokens, activities.SweepListInput{MinAge: in.MinAge}).Get(sctx, &list); err != nil {
+		rep.Error = "the sweeper did not list the wrapping tokens: " + rootMessage(err)
+		return rep
+	}
+	rep.Looked, rep.Young, rep.More = list.Looked, list.Young, list.More
+	if len(in.Keys) > 0 {
+		// A run scoped to some joiners sweeps only their tokens.
+		list.Old = slices.DeleteFunc(list.Old, func(c activities.WrapCandidate) bool {
+			return !slices.Contains(in.Keys, c.Key) && !slices.Contains(in.Keys, strings.TrimPrefix(c.Key, "joinery-"))
+		})
+	}
+	if len(list.Old) == 0 {
+		return rep
+	}
+	var rec activities.RecordedHandovers
+	if err := workflow.ExecuteActivity(lctx, rc.ReconcileRecordedHandovers, activities.RecordedHandoversInput{Tokens: list.Old}).Get(lctx, &rec); err != nil {
+		rep.Error = "the handover ledgers could not be read: " + rootMessage(err)
+		return rep
+	}
+	recorded := make(map[string]bool, len(rec.Recorded))
+	for _, a := range rec.Recorded {
+		recorded[a] = true
+	}
+	var orphans []string
+	for _, c := range list.Old {
+		if recorded[c.Accessor] {
+			rep.Recorded++
+			continue
+		}
+		rep.Orphans = append(rep.Orphans, c)
+		orphans = append(orphans, c.Accessor)
+	}
+	if in.DryRun || len(orphans) == 0 {
+		return rep
+	}
+	var done activities.SweepRevoked
+	if err := workflow.ExecuteActivity(sctx, sw.SweepRevokeWrappingTokens, activities.SweepRevokeInput{
+		Accessors: orphans, MinAge: in.MinAge}).Get(sctx, &done); err != nil {
+		rep.Error = "the sweeper did not revoke the orphaned wrapping tokens: " + rootMessage(err)
+		return rep
+	}
+	rep.Revoked, rep.Skipped, rep.Failed = len(done.Revoked), done.Skipped, done.Failed
+	return rep
 }

@@ -98,6 +98,15 @@ type Config struct {
 	// WorkerStickyCacheSize is how many workflows the worker keeps in
 	// memory between tasks (JOINERY_WORKER_STICKY_CACHE_SIZE).
 	WorkerStickyCacheSize int
+	// WorkerMode is what the worker binary runs: "joiner" (the joiners,
+	// the reconciler) or "sweeper" (the wrapping-token sweep, with its own
+	// Vault identity; activities/sweep.go).
+	WorkerMode string
+	// SweeperTaskQueue is the sweeper's queue ("off": none deployed, the
+	// reconciler skips the sweep); SweeperMinAge is how old an unrecorded
+	// wrapping token must be before the sweeper revokes it.
+	SweeperTaskQueue string
+	SweeperMinAge    time.Duration
 	// PseudonymKey keys the HMAC that turns usernames into the values of
 	// the JoinerManager, JoinerDeciders and JoinerDecidedBy search
 	// attributes (internal/pseudonym), which the server holds in clear.
@@ -257,6 +266,9 @@ func Vars() []Var {
 		{Name: "JOINERY_INTAKE_METRICS_ADDR", Default: "127.0.0.1:9465", Doc: "Listen address of the intake's `/metrics` (requests by outcome, the blast-radius hold), apart from the intake's own port; `off` turns it off", set: listenAddrOrOff(func(c *Config) *string { return &c.IntakeMetricsAddr })},
 		{Name: "JOINERY_INBOX_METRICS_ADDR", Default: "127.0.0.1:9466", Doc: "Listen address of the approval inbox's `/metrics` (sign-ins, decisions, security events), apart from the inbox's own port; `off` turns it off", set: listenAddrOrOff(func(c *Config) *string { return &c.InboxMetricsAddr })},
 		{Name: "JOINERY_METRICS_INTERVAL", Default: "30s", Doc: "How often the worker re-reads the joiner-state gauges from Temporal visibility (and the intake the hold); scrapes answer from the last reading", set: duration(func(c *Config) *time.Duration { return &c.MetricsInterval })},
+		{Name: "JOINERY_WORKER_MODE", Default: "joiner", Doc: "What the worker binary runs: `joiner` (joiners and the reconciler, on JOINERY_TASK_QUEUE) or `sweeper` (only the reconciler's wrapping-token sweep, on JOINERY_SWEEPER_TASK_QUEUE, as a separate process with its own Vault AppRole joinery-sweeper, the only identity that may list token accessors; it needs no LDAP, HRIS or SMTP settings)", set: str(func(c *Config) *string { return &c.WorkerMode })},
+		{Name: "JOINERY_SWEEPER_TASK_QUEUE", Default: "joinery-sweeper", Doc: "Task queue of the wrapping-token sweeper; the reconciler sends the sweep there (`off`: no sweeper is deployed and the reconciler skips the sweep; a sweeper that is deployed but down makes the run report it after 5 minutes)", set: str(func(c *Config) *string { return &c.SweeperTaskQueue })},
+		{Name: "JOINERY_SWEEPER_MIN_AGE", Default: "10m", Doc: "How old a wrapping token for a Joinery path that no handover ledger records must be before the sweeper revokes it (at least 3m: a credential attempt records its token within its 1-minute timeout)", set: duration(func(c *Config) *time.Duration { return &c.SweeperMinAge })},
 		{Name: "JOINERY_WORKER_STICKY_CACHE_SIZE", Default: "1000", Doc: "How many workflows the worker keeps cached in memory between workflow tasks (the SDK's sticky cache, whose own default is 10,000; a joiner waiting for approval takes about 120 kB of it). A joiner evicted from the cache is rebuilt by replaying its history on its next event (a signal, a timer): slower, never wrong. Set once per process, when the worker starts", set: positiveInt(func(c *Config) *int { return &c.WorkerStickyCacheSize })},
 
 		{Name: "JOINERY_TEMPORAL_TLS_CA_FILE", Default: "", Doc: "PEM CA bundle that verifies the Temporal frontend's certificate; setting it turns TLS on for every Temporal client (worker, starter, intake, inbox)", set: str(func(c *Config) *string { return &c.TemporalTLSCAFile })},
@@ -306,6 +318,17 @@ func Load(getenv func(string) string) (Config, error) {
 	default:
 		problems = append(problems, fmt.Sprintf("JOINERY_NOTIFIER: want smtp or file, got %q", c.Notifier))
 	}
+	switch c.WorkerMode {
+	case "joiner", "sweeper":
+	default:
+		problems = append(problems, fmt.Sprintf("JOINERY_WORKER_MODE: want joiner or sweeper, got %q", c.WorkerMode))
+	}
+	if c.SweeperMinAge < 3*time.Minute {
+		problems = append(problems, fmt.Sprintf("JOINERY_SWEEPER_MIN_AGE: want at least 3m (a credential attempt may still record its token until its 1-minute timeout, plus clock skew), got %s", c.SweeperMinAge))
+	}
+	if c.SweeperTaskQueue == c.TaskQueue {
+		problems = append(problems, "JOINERY_SWEEPER_TASK_QUEUE: must differ from JOINERY_TASK_QUEUE (the sweeper's identity must not serve the joiners' tasks)")
+	}
 	if len(problems) > 0 {
 		return Config{}, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
@@ -350,6 +373,9 @@ const (
 	// Worker needs the LDAP bind password, the HRIS API key and Vault
 	// credentials.
 	Worker Binary = "worker"
+	// Sweeper is the worker binary in sweeper mode: it needs only its
+	// Vault credentials.
+	Sweeper Binary = "worker (JOINERY_WORKER_MODE=sweeper)"
 	// Serve (`starter serve`) needs the intake token, the webhook secret and
 	// the HRIS API key (the intake reads the HR record before it starts a
 	// joiner).
@@ -374,6 +400,13 @@ func (c Config) Require(b Binary) error {
 		need("JOINERY_PSEUDONYM_KEY", c.PseudonymKey)
 		if _, _, err := c.VaultCredentials(); err != nil {
 			missing = append(missing, err.Error())
+		}
+	case Sweeper:
+		if _, _, err := c.VaultCredentials(); err != nil {
+			missing = append(missing, err.Error())
+		}
+		if c.SweeperTaskQueue == "off" {
+			missing = append(missing, "JOINERY_SWEEPER_TASK_QUEUE (it is off)")
 		}
 	case Serve:
 		need("JOINERY_INTAKE_TOKEN", c.IntakeToken)

@@ -481,6 +481,11 @@ func (c Config) bootstrapVault(ctx context.Context, addr string) error {
 	if err := c.setupVaultWorker(ctx, addr, keys.RootToken); err != nil {
 		return fmt.Errorf("worker identity: %w", err)
 	}
+	// The sweeper gets its own, separate identity: it alone may list token
+	// accessors (activities/sweep.go).
+	if err := c.setupVaultSweeper(ctx, addr, keys.RootToken); err != nil {
+		return fmt.Errorf("sweeper identity: %w", err)
+	}
 	return nil
 }
 

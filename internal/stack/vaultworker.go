@@ -190,7 +190,13 @@ func (c Config) setupVaultWorker(ctx context.Context, addr, rootToken string) er
 	if err != nil {
 		return err
 	}
-	if err := writeOwnerOnly(VaultWorkerRoleIDFile(c.StateDir), roleID); err != nil {
+	return writeAppRoleFiles(ctx, addr, rootToken, WorkerAppRole, roleID, VaultWorkerRoleIDFile(c.StateDir), VaultWorkerSecretIDFile(c.StateDir))
+}
+
+// writeAppRoleFiles writes role's RoleID to roleIDFile and, unless
+// sidFile holds a SecretID Vault still knows, a new SecretID to sidFile.
+func writeAppRoleFiles(ctx context.Context, addr, rootToken, role, roleID, roleIDFile, sidFile string) error {
+	if err := writeOwnerOnly(roleIDFile, roleID); err != nil {
 		return err
 	}
 	vcfg := vault.DefaultConfig()
@@ -200,9 +206,8 @@ func (c Config) setupVaultWorker(ctx context.Context, addr, rootToken string) er
 		return err
 	}
 	vc.SetToken(rootToken)
-	sidFile := VaultWorkerSecretIDFile(c.StateDir)
 	if b, err := os.ReadFile(sidFile); err == nil {
-		s, err := vc.Logical().WriteWithContext(ctx, "auth/approle/role/"+WorkerAppRole+"/secret-id/lookup",
+		s, err := vc.Logical().WriteWithContext(ctx, "auth/approle/role/"+role+"/secret-id/lookup",
 			map[string]any{"secret_id": strings.TrimSpace(string(b))})
 		if err == nil && s != nil {
 			return nil
@@ -210,13 +215,13 @@ func (c Config) setupVaultWorker(ctx context.Context, addr, rootToken string) er
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	s, err := vc.Logical().WriteWithContext(ctx, "auth/approle/role/"+WorkerAppRole+"/secret-id", nil)
+	s, err := vc.Logical().WriteWithContext(ctx, "auth/approle/role/"+role+"/secret-id", nil)
 	if err != nil {
-		return fmt.Errorf("worker secret-id: %w", err)
+		return fmt.Errorf("%s secret-id: %w", role, err)
 	}
 	sid, _ := s.Data["secret_id"].(string)
 	if sid == "" {
-		return errors.New("worker secret-id: Vault returned none")
+		return fmt.Errorf("%s secret-id: Vault returned none", role)
 	}
 	return writeOwnerOnly(sidFile, sid)
 }

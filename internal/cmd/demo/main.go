@@ -95,7 +95,15 @@ func demo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The sweeper: the reconciler's wrapping-token sweep, a separate
+	// process with its own Vault identity (activities/sweep.go).
+	sweeper, err := startProcess(ep, repo, stack.SweeperEnv(ep), "sweeper", "sweeper", filepath.Join(ep.BinDir, "worker"))
+	if err != nil {
+		worker.stop()
+		return err
+	}
 	defer func() {
+		sweeper.stop()
 		worker.stop()
 		if !wasUp {
 			say("stopping the dev stack it started")
@@ -185,7 +193,7 @@ Start another joiner:
   bin/starter approve 200 --as ada.lovelace # or in the inbox
   bin/starter list --kind service-account --expiring-within 120d
   bin/starter audit nhi-reporting-sync-production
-Ctrl-C stops the inbox, the intake and the worker%s.
+Ctrl-C stops the inbox, the intake, the worker and the sweeper%s.
 `, cfg.InboxURL, ep.TemporalUIURL, ep.MailpitAPIURL, ep.VaultAddr, filepath.Join(ep.StateDir, "vault", "root-token"), ep.LDAPURL, ep.LDAPBindDN, ep.HRISURL,
 		waiting, link, waiting, waiting, map[bool]string{true: "", false: " and the stack"}[wasUp])
 	<-ctx.Done()

@@ -67,12 +67,18 @@ func main() {
 		if bad {
 			os.Exit(1)
 		}
-	case "env":
-		for _, kv := range stack.Env(cfg.Endpoints()) {
+	case "env", "sweeper-env":
+		// sweeper-env: the settings of the wrapping-token sweeper (the
+		// worker binary in sweeper mode, with its own Vault identity).
+		env := stack.Env
+		if os.Args[1] == "sweeper-env" {
+			env = stack.SweeperEnv
+		}
+		for _, kv := range env(cfg.Endpoints()) {
 			fmt.Printf("export %s\n", kv)
 		}
 	default:
-		fmt.Fprintln(os.Stderr, "usage: devstack up|down|status|env")
+		fmt.Fprintln(os.Stderr, "usage: devstack up|down|status|env|sweeper-env")
 		os.Exit(2)
 	}
 }

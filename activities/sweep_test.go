@@ -1,0 +1,109 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/joinery/joinery/connectors/secrets"
+)
+
+// fakeSweepVault holds tokens by accessor and records revokes.
+type fakeSweepVault struct {
+	tokens  map[string]secrets.WrapToken
+	revoked []string
+	fail    error
+}
+
+func (f *fakeSweepVault) WrappingTokens(_ context.Context, _ int, fn func(secrets.WrapToken) error) (bool, error) {
+	for _, t := range f.tokens {
+		if err := fn(t); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+func (f *fakeSweepVault) LookupWrapToken(_ context.Context, acc string) (secrets.WrapToken, bool, error) {
+	t, ok := f.tokens[acc]
+	return t, ok, nil
+}
+
+func (f *fakeSweepVault) RevokeAccessor(_ context.Context, acc string) error {
+	if f.fail != nil {
+		return f.fail
+	}
+	f.revoked = append(f.revoked, acc)
+	delete(f.tokens, acc)
+	return nil
+}
+
+// However low the configured or requested minimum age, a token younger
+// than MinSweepAge is neither listed as old nor revoked: its attempt may
+// still be about to record it.
+func TestSweepNeverGoesBelowTheFloor(t *testing.T) {
+	now := time.Now()
+	v := &fakeSweepVault{tokens: map[string]secrets.WrapToken{
+		"fresh": {Accessor: "fresh", Kind: secrets.WrapCredential, Key: "1", CreatedAt: now.Add(-time.Minute)},
+		"old":   {Accessor: "old", Kind: secrets.WrapCredential, Key: "2", CreatedAt: now.Add(-time.Hour)},
+	}}
+	s := &Sweep{Vault: v, MinAge: time.Second, Now: func() time.Time { return now }}
+	list, err := s.SweepListWrappingTokens(context.Background(), SweepListInput{})
+	require.NoError(t, err)
+	require.Equal(t, 1, list.Young)
+	require.Len(t, list.Old, 1)
+	require.Equal(t, "old", list.Old[0].Accessor)
+
+	out, err := s.SweepRevokeWrappingTokens(context.Background(), SweepRevokeInput{Accessors: []string{"fresh", "old", "unknown"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"old"}, v.revoked, "only the old one")
+	require.Len(t, out.Skipped, 2)
+
+	// An input can raise the minimum age, never lower it.
+	v.tokens["old2"] = secrets.WrapToken{Accessor: "old2", Kind: secrets.WrapCredential, Key: "3", CreatedAt: now.Add(-time.Hour)}
+	out, err = s.SweepRevokeWrappingTokens(context.Background(), SweepRevokeInput{Accessors: []string{"old2"}, MinAge: 2 * time.Hour})
+	require.NoError(t, err)
+	require.Empty(t, out.Revoked)
+	require.Contains(t, v.tokens, "old2")
+}
+
+// A dry run looks up and revokes nothing; a Vault that refuses every
+// revoke fails the call so Temporal retries it.
+func TestSweepDryRunAndFailures(t *testing.T) {
+	now := time.Now()
+	v := &fakeSweepVault{tokens: map[string]secrets.WrapToken{
+		"old": {Accessor: "old", Kind: secrets.WrapCredential, Key: "2", CreatedAt: now.Add(-time.Hour)},
+	}}
+	s := &Sweep{Vault: v, Now: func() time.Time { return now }}
+	out, err := s.SweepRevokeWrappingTokens(context.Background(), SweepRevokeInput{Accessors: []string{"old"}, DryRun: true})
+	require.NoError(t, err)
+	require.Len(t, out.Revoked, 1)
+	require.Empty(t, v.revoked)
+
+	v.fail = errors.New("vault sealed")
+	_, err = s.SweepRevokeWrappingTokens(context.Background(), SweepRevokeInput{Accessors: []string{"old"}})
+	require.ErrorContains(t, err, "vault sealed")
+
+	_, err = s.SweepRevokeWrappingTokens(context.Background(), SweepRevokeInput{Accessors: make([]string, sweepMaxTokens+1)})
+	require.Error(t, err, "too many at once")
+	_, err = s.SweepListWrappingTokens(context.Background(), SweepListInput{MinAge: -time.Second})
+	require.Error(t, err)
+}
+
+// The worker's half refuses candidates that name no Joinery ledger: a
+// path-like key, a role outside joinery-nhi-, an unknown kind.
+func TestRecordedHandoversRefusesForeignNames(t *testing.T) {
+	r := &Reconcile{Secrets: nil}
+	for _, c := range []WrapCandidate{
+		{Accessor: "a", Kind: secrets.WrapCredential, Key: "../x"},
+		{Accessor: "a", Kind: secrets.WrapWorkload, Key: "joinery-worker"},
+		{Accessor: "a", Kind: secrets.WrapWorkload, Key: "joinery-nhi-"},
+		{Accessor: "a", Kind: "other", Key: "1"},
+	} {
+		_, err := r.ReconcileRecordedHandovers(context.Background(), RecordedHandoversInput{Tokens: []WrapCandidate{c}})
+		require.Error(t, err, "%+v", c)
+	}
+}
