@@ -30,7 +30,21 @@ const (
 	// expiry). The entry may stay for the record, but only disabled; no
 	// membership, secret, token, SecretID, AppRole or policy may remain.
 	Disabled
+	// HandedBack: a rehire generation that was rolled back. Its entry is
+	// the earlier generation's and is never deleted: exactly one entry,
+	// disabled (carrying the marker AuditOwners names, if any); no
+	// membership, readable secret or live wrapping token may remain, and
+	// the HR fields it wrote are restored (the suite's leavers carry none,
+	// so none may be set).
+	HandedBack
 )
+
+// Owner is the ownership marker an entry must carry (AuditOwners): the
+// joiner's workflow ID, e.g. joiner-123~g2 for a rehire generation, and,
+// when not empty, the run.
+type Owner struct {
+	Joiner, Run string
+}
 
 // String names the expectation.
 func (e Expect) String() string {
@@ -39,6 +53,8 @@ func (e Expect) String() string {
 		return "live"
 	case Disabled:
 		return "disabled"
+	case HandedBack:
+		return "handed back"
 	}
 	return "gone"
 }
@@ -84,8 +100,15 @@ func (r *Report) add(joiner, server, format string, args ...any) {
 // (a membership naming a deleted entry, a wrapping token for a path no live
 // joiner owns) cover things Joinery may have lost track of.
 func (a *Auditor) Audit(ctx context.Context, want map[string]Expect) (Report, error) {
+	return a.AuditOwners(ctx, want, nil)
+}
+
+// AuditOwners is Audit that also requires the entry of each joiner in
+// owners to carry that marker (a rehire generation's, or the earlier
+// generation's after a hand-back) and, when it is Live, to be enabled.
+func (a *Auditor) AuditOwners(ctx context.Context, want map[string]Expect, owners map[string]Owner) (Report, error) {
 	var r Report
-	if err := a.auditLDAP(ctx, want, &r); err != nil {
+	if err := a.auditLDAP(ctx, want, owners, &r); err != nil {
 		return r, fmt.Errorf("ldap: %w", err)
 	}
 	if err := a.auditVault(ctx, want, &r); err != nil {
@@ -98,7 +121,7 @@ func (a *Auditor) Audit(ctx context.Context, want map[string]Expect) (Report, er
 	return r, nil
 }
 
-func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, r *Report) error {
+func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, owners map[string]Owner, r *Report) error {
 	conn, err := ldap.DialURL(a.LDAPURL)
 	if err != nil {
 		return err
@@ -111,7 +134,7 @@ func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, r *Repo
 	// the ownership marker: the marker may be missing on a broken entry,
 	// the employee number on a non-human one.
 	res, err := conn.SearchWithPaging(ldap.NewSearchRequest(a.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(|(employeeNumber=*)(joineryJoiner=*))", []string{"employeeNumber", "joineryJoiner", "uid", "cn", "description", "userPassword"}, nil), 500)
+		"(|(employeeNumber=*)(joineryJoiner=*))", []string{"employeeNumber", "joineryJoiner", "joineryRun", "uid", "cn", "description", "userPassword"}, nil), 500)
 	if err != nil {
 		return err
 	}
@@ -119,6 +142,7 @@ func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, r *Repo
 	exists := map[string]bool{}
 	enabled := map[string]bool{}
 	byUID := map[string][]string{}
+	marker := map[string]Owner{}
 	for _, e := range res.Entries {
 		exists[strings.ToLower(e.DN)] = true
 		// Enabled unless it carries a disabled marker or a locked password.
@@ -128,8 +152,11 @@ func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, r *Repo
 		}
 		id := e.GetAttributeValue("employeeNumber")
 		if m := e.GetAttributeValue("joineryJoiner"); m != "" {
-			id = strings.TrimPrefix(m, "joiner-")
+			// A rehire generation's marker is joiner-<id>~g<N>: the same
+			// person's entry, so it counts (and duplicates) as theirs.
+			id = markerKey(m)
 		}
+		marker[e.DN] = Owner{Joiner: e.GetAttributeValue("joineryJoiner"), Run: e.GetAttributeValue("joineryRun")}
 		if _, ours := want[id]; ours {
 			byJoiner[id] = append(byJoiner[id], e.DN)
 		}
@@ -141,6 +168,10 @@ func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, r *Repo
 			r.add(id, "ldap", "entry left after rollback: %s", strings.Join(dns, "; "))
 		case exp == Disabled && len(dns) == 1 && enabled[dns[0]]:
 			r.add(id, "ldap", "entry still enabled after revocation: %s", dns[0])
+		case exp == HandedBack && len(dns) == 0:
+			r.add(id, "ldap", "no entry after a rehire's rollback (it must be kept, disabled)")
+		case exp == HandedBack && len(dns) == 1 && enabled[dns[0]]:
+			r.add(id, "ldap", "entry still enabled after the rehire's rollback: %s", dns[0])
 		case exp == Live && len(dns) == 0:
 			r.add(id, "ldap", "no entry for a provisioned joiner")
 		case len(dns) > 1:
@@ -148,6 +179,15 @@ func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, r *Repo
 		}
 		if exp == Live {
 			r.Entries += len(dns)
+		}
+		if o, ok := owners[id]; ok && len(dns) == 1 {
+			got := marker[dns[0]]
+			if got.Joiner != o.Joiner || (o.Run != "" && got.Run != o.Run) {
+				r.add(id, "ldap", "entry %s carries the marker %s (run %q), want %s (run %q)", dns[0], got.Joiner, got.Run, o.Joiner, o.Run)
+			}
+			if exp == Live && !enabled[dns[0]] {
+				r.add(id, "ldap", "entry of a provisioned rehire is disabled: %s", dns[0])
+			}
 		}
 	}
 	// One username, one entry, across every container (a cross-OU
@@ -196,6 +236,16 @@ func (a *Auditor) auditLDAP(ctx context.Context, want map[string]Expect, r *Repo
 		}
 	}
 	return nil
+}
+
+// markerKey is the joiner key of an ownership marker: joiner-<key> and
+// every rehire generation joiner-<key>~g<N> of it.
+func markerKey(m string) string {
+	k := strings.TrimPrefix(m, "joiner-")
+	if i := strings.LastIndex(k, "~g"); i > 0 {
+		k = k[:i]
+	}
+	return k
 }
 
 func ownerOf(byJoiner map[string][]string, dn string) (string, bool) {
@@ -401,7 +451,7 @@ func (a *Auditor) auditHRIS(ctx context.Context, want map[string]Expect, r *Repo
 		email, _ := got["workEmail"].(string)
 		user, _ := got["customUsername"].(string)
 		switch {
-		case exp == Gone && (email != "" || user != ""):
+		case (exp == Gone || exp == HandedBack) && (email != "" || user != ""):
 			r.add(id, "hris", "write-back left after rollback: workEmail=%q customUsername=%q", email, user)
 		case exp == Live && (email == "" || user == ""):
 			r.add(id, "hris", "write-back missing for a provisioned joiner: workEmail=%q customUsername=%q", email, user)

@@ -8,8 +8,8 @@ import "time"
 // reliability -joiners=200 -crash-runs=3): a crash right after every
 // side effect of a joiner and of every compensation, kill -9 with 200
 // joiners in flight, a Temporal server restart, 30 s outages of LDAP,
-// Vault and the HRIS, duplicate and concurrent starts, rescind races and
-// the cancel of active time-bound access.
+// Vault and the HRIS, duplicate and concurrent starts, rescind races, the
+// cancel of active time-bound access and rehires (rehire_test.go).
 func scenarios() []scenario {
 	return []scenario{
 		{"crash-after-side-effect", crashAfter(stepClaim, stepGroup, stepPassword, stepSecret, stepWrap, stepWrite,
@@ -22,6 +22,10 @@ func scenarios() []scenario {
 		{"duplicate-starts", duplicateStarts(5, 8)},
 		{"rescind-race", rescindRace(6)},
 		{"cancel-time-bound", cancelTimeBound(3)},
+		// Last: they restart the worker on a policy with a rehire section.
+		{"rehire-crash-take-over", func(su *Suite) { rehireCrashTakeOver(*flagCrashRuns)(su) }},
+		{"rehire-rollback", func(su *Suite) { rehireRollback(*flagCrashRuns)(su) }},
+		{"rehire-concurrent", func(su *Suite) { rehireConcurrent(*flagCrashRuns)(su) }},
 	}
 }
 
