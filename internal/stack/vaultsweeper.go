@@ -48,8 +48,9 @@ func (c Config) setupVaultSweeper(ctx context.Context, addr, rootToken string) e
 	if err != nil {
 		return err
 	}
+	// Short tokens, as in compose: this identity can revoke any token.
 	roleID, err := InstallSweeperVaultIdentity(ctx, admin, secrets.AppRoleOptions{
-		TokenTTL: time.Hour, TokenMaxTTL: 4 * time.Hour,
+		TokenTTL: 15 * time.Minute, TokenMaxTTL: time.Hour,
 		TokenBoundCIDRs: []string{"127.0.0.1/32"}, SecretIDBoundCIDRs: []string{"127.0.0.1/32"},
 	})
 	if err != nil {
