@@ -126,6 +126,15 @@ func crashAfter(faults ...stepFault) func(su *Suite) {
 		}
 		for i, f := range faults {
 			group := js[i*runs : (i+1)*runs]
+			if f.name == stepWrap.name {
+				var fired []time.Time
+				for _, a := range all[i*runs : (i+1)*runs] {
+					if a.tr != nil && a.tr.At != (time.Time{}) {
+						fired = append(fired, a.tr.At)
+					}
+				}
+				su.sweepOrphans(ctx, f.name, group, fired)
+			}
 			want := map[string]Expect{}
 			for _, j := range group {
 				want[j.ID] = Live

@@ -30,6 +30,10 @@ type Stack struct {
 	LDAP, Vault, HRIS *Proxy
 	// Worker is the worker process, connected through the proxies.
 	Worker *Process
+	// Sweeper is the wrapping-token sweeper (the worker binary in sweeper
+	// mode, its own Vault identity), straight to Vault: it is not what the
+	// faults are aimed at, it is what cleans up after one.
+	Sweeper *Process
 }
 
 // StartStack brings up a private stack under dir. workerBin is the worker
@@ -85,8 +89,18 @@ func StartStack(ctx context.Context, repo, dir, workerBin string) (*Stack, error
 		return nil, err
 	}
 	s.Worker = &Process{Bin: workerBin, Env: env, Dir: wdir, Log: filepath.Join(cfg.StateDir, "logs", "worker.log")}
+	senv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		// The lowest minimum age the sweeper accepts: the suite waits it out.
+		"JOINERY_SWEEPER_MIN_AGE=" + SweeperMinAge.String()}
+	s.Sweeper = &Process{Bin: workerBin, Env: append(senv, stack.SweeperEnv(ep)...), Dir: wdir,
+		Log: filepath.Join(cfg.StateDir, "logs", "sweeper.log")}
 	return s, nil
 }
+
+// SweeperMinAge is the private sweeper's minimum age: the floor
+// (activities.MinSweepAge), so the suite waits as little as the product
+// allows.
+const SweeperMinAge = 3 * time.Minute
 
 // ClientEnv is the configuration for the suite's own Joinery client (the
 // starter side): the private stack, straight to the servers.
@@ -146,6 +160,9 @@ func (s *Stack) RestartTemporal(ctx context.Context, downFor time.Duration) erro
 func (s *Stack) Close() error {
 	if s.Worker != nil {
 		s.Worker.Stop()
+	}
+	if s.Sweeper != nil {
+		s.Sweeper.Stop()
 	}
 	for _, p := range []*Proxy{s.LDAP, s.Vault, s.HRIS} {
 		if p != nil {

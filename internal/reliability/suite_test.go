@@ -97,6 +97,7 @@ func newSuite(t *testing.T) *Suite {
 	require.NoError(t, err)
 	t.Logf("private stack up in %s (state %s; Temporal %s)", time.Since(start).Round(time.Second), s.Cfg.StateDir, s.EP.TemporalAddress)
 	require.NoError(t, s.Worker.StartChecked(2*time.Second))
+	require.NoError(t, s.Sweeper.StartChecked(2*time.Second))
 	d, err := NewDriver(ctx, s, repo)
 	require.NoError(t, err)
 	t.Cleanup(d.C.Close)
