@@ -213,10 +213,15 @@ func (a *Activities) admitRead(ctx context.Context, step, what string) error {
 // Verdicts are cached briefly per run: type and queue never change, and a
 // run that just closed has no more orders in flight worth acting on.
 func (a *Activities) admitRun(ctx context.Context, o order) error {
-	if a.Runs == nil || o.c.run == "" {
-		// Tests that build Activities by hand; the worker always sets Runs
-		// (internal/run).
-		return nil
+	if !o.c.inActivity {
+		return nil // trusted code calling directly
+	}
+	if a.Runs == nil {
+		// Fail closed: a worker wired without a Temporal client cannot
+		// tell Joinery's runs from anyone's, so it takes no orders. The
+		// worker always sets Runs (internal/run), and so must every
+		// harness that runs these activities on a Temporal worker.
+		return a.refuse(o, "this worker has no Temporal client to confirm its caller with")
 	}
 	queue := activity.GetInfo(ctx).TaskQueue
 	b := a.book()

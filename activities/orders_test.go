@@ -37,6 +37,7 @@ func runAs(t *testing.T, a *Activities, wfType, wfID string, fn, in, out any) er
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	env := s.NewTestWorkflowEnvironment()
+	withSuiteRuns(a, wfType)
 	env.RegisterActivity(a)
 	env.RegisterWorkflowWithOptions(func(ctx workflow.Context) error {
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,

@@ -264,7 +264,9 @@ func (r *Reconcile) admitReconciler(ctx context.Context, step, what string) erro
 	why := ""
 	if c.typ != ReconcilerWorkflowType {
 		why = fmt.Sprintf("scheduled by a workflow of type %q, not %q", c.typ, ReconcilerWorkflowType)
-	} else if r.Joiners != nil && c.run != "" {
+	} else if r.Joiners == nil {
+		why = "this worker has no Temporal client to confirm its caller with" // fail closed
+	} else {
 		var err error
 		if why, err = runVerdict(ctx, r.Joiners, c.id, c.run, ReconcilerWorkflowType, activity.GetInfo(ctx).TaskQueue); err != nil {
 			return err

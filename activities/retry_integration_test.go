@@ -93,6 +93,7 @@ func runSteps(t *testing.T, a *Activities, wfID string, steps []step, outs []any
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
+	withSuiteRuns(a, JoinerWorkflowType)
 	env.RegisterActivity(a)
 	env.RegisterWorkflowWithOptions(func(ctx workflow.Context) error {
 		for i, st := range steps {

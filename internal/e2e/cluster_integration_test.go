@@ -70,6 +70,7 @@ func newClusterHarness(t *testing.T) *Harness {
 	h.HR = acts.HRIS.(*hris.Client)
 	h.C, err = run.Dial(ctx, cfg, logger)
 	require.NoError(t, err)
+	acts.Runs = h.C // order checks confirm each caller with Temporal (activities/orders.go)
 	elig, err := run.NewEligibility(cfg, acts.HRIS)
 	require.NoError(t, err)
 	w := worker.New(h.C, cfg.TaskQueue, worker.Options{})
