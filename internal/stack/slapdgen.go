@@ -36,6 +36,10 @@ type SlapdImage struct {
 	// ServicePassword is the worker's service account's password
 	// (LDAPServiceDN). Required.
 	ServicePassword string
+	// InboxPassword is the approval inbox's account's password
+	// (LDAPInboxDN). Empty locks the account ({CRYPT}!): a directory for a
+	// deployment without the inbox has no usable password it never gave out.
+	InboxPassword string
 	// DemoPeople keeps the seed people's dev passwords (README, "Dev
 	// sign-in"). Off, their entries exist but cannot bind, so no well-known
 	// password reaches a deployment unnoticed.
@@ -54,20 +58,32 @@ func (s SlapdImage) validate() error {
 	if s.RepoDir == "" || s.Dir == "" {
 		problems = append(problems, "repository and output directories are required")
 	}
-	for name, v := range map[string]string{"root password": s.RootPassword, "service account password": s.ServicePassword} {
+	secrets := map[string]string{"root password": s.RootPassword, "service account password": s.ServicePassword}
+	if s.InboxPassword != "" {
+		secrets["inbox account password"] = s.InboxPassword
+	}
+	for _, name := range []string{"root password", "service account password", "inbox account password"} {
+		v, ok := secrets[name]
 		switch {
+		case !ok:
+			// The inbox's is optional (InboxPassword).
 		case v == "":
 			problems = append(problems, name+" is required")
 		case len(v) < minSlapdSecret:
 			problems = append(problems, fmt.Sprintf("%s is shorter than %d characters", name, minSlapdSecret))
 		case strings.ContainsAny(v, "\n\r"):
 			problems = append(problems, name+" contains a line break")
-		case v == LDAPBindPassword || v == LDAPServicePassword:
+		case v == LDAPBindPassword || v == LDAPServicePassword || v == LDAPInboxPassword:
 			problems = append(problems, name+" is a dev stack password")
 		}
 	}
 	if s.RootPassword != "" && s.RootPassword == s.ServicePassword {
 		problems = append(problems, "the root and service account passwords must differ")
+	}
+	// One identity's password must not open another's: the inbox faces
+	// browsers, and whoever learns its password must not become the worker.
+	if s.InboxPassword != "" && (s.InboxPassword == s.RootPassword || s.InboxPassword == s.ServicePassword) {
+		problems = append(problems, "the inbox account password must differ from the root and service account passwords")
 	}
 	if len(problems) > 0 {
 		return errors.New("slapd: " + strings.Join(problems, "; "))
@@ -112,7 +128,8 @@ func (s SlapdImage) Config() (string, error) {
 }
 
 // Seed renders the seed LDIF: testdata/ldap/seed.ldif with the service
-// account's password set to the salted hash of ServicePassword and, unless
+// account's password set to the salted hash of ServicePassword, the inbox
+// account's to that of InboxPassword (locked when it is empty) and, unless
 // DemoPeople, every other userPassword locked ({CRYPT}! never matches).
 func (s SlapdImage) Seed() (string, error) {
 	if err := s.validate(); err != nil {
@@ -127,9 +144,15 @@ func (s SlapdImage) Seed() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	inbox := LockedUserPassword
+	if s.InboxPassword != "" {
+		if inbox, err = SSHA(s.InboxPassword); err != nil {
+			return "", err
+		}
+	}
 	var b strings.Builder
 	var dn string
-	skipping, sawService := false, false
+	skipping, sawService, sawInbox := false, false, false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
@@ -147,8 +170,10 @@ func (s SlapdImage) Seed() (string, error) {
 			switch {
 			case strings.EqualFold(dn, LDAPServiceDN):
 				line, sawService = "userPassword: "+svc, true
+			case strings.EqualFold(dn, LDAPInboxDN):
+				line, sawInbox = "userPassword: "+inbox, true
 			case !s.DemoPeople:
-				line = "userPassword: {CRYPT}!"
+				line = "userPassword: " + LockedUserPassword
 			default:
 				skipping = false
 			}
@@ -160,6 +185,10 @@ func (s SlapdImage) Seed() (string, error) {
 	}
 	if !sawService {
 		return "", fmt.Errorf("slapd: the seed has no password line for %s", LDAPServiceDN)
+	}
+	if !sawInbox {
+		// Otherwise the seed's dev hash would be what a deployment gets.
+		return "", fmt.Errorf("slapd: the seed has no password line for %s", LDAPInboxDN)
 	}
 	return b.String(), nil
 }
@@ -203,7 +232,7 @@ func (s SlapdImage) Write(ctx context.Context) error {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(s.Dir, "data", "data.mdb")); err == nil {
-		return nil
+		return s.addMissingInboxAccount(ctx, confFile, seed)
 	}
 	out, err := exec.CommandContext(ctx, slapBin("slapadd"), "-f", confFile, "-l", seedFile).CombinedOutput()
 	if err != nil {
@@ -212,6 +241,47 @@ func (s SlapdImage) Write(ctx context.Context) error {
 	}
 	return nil
 }
+
+// addMissingInboxAccount adds the inbox's account, as the seed renders it,
+// to a database loaded before the account existed (a deployment upgraded to
+// an image with it). slapd is not running yet, so slapcat and slapadd work
+// on the database directly. An account already there is left as it is: its
+// password is the directory's to keep, as the worker's is.
+func (s SlapdImage) addMissingInboxAccount(ctx context.Context, confFile, seed string) error {
+	out, err := exec.CommandContext(ctx, slapBin("slapcat"), "-f", confFile, "-s", LDAPInboxDN).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("slapcat %s: %v: %s", LDAPInboxDN, err, out)
+	}
+	if strings.Contains(strings.ToLower(string(out)), "dn: "+strings.ToLower(LDAPInboxDN)) {
+		return nil
+	}
+	var entry string
+	for _, block := range strings.Split(seed, "\n\n") {
+		block = strings.TrimLeft(block, "\n")
+		for strings.HasPrefix(block, "#") { // the comment above the entry
+			_, block, _ = strings.Cut(block, "\n")
+		}
+		if strings.EqualFold(strings.SplitN(block, "\n", 2)[0], "dn: "+LDAPInboxDN) {
+			entry = block
+		}
+	}
+	if entry == "" {
+		return fmt.Errorf("slapd: the seed has no entry %s", LDAPInboxDN)
+	}
+	f := filepath.Join(s.Dir, "inbox-account.ldif")
+	if err := os.WriteFile(f, []byte(strings.TrimRight(entry, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(f)
+	if out, err := exec.CommandContext(ctx, slapBin("slapadd"), "-f", confFile, "-l", f).CombinedOutput(); err != nil {
+		return fmt.Errorf("slapadd %s: %v: %s", LDAPInboxDN, err, out)
+	}
+	return nil
+}
+
+// LockedUserPassword is a userPassword value no password matches: the
+// account exists and cannot bind.
+const LockedUserPassword = "{CRYPT}!"
 
 // SlapdBinary is the slapd executable the stack and the image run.
 func SlapdBinary() string { return slapBin("slapd") }

@@ -49,7 +49,7 @@ func TestSlapdImageSeed(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, seed, img.ServicePassword)
 	require.Equal(t, 1, strings.Count(seed, "userPassword: {SSHA}"), "only the service account has a usable password")
-	require.Equal(t, 6, strings.Count(seed, "userPassword: {CRYPT}!"), "five seed people locked, plus the one locked already")
+	require.Equal(t, 7, strings.Count(seed, "userPassword: {CRYPT}!"), "five seed people and the inbox account (no password given) locked, plus the one locked already")
 	block := seed[strings.Index(seed, "dn: "+LDAPServiceDN):]
 	block = block[:strings.Index(block, "\n\n")]
 	require.Regexp(t, `userPassword: \{SSHA\}`, block)
@@ -62,6 +62,18 @@ func TestSlapdImageSeed(t *testing.T) {
 	seed, err = img.Seed()
 	require.NoError(t, err)
 	require.Equal(t, 6, strings.Count(seed, "userPassword: {SSHA}"), "the seed people keep their dev hashes")
+	require.NotContains(t, seed, "cauY9N7i3MXVmg3Pen/j4hXZhRov4Gkf", "never the inbox's dev hash")
+
+	// With the operator's inbox password, the inbox account gets its hash.
+	img.DemoPeople, img.InboxPassword = false, "inbox-password-of-sixteen+"
+	seed, err = img.Seed()
+	require.NoError(t, err)
+	require.NotContains(t, seed, img.InboxPassword)
+	require.Equal(t, 2, strings.Count(seed, "userPassword: {SSHA}"), "the service and inbox accounts")
+	block = seed[strings.Index(seed, "dn: "+LDAPInboxDN):]
+	block = block[:strings.Index(block, "\n\n")]
+	require.Regexp(t, `userPassword: \{SSHA\}`, block)
+	require.NotContains(t, block, "cauY9N7i3MXVmg3Pen/j4hXZhRov4Gkf", "not the dev hash")
 }
 
 func TestSlapdImageRefusesWeakSecrets(t *testing.T) {
@@ -72,6 +84,11 @@ func TestSlapdImageRefusesWeakSecrets(t *testing.T) {
 		"same":          func(s *SlapdImage) { s.ServicePassword = s.RootPassword },
 		"newline":       func(s *SlapdImage) { s.RootPassword = "root-password-of-sixteen\nrootdn x" },
 		"no dir":        func(s *SlapdImage) { s.Dir = "" },
+		"short inbox":   func(s *SlapdImage) { s.InboxPassword = "short" },
+		"dev inbox":     func(s *SlapdImage) { s.InboxPassword = LDAPInboxPassword },
+		"inbox=service": func(s *SlapdImage) { s.InboxPassword = s.ServicePassword },
+		"inbox=root":    func(s *SlapdImage) { s.InboxPassword = s.RootPassword },
+		"inbox newline": func(s *SlapdImage) { s.InboxPassword = "inbox-password-of-sixteen\nx" },
 	} {
 		img := testImage(t)
 		mut(&img)
