@@ -68,7 +68,17 @@ func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
 // temporal_workflow_task_schedule_to_start_latency_seconds, ...) exported
 // into this registry. It is also what workflow.GetMetricsHandler hands to
 // workflow code, which the SDK silences during replay. Call it once.
+//
+// Workflow and activity types outside JoineryVocabulary are exported as
+// "other" (BoundedHandler says why: whoever may start workflows chooses
+// those names).
 func (r *Registry) TemporalHandler() (client.MetricsHandler, error) {
+	return r.TemporalHandlerFor(JoineryVocabulary())
+}
+
+// TemporalHandlerFor is TemporalHandler for a process that registers the
+// workflows and activities of v (a test worker, a benchmark).
+func (r *Registry) TemporalHandlerFor(v Vocabulary) (client.MetricsHandler, error) {
 	if r.provider != nil {
 		return nil, errors.New("metrics: TemporalHandler called twice")
 	}
@@ -88,15 +98,16 @@ func (r *Registry) TemporalHandler() (client.MetricsHandler, error) {
 			sdkmetric.Instrument{Kind: sdkmetric.InstrumentKindHistogram},
 			sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: latencyBuckets}},
 		)),
+		sdkmetric.WithCardinalityLimit(cardinalityLimit),
 	)
-	return temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{
+	return BoundedHandler(temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{
 		Meter: r.provider.Meter("temporal-sdk-go"),
 		// Monotonic counters export as Prometheus counters (_total), so
 		// rate() and increase() work on them.
 		UseMonotonicCounters: true,
 		// The SDK must never panic a worker over a metric.
 		OnError: func(error) {},
-	}), nil
+	}), v), nil
 }
 
 // Close flushes and stops the SDK metrics pipeline.

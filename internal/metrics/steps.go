@@ -61,10 +61,21 @@ func oneOf(v string, allowed []string, empty string) string {
 type Steps struct {
 	interceptor.WorkerInterceptorBase
 	duration *prometheus.HistogramVec
+	// steps is the step label's vocabulary: activity names outside it are
+	// "other". The SDK answers an unregistered activity type before any
+	// interceptor runs, but a name is the one label here a caller of
+	// Temporal could choose, so it is bounded here too, not only there.
+	steps map[string]bool
 }
 
-// NewSteps registers the step histogram on reg.
+// NewSteps registers the step histogram on reg, with JoineryVocabulary's
+// activities as the step names.
 func NewSteps(reg prometheus.Registerer) (*Steps, error) {
+	return NewStepsFor(reg, JoineryVocabulary())
+}
+
+// NewStepsFor is NewSteps for a worker that registers v's activities.
+func NewStepsFor(reg prometheus.Registerer, v Vocabulary) (*Steps, error) {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    StepDuration,
 		Help:    "Duration of each activity attempt (a joiner's step) by activity name and result (ok, error, canceled).",
@@ -73,7 +84,11 @@ func NewSteps(reg prometheus.Registerer) (*Steps, error) {
 	if err := reg.Register(h); err != nil {
 		return nil, err
 	}
-	return &Steps{duration: h}, nil
+	steps := map[string]bool{}
+	for _, a := range v.ActivityTypes {
+		steps[a] = true
+	}
+	return &Steps{duration: h, steps: steps}, nil
 }
 
 // InterceptActivity implements interceptor.WorkerInterceptor.
@@ -105,7 +120,11 @@ func (a *stepActivity) ExecuteActivity(ctx context.Context, in *interceptor.Exec
 	case err != nil:
 		result = "error"
 	}
-	a.steps.duration.WithLabelValues(activity.GetInfo(ctx).ActivityType.Name, result).Observe(time.Since(start).Seconds())
+	step := activity.GetInfo(ctx).ActivityType.Name
+	if !a.steps.steps[step] {
+		step = Other
+	}
+	a.steps.duration.WithLabelValues(step, result).Observe(time.Since(start).Seconds())
 	return res, err
 }
 

@@ -125,3 +125,37 @@ func TestStepsRecordStepLatencyAndOneOutcomePerJoiner(t *testing.T) {
 	require.Equal(t, uint64(2), samples("ClaimAccount", "error"))
 	require.Equal(t, 1.0, count("failed", "person"), "the fifth joiner failed")
 }
+
+// A step that is not one of the worker's activities is "other": the step
+// label carries only the names Joinery registers, whatever a caller asks
+// the task queue to run.
+func TestStepsFoldUnknownStepNames(t *testing.T) {
+	reg := NewRegistry()
+	steps, err := NewStepsFor(reg.Registerer(), Vocabulary{ActivityTypes: []string{"ClaimAccount"}})
+	require.NoError(t, err)
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{steps}})
+	env.RegisterWorkflowWithOptions(func(ctx workflow.Context) error {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+		if err := workflow.ExecuteActivity(ctx, "ClaimAccount", "1").Get(ctx, nil); err != nil {
+			return err
+		}
+		return workflow.ExecuteActivity(ctx, "ExfiltrateEveryone", "1").Get(ctx, nil)
+	}, workflow.RegisterOptions{Name: "Joiner"})
+	env.RegisterActivityWithOptions(claimAccount, activity.RegisterOptions{Name: "ClaimAccount"})
+	env.RegisterActivityWithOptions(claimAccount, activity.RegisterOptions{Name: "ExfiltrateEveryone"})
+	env.ExecuteWorkflow("Joiner")
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+
+	fams, err := reg.Gatherer().Gather()
+	require.NoError(t, err)
+	var text strings.Builder
+	for _, f := range fams {
+		_, _ = expfmt.MetricFamilyToText(&text, f)
+	}
+	require.Contains(t, text.String(), `step="ClaimAccount"`)
+	require.Contains(t, text.String(), `step="other"`)
+	require.NotContains(t, text.String(), "Exfiltrate")
+}
