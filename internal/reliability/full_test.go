@@ -19,6 +19,7 @@ func scenarios() []scenario {
 		{"ldap-outage", outage("LDAP", viaLDAP, 30*time.Second, 5)},
 		{"vault-outage", outage("Vault", viaVault, 30*time.Second, 5)},
 		{"hris-outage", outage("HRIS", viaHRIS, 30*time.Second, 5)},
+		{"ldap-long-outage", longOutage(ldapLongOutage, 5)}, {"vault-long-outage", longOutage(vaultLongOutage, 5)}, // longoutage_test.go, ~40 min each
 		{"duplicate-starts", duplicateStarts(5, 8)},
 		{"rescind-race", rescindRace(6)},
 		{"cancel-time-bound", cancelTimeBound(3)},
