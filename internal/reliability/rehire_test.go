@@ -484,26 +484,21 @@ func rehireRollback(runs int) func(su *Suite) {
 			require.Equal(su.t, workflows.StageProvisioned, s.Stage, "rehire %s: %v", l.Gen, s.Err)
 		}
 		pcancel()
-		trs := make([]*Trigger, len(ls))
-		var wg sync.WaitGroup
+		// One rollback at a time, each to its end: a kill meant for one
+		// rollback would otherwise cut another's claimed request on the
+		// wire, and that fault would land without its trigger firing.
 		for i, l := range ls {
-			wg.Add(1)
-			go func(i int, l leaver) {
-				defer wg.Done()
-				wctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
-				defer cancel()
-				f := faults[i/runs]
-				trs[i] = su.S.LDAP.Arm(f.name+" "+l.ID, f.match(l), su.kill)
-				if err := retry(wctx, func() error { return su.D.Rescind(wctx, l.Gen) }); err != nil {
-					su.t.Errorf("rescind %s: %v", l.Gen, err)
-				}
-			}(i, l)
+			f := faults[i/runs]
+			tr := su.S.LDAP.Arm(f.name+" "+l.ID, f.match(l), su.kill)
+			wctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
+			if err := retry(wctx, func() error { return su.D.Rescind(wctx, l.Gen) }); err != nil {
+				su.t.Errorf("rescind %s: %v", l.Gen, err)
+			}
+			su.awaitFired(ctx, "rehire rollback", []leaver{l}, []*Trigger{tr})
+			s := su.D.WaitSettled(wctx, l.Gen)
+			cancel()
+			require.NoError(su.t, s.Err, "rehire %s after the crash in its rollback", l.Gen)
 		}
-		wg.Wait()
-		if su.t.Failed() {
-			return
-		}
-		su.awaitFired(ctx, "rehire rollback", ls, trs)
 		for i, f := range faults {
 			group := ls[i*runs : (i+1)*runs]
 			su.settleRehires(ctx, f.name, group, HandedBack, func(l leaver) Owner { return l.Prev })
