@@ -93,6 +93,7 @@ type RehireDirectory interface {
 	IsDisabled(e *directory.Entry) bool
 	TakeOver(ctx context.Context, dn string, from, to directory.Marker) (*directory.Entry, error)
 	HandBack(ctx context.Context, dn string, from, to directory.Marker) error
+	GroupsOf(ctx context.Context, memberDN string) ([]string, error)
 }
 
 // RehirePlanner is the policy's rehire decision (*policy.Policy has it).
@@ -239,6 +240,18 @@ func (a *Activities) checkRehire(ctx context.Context, hrisID, joinerID string) (
 	}
 	if !dir.IsDisabled(e) {
 		return RehireCheck{}, needsOperator(fmt.Sprintf("%s (joiner %q) is not disabled: it is a live account, or its leaver has not run", e.DN, e.Owner))
+	}
+	// A disabled entry that is still in groups would get that access back
+	// the moment it is re-enabled, before anyone approved it: the leaver
+	// (not necessarily Joinery) should have removed them. The rehire grants
+	// today's birthright groups itself, so any membership left is stale.
+	groups, err := dir.GroupsOf(ctx, e.DN)
+	if err != nil {
+		return RehireCheck{}, classify(err)
+	}
+	if len(groups) > 0 {
+		return RehireCheck{}, needsOperator(fmt.Sprintf("%s is still a member of %s: re-enabling it would give that access back; remove the memberships (its leaver should have) and start the rehire again",
+			e.DN, strings.Join(groups, ", ")))
 	}
 	plan, err := pol.PlanRehire(e.Owner, joinerID, e.DN, term, hire)
 	if err != nil {

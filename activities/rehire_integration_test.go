@@ -209,4 +209,23 @@ func TestIntegrationRehireRefusals(t *testing.T) {
 	ae = requireAppType(t, f.run(t, RehireWorkflowID(liveID, 2), f.a.CheckRehire, CheckRehireInput{HRISID: liveID}, nil), ErrTypeNeedsOperator)
 	require.ErrorContains(t, ae, "not disabled")
 	require.Equal(t, liveBefore, rawEntry(t, f.url, acct.DN))
+
+	// A leaver whose memberships were never removed: re-enabling the entry
+	// would give that access back before anyone approved it. Stopped, named,
+	// nothing changed.
+	staleID := f.id + "2"
+	ctx := context.Background()
+	stale, err := f.dir.Claim(ctx, "stale.groups"+staleID, directory.Person{EmployeeID: staleID, Owner: JoinerWorkflowID(staleID),
+		OwnerRun: "run-g1", GivenName: "Stale", Surname: "Groups", DisplayName: "Stale Groups"})
+	require.NoError(t, err)
+	require.NoError(t, f.dir.AddMember(ctx, f.dir.GroupDN("engineering"), stale.DN, JoinerWorkflowID(staleID)))
+	require.NoError(t, f.dir.Disable(ctx, stale.DN, JoinerWorkflowID(staleID)))
+	f.hr.workers[staleID] = hris.Worker{ID: staleID, Status: "Active", HireDate: "2026-12-15", TerminationDate: "2026-01-31"}
+	staleBefore := rawEntry(t, f.url, stale.DN)
+	ae = requireAppType(t, f.run(t, RehireWorkflowID(staleID, 2), f.a.CheckRehire, CheckRehireInput{HRISID: staleID}, nil), ErrTypeNeedsOperator)
+	require.ErrorContains(t, ae, "still a member of cn=engineering")
+	require.Equal(t, staleBefore, rawEntry(t, f.url, stale.DN))
+	// Once the memberships are gone, the rehire may go ahead.
+	require.NoError(t, f.dir.RemoveMember(ctx, f.dir.GroupDN("engineering"), stale.DN, JoinerWorkflowID(staleID)))
+	require.NoError(t, f.run(t, RehireWorkflowID(staleID, 2), f.a.CheckRehire, CheckRehireInput{HRISID: staleID}, nil))
 }
