@@ -248,7 +248,8 @@ func (s SlapdImage) Write(ctx context.Context) error {
 // on the database directly. An account already there is left as it is: its
 // password is the directory's to keep, as the worker's is.
 func (s SlapdImage) addMissingInboxAccount(ctx context.Context, confFile, seed string) error {
-	out, err := exec.CommandContext(ctx, slapBin("slapcat"), "-f", confFile, "-s", LDAPInboxDN).CombinedOutput()
+	// A filter, not -s: slapcat 2.5 aborts on -s with a DN that is absent.
+	out, err := exec.CommandContext(ctx, slapBin("slapcat"), "-f", confFile, "-a", "(entryDN="+LDAPInboxDN+")").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("slapcat %s: %v: %s", LDAPInboxDN, err, out)
 	}

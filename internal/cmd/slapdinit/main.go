@@ -10,6 +10,9 @@
 //
 //	SLAPD_ROOT_PASSWORD     rootdn (cn=admin) password, at least 16 characters
 //	SLAPD_SERVICE_PASSWORD  the worker's service account's password
+//	SLAPD_INBOX_PASSWORD    the approval inbox's read-only account's
+//	                        password (cn=joinery-inbox,ou=system); unset,
+//	                        that account is locked
 //
 // Other settings (flags override):
 //
@@ -54,6 +57,15 @@ func envOr(getenv func(string) string, k, def string) string {
 
 // secret reads name from the environment or from the file ${name}_FILE.
 func secret(getenv func(string) string, name string) (string, error) {
+	v, err := optionalSecret(getenv, name)
+	if err == nil && v == "" {
+		return "", fmt.Errorf("%s (or %s_FILE) is required", name, name)
+	}
+	return v, err
+}
+
+// optionalSecret is secret for a value that may be absent ("" then).
+func optionalSecret(getenv func(string) string, name string) (string, error) {
 	v, file := getenv(name), getenv(name+"_FILE")
 	if v != "" && file != "" {
 		return "", fmt.Errorf("set %s or %s_FILE, not both", name, name)
@@ -64,9 +76,6 @@ func secret(getenv func(string) string, name string) (string, error) {
 			return "", fmt.Errorf("%s_FILE: %w", name, err)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	if v == "" {
-		return "", fmt.Errorf("%s (or %s_FILE) is required", name, name)
 	}
 	return v, nil
 }
@@ -90,6 +99,11 @@ func run(args []string, getenv func(string) string) error {
 		return err
 	}
 	if img.ServicePassword, err = secret(getenv, "SLAPD_SERVICE_PASSWORD"); err != nil {
+		return err
+	}
+	// Optional: a directory for a deployment without the approval inbox
+	// keeps that account locked rather than with a password nobody set.
+	if img.InboxPassword, err = optionalSecret(getenv, "SLAPD_INBOX_PASSWORD"); err != nil {
 		return err
 	}
 	ca, cert, key := getenv("SLAPD_TLS_CA"), getenv("SLAPD_TLS_CERT"), getenv("SLAPD_TLS_KEY")
@@ -119,14 +133,16 @@ func run(args []string, getenv func(string) string) error {
 		}
 		slapdArgs = append(slapdArgs, "-u", *runAs, "-g", *runAs)
 	}
-	fmt.Fprintf(os.Stderr, "slapdinit: configured %s (demo people: %v, TLS: %v)\n", *dir, demo, img.TLS != nil)
+	fmt.Fprintf(os.Stderr, "slapdinit: configured %s (demo people: %v, TLS: %v, inbox account: %s)\n", *dir, demo, img.TLS != nil,
+		map[bool]string{true: "enabled", false: "locked (no SLAPD_INBOX_PASSWORD)"}[img.InboxPassword != ""])
 	if !*execSlapd {
 		return nil
 	}
 	// slapd needs none of the secrets; do not leave them in its environment.
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SLAPD_ROOT_PASSWORD") && !strings.HasPrefix(kv, "SLAPD_SERVICE_PASSWORD") {
+		if !strings.HasPrefix(kv, "SLAPD_ROOT_PASSWORD") && !strings.HasPrefix(kv, "SLAPD_SERVICE_PASSWORD") &&
+			!strings.HasPrefix(kv, "SLAPD_INBOX_PASSWORD") {
 			env = append(env, kv)
 		}
 	}
