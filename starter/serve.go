@@ -179,12 +179,21 @@ func cmdInbox(ctx context.Context, cfg config.Config, args []string, stdout, std
 // newInbox builds the approval inbox from configuration: the signing key
 // (only the inbox reads it), the directory for sign-in, Vault for the
 // credential handover.
+//
+// The directory client binds as the inbox's own read-only account
+// (JOINERY_INBOX_LDAP_BIND_DN), not the worker's: the inbox faces browsers,
+// and whoever takes it over must not be able to create entries, set
+// passwords or change groups. Sign-in needs only to find the person and
+// prove their password with a bind of their own.
 func newInbox(cfg config.Config, c client.Client, logger *slog.Logger) (*inbox.Server, error) {
+	if err := cfg.Require(config.Inbox); err != nil {
+		return nil, err
+	}
 	signer, err := newSigner(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := directory.New(run.DirectoryConfig(cfg))
+	dir, err := directory.New(inboxDirectoryConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("inbox: %w", err)
 	}
@@ -201,6 +210,15 @@ func newInbox(cfg config.Config, c client.Client, logger *slog.Logger) (*inbox.S
 	return inbox.New(inbox.Config{
 		BaseURL: cfg.InboxURL, SessionIdle: cfg.InboxSessionIdle, SessionMax: cfg.InboxSessionMax, HandoverDir: cfg.InboxDir,
 	}, inbox.Deps{Auth: dir, Signer: signer, Temporal: c, Wrapping: wrapping, Logger: logger, Pseudonyms: keyer})
+}
+
+// inboxDirectoryConfig is the worker's directory settings (URL, base DN,
+// TLS, profile, timeout) with the inbox's own identity in place of the
+// worker's.
+func inboxDirectoryConfig(cfg config.Config) directory.Config {
+	dc := run.DirectoryConfig(cfg)
+	dc.BindDN, dc.BindPassword = cfg.InboxLDAPBindDN, cfg.InboxLDAPBindPassword
+	return dc
 }
 
 // newSigner is the inbox's signer: the key file, or a Vault transit key
