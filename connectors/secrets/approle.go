@@ -27,6 +27,10 @@ type AppRoleOptions struct {
 	// TokenBoundCIDRs and SecretIDBoundCIDRs restrict where tokens may be
 	// used and from where SecretIDs may log in.
 	TokenBoundCIDRs, SecretIDBoundCIDRs []string
+	// TokenNoDefaultPolicy issues tokens without Vault's default policy
+	// (token_no_default_policy), so the role's policies must grant
+	// everything the token needs, renew-self and lookup-self included.
+	TokenNoDefaultPolicy bool
 }
 
 // WritePolicy creates or replaces the ACL policy name (sys/policies/acl).
@@ -84,6 +88,12 @@ func (c *Client) CreateAppRole(ctx context.Context, name string, opts AppRoleOpt
 		"secret_id_ttl":         seconds(opts.SecretIDTTL),
 		"token_bound_cidrs":     nonNil(opts.TokenBoundCIDRs),
 		"secret_id_bound_cidrs": nonNil(opts.SecretIDBoundCIDRs),
+	}
+	if opts.TokenNoDefaultPolicy {
+		// Sent only when set: the worker's policy does not list this
+		// parameter for workload roles, and Vault refuses an unlisted
+		// parameter even at its default value.
+		body["token_no_default_policy"] = true
 	}
 	err := c.call(ctx, op, rolePath, func(ctx context.Context, vc *vault.Client) error {
 		_, err := vc.Logical().WriteWithContext(ctx, rolePath, body)

@@ -184,6 +184,11 @@ func (c *Client) RevokeInitialCredential(ctx context.Context, path, accessor str
 	if err := c.Destroy(ctx, ledger); err != nil {
 		return err
 	}
+	// The index goes after the ledger: while the ledger lives, the sweeper
+	// must keep seeing its accessors as recorded.
+	if err := c.Destroy(ctx, HandoverIndexPath(ledger)); err != nil {
+		return err
+	}
 	return c.Destroy(ctx, path)
 }
 

@@ -203,12 +203,21 @@ func (c *Client) destroyOlderVersions(ctx context.Context, path string, keep int
 }
 
 // recordHandover adds a live handover, token included, before it is
-// delivered: a worker that dies after delivering leaves it on record.
+// delivered: a worker that dies after delivering leaves it on record. Then
+// it adds the accessor to the ledger's index (HandoverIndexPath), the only
+// record the sweeper reads: callers deliver only after this returned nil,
+// so a delivered token is always indexed and the sweeper never revokes it.
+// An index write that fails fails the call (the caller then discards the
+// token); the ledger entry it leaves is ended by the retry or the revoke.
 func (c *Client) recordHandover(ctx context.Context, path, token string, rec HandoverRecord) error {
 	rec.State = HandoverLive
-	return c.updateLedger(ctx, path, func(es []ledgerEntry) ([]ledgerEntry, bool) {
+	err := c.updateLedger(ctx, path, func(es []ledgerEntry) ([]ledgerEntry, bool) {
 		return append(es, ledgerEntry{HandoverRecord: rec, Token: token}), true
 	})
+	if err != nil {
+		return err
+	}
+	return c.addToIndex(ctx, HandoverIndexPath(path), rec.WrapAccessor)
 }
 
 // markEnded records that the handover with accessor was ended here (e.g.

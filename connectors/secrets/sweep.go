@@ -79,33 +79,54 @@ type WrapToken struct {
 	CreatedAt time.Time
 	// ExpiresAt is Vault's expire_time of the token.
 	ExpiresAt time.Time
+	// Age is Vault's own measure of how long the token has lived:
+	// creation_ttl - ttl of the lookup, both counted by Vault's clock, so
+	// no clock of Joinery's (nor a skew between it and Vault's) decides
+	// whether a token is old enough to revoke.
+	Age time.Duration
 }
 
-// SweeperPolicyHCL is the sweeper's whole Vault ACL policy: list (with sudo,
-// which Vault demands for it) on auth/token/accessors, update on
-// auth/token/lookup-accessor and auth/token/revoke-accessor. Nothing else:
-// no KV, no sys, no token creation, no auth method. It takes no
-// configuration because none of these paths depends on Joinery's mounts.
-func SweeperPolicyHCL() string { return sweeperPolicy }
+// SweeperPolicyHCL is the sweeper's whole Vault ACL policy for a
+// connector configured as cfg (KV mount and path prefix; empty fields take
+// New's defaults): list (with sudo, which Vault demands for it) on
+// auth/token/accessors, update on auth/token/lookup-accessor and
+// auth/token/revoke-accessor, read on the handover indexes
+// (<kv>/data/<prefix>/+/initial-credential-handovers-index and
+// <kv>/data/<prefix>/+/secret-id-handovers-index), and what the client
+// needs of its own token (renew-self, lookup-self) spelled out, because the
+// sweeper's role issues tokens without the default policy
+// (AppRoleOptions.TokenNoDefaultPolicy). Nothing else: never a ledger (it
+// holds live tokens), never a secret, no sys, no token creation, no auth
+// method.
+func SweeperPolicyHCL(cfg Config) string {
+	cfg = withDefaults(cfg)
+	return strings.NewReplacer("@KV@", cfg.KVMount, "@PREFIX@", cfg.PathPrefix,
+		"@CREDINDEX@", HandoverIndexPath(CredentialLedgerPath(InitialCredentialName)),
+		"@WLINDEX@", HandoverIndexPath("secret-id-handovers")).Replace(sweeperPolicy)
+}
 
 const sweeperPolicy = `# Joinery wrapping-token sweeper: Vault ACL policy.
 #
 # Rendered by connectors/secrets.SweeperPolicyHCL; the Vault bootstrap
 # installs it as "joinery-sweeper" and the sweeper logs in with AppRole
-# (role joinery-sweeper) to get it.
+# (role joinery-sweeper, token_no_default_policy) to get it and nothing else.
 #
 # The sweeper finds response-wrapping tokens of Joinery's paths that no
-# handover ledger recorded (a worker died between Vault's answer and the
-# ledger write) so that the reconciler can revoke them. Finding them needs
-# the list of every token accessor, which Vault guards with sudo; that is
-# why this is not the worker's identity.
+# handover index lists (a worker died between Vault's answer and the
+# ledger write) and revokes them. Finding them needs the list of every
+# token accessor, which Vault guards with sudo; that is why this is not the
+# worker's identity. Which tokens are recorded it reads from Vault itself
+# (the indexes below), never from the worker: a result handed over through
+# Temporal could be forged.
 #
 # What a thief of this identity gets: every token's metadata (never a token
-# ID) and the power to revoke any token by accessor - a denial of service.
-# Deliberately absent: every secrets engine (no KV read or write, so no
-# secret), auth/token/create* (no new token), sys/* (no policy read or
-# write, no mounts), auth/<approle>/* (no role, no SecretID), and unwrap of
-# anything beyond what Vault's default policy lets any token holder do.
+# ID), the wrapping accessors Joinery recorded (not secrets: an accessor
+# unwraps nothing) and the power to revoke any token by accessor - a denial
+# of service. Deliberately absent: the handover ledgers (they hold live
+# wrapping tokens), every other KV path (no secret, no write), the default
+# policy (no cubbyhole, no sys/wrapping/*, no sys/tools/*),
+# auth/token/create* (no new token), sys/* (no policy read or write, no
+# mounts) and auth/<approle>/* (no role, no SecretID).
 
 # Listing accessors is root-protected: sudo is required next to list.
 path "auth/token/accessors" {
@@ -120,6 +141,25 @@ path "auth/token/lookup-accessor" {
 # Revoking an orphaned wrapping token by accessor.
 path "auth/token/revoke-accessor" {
   capabilities = ["update"]
+}
+
+# The handover indexes: the wrapping accessors each ledger recorded, and
+# nothing else. One segment (+) per joiner key or workload role; the
+# ledgers next to them ("...-handovers") do not match.
+path "@KV@/data/@PREFIX@/+/@CREDINDEX@" {
+  capabilities = ["read"]
+}
+path "@KV@/data/@PREFIX@/+/@WLINDEX@" {
+  capabilities = ["read"]
+}
+
+# The client's own token, which without the default policy needs saying:
+# renewing it before it expires, and the health check's lookup.
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
 }
 `
 
@@ -274,9 +314,53 @@ func (c *Client) wrapTokenOf(data map[string]any, now time.Time) (WrapToken, boo
 	}
 	created, ok := vaultTime(data["creation_time"])
 	if !ok {
-		created, _ = vaultTime(data["issue_time"])
+		created, ok = vaultTime(data["issue_time"])
 	}
-	return WrapToken{Accessor: accessor, Kind: kind, Key: key, Path: logical, CreatedAt: created, ExpiresAt: expires}, true
+	if !ok {
+		// A token without a creation time would look like the oldest
+		// there is: not something to revoke on.
+		return WrapToken{}, false
+	}
+	creationTTL, ok1 := vaultSeconds(data["creation_ttl"])
+	ttl, ok2 := vaultSeconds(data["ttl"])
+	if !ok1 || !ok2 || creationTTL <= 0 || ttl > creationTTL {
+		// Without both of Vault's TTLs there is no age Vault vouches for.
+		return WrapToken{}, false
+	}
+	age := time.Duration(creationTTL-ttl) * time.Second
+	return WrapToken{Accessor: accessor, Kind: kind, Key: key, Path: logical, CreatedAt: created, ExpiresAt: expires, Age: age}, true
+}
+
+// vaultSeconds reads a whole, non-negative number of seconds from a lookup
+// answer (creation_ttl, ttl: a json.Number from the API client's decoder).
+func vaultSeconds(v any) (int64, bool) {
+	var n int64
+	switch t := v.(type) {
+	case json.Number:
+		i, err := t.Int64()
+		if err != nil {
+			return 0, false
+		}
+		n = i
+	case string:
+		i, err := strconv.ParseInt(t, 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		n = i
+	case float64:
+		if t != float64(int64(t)) {
+			return 0, false
+		}
+		n = int64(t)
+	case int64:
+		n = t
+	case int:
+		n = int64(t)
+	default:
+		return 0, false
+	}
+	return n, n >= 0
 }
 
 // parseWrapPath recognises the creation paths of Joinery's wrapping tokens

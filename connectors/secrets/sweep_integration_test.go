@@ -42,18 +42,19 @@ type sweeper struct {
 }
 
 // newSweeper installs SweeperPolicyHCL under a unique name, binds an
-// AppRole role to it and logs in with it exactly as the sweeper process
-// would (RoleID and SecretID).
+// AppRole role to it (without the default policy, as the bootstrap does)
+// and logs in with it exactly as the sweeper process would (RoleID and
+// SecretID).
 func newSweeper(t *testing.T, ep stack.Endpoints) sweeper {
 	t.Helper()
 	ctx := testCtx(t)
 	root := rootClient(t, ep)
 	name := unique("it-sweeper")
-	require.NoError(t, root.WritePolicy(ctx, name, secrets.SweeperPolicyHCL()))
+	require.NoError(t, root.WritePolicy(ctx, name, secrets.SweeperPolicyHCL(secrets.Config{})))
 	roleID, err := root.CreateAppRole(ctx, name, secrets.AppRoleOptions{
 		TokenPolicies: []string{name},
 		TokenTTL:      5 * time.Minute, TokenMaxTTL: 10 * time.Minute,
-		SecretIDTTL: 10 * time.Minute,
+		SecretIDTTL: 10 * time.Minute, TokenNoDefaultPolicy: true,
 	})
 	require.NoError(t, err)
 	tok, _, err := root.WrappedSecretID(ctx, name, time.Minute)
@@ -67,7 +68,7 @@ func newSweeper(t *testing.T, ep stack.Endpoints) sweeper {
 		map[string]any{"role_id": roleID, "secret_id": secretID})
 	require.NoError(t, err)
 	raw := apiClient(t, ep.VaultAddr, login.Auth.ClientToken)
-	require.ElementsMatch(t, []string{"default", name}, login.Auth.TokenPolicies)
+	require.ElementsMatch(t, []string{name}, login.Auth.TokenPolicies, "no default policy")
 	t.Cleanup(func() {
 		ctx := context.Background()
 		require.NoError(t, root.RevokeAccessor(ctx, login.Auth.Accessor))
@@ -158,6 +159,10 @@ func requireOrphan(t *testing.T, found map[string]secrets.WrapToken, o orphan, k
 	require.WithinDuration(t, o.createdAt, wt.CreatedAt, 2*time.Second)
 	require.False(t, wt.CreatedAt.After(o.createdAt), "creation time %s is after the wrap's %s", wt.CreatedAt, o.createdAt)
 	require.WithinDuration(t, o.expiresAt, wt.ExpiresAt, 2*time.Second)
+	// Age is Vault's creation_ttl - ttl: at least zero, at most how long
+	// ago the wrap was made (whole seconds, rounded either way).
+	require.GreaterOrEqual(t, wt.Age, time.Duration(0))
+	require.LessOrEqual(t, wt.Age, time.Since(o.createdAt)+time.Second)
 	require.NotContains(t, strings.Join([]string{wt.Accessor, wt.Kind, wt.Key, wt.Path}, " "), o.token)
 }
 
@@ -183,6 +188,9 @@ func TestIntegrationSweeperPolicyAllowsOnlyTheSweep(t *testing.T) {
 	wt, ok, err := s.c.LookupWrapToken(ctx, o.accessor)
 	require.NoError(t, err)
 	require.True(t, ok)
+	// Age is Vault's and grows between the walk and the lookup.
+	require.GreaterOrEqual(t, wt.Age, found[o.accessor].Age)
+	wt.Age = found[o.accessor].Age
 	require.Equal(t, found[o.accessor], wt)
 	// lookup-accessor never shows the sweeper a token ID.
 	look, err := s.raw.Auth().Token().LookupAccessorWithContext(ctx, o.accessor)
@@ -391,6 +399,7 @@ func TestIntegrationWrappingTokensFindsOrphans(t *testing.T) {
 	require.Equal(t, secrets.WrapToken{
 		Accessor: notJoinery["another prefix"], Kind: secrets.WrapCredential, Key: key, Path: otherPrefixPath,
 		CreatedAt: found[notJoinery["another prefix"]].CreatedAt, ExpiresAt: found[notJoinery["another prefix"]].ExpiresAt,
+		Age: found[notJoinery["another prefix"]].Age,
 	}, found[notJoinery["another prefix"]])
 
 	// fn's error stops the walk at once and comes back unchanged.
@@ -514,7 +523,7 @@ func TestIntegrationLookupWrapToken(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, secrets.WrapToken{Accessor: redeemed.accessor, Kind: secrets.WrapWorkload, Key: role, Path: role,
-		CreatedAt: wt.CreatedAt, ExpiresAt: wt.ExpiresAt}, wt)
+		CreatedAt: wt.CreatedAt, ExpiresAt: wt.ExpiresAt, Age: wt.Age}, wt)
 	_, err = unwrap(t, ep.VaultAddr, redeemed.token)
 	require.NoError(t, err, "the recipient redeems it")
 	// Vault revokes a redeemed token behind the unwrap's answer.

@@ -107,6 +107,8 @@ func lookupData(path string, policies []any, created int64, expires string) map[
 		"issue_time":    time.Unix(created, 0).UTC().Format(time.RFC3339Nano),
 		"id":            "",
 		"type":          "service",
+		"creation_ttl":  json.Number("259200"),
+		"ttl":           json.Number("255600"),
 	}
 }
 
@@ -122,7 +124,19 @@ func TestWrapTokenOf(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, WrapToken{Accessor: "acc123", Kind: WrapCredential, Key: "200",
 		Path:      "joinery/joiners/200/initial-credential",
-		CreatedAt: time.Unix(created, 0).UTC(), ExpiresAt: now.Add(71 * time.Hour)}, wt)
+		CreatedAt: time.Unix(created, 0).UTC(), ExpiresAt: now.Add(71 * time.Hour), Age: time.Hour}, wt)
+
+	// Age is Vault's creation_ttl - ttl, whatever our clock or the
+	// creation time say.
+	d0 := lookupData(cred, wrapping, created, live)
+	d0["ttl"] = json.Number("259190")
+	wt, ok = c.wrapTokenOf(d0, now)
+	require.True(t, ok)
+	require.Equal(t, 10*time.Second, wt.Age)
+	d0["ttl"] = json.Number("259200")
+	wt, ok = c.wrapTokenOf(d0, now)
+	require.True(t, ok)
+	require.Zero(t, wt.Age, "a token created this second is of age 0, not skipped")
 
 	// creation_time missing: issue_time stands in.
 	d := lookupData(cred, wrapping, created, live)
@@ -151,11 +165,42 @@ func TestWrapTokenOf(t *testing.T) {
 		"path not a string":              func() map[string]any { d := lookupData(cred, wrapping, created, live); d["path"] = 7; return d }(),
 		"policies with a non-string":     lookupData(cred, []any{7}, created, live),
 		"a Joinery path with traversal:": lookupData("secret/data/joinery/joiners/../initial-credential", wrapping, created, live),
+		// Without Vault's times or TTLs there is no age Vault vouches for:
+		// a zero CreatedAt or Age must not make a token look old.
+		"no creation or issue time": func() map[string]any {
+			d := lookupData(cred, wrapping, created, live)
+			delete(d, "creation_time")
+			delete(d, "issue_time")
+			return d
+		}(),
+		"unparseable creation and issue time": func() map[string]any {
+			d := lookupData(cred, wrapping, created, live)
+			d["creation_time"], d["issue_time"] = "yesterday", "yesterday"
+			return d
+		}(),
+		"no creation_ttl":        withField(lookupData(cred, wrapping, created, live), "creation_ttl", nil),
+		"no ttl":                 withField(lookupData(cred, wrapping, created, live), "ttl", nil),
+		"unparseable ttl":        withField(lookupData(cred, wrapping, created, live), "ttl", json.Number("soon")),
+		"fractional ttl":         withField(lookupData(cred, wrapping, created, live), "ttl", 1.5),
+		"negative ttl":           withField(lookupData(cred, wrapping, created, live), "ttl", json.Number("-1")),
+		"zero creation_ttl":      withField(withField(lookupData(cred, wrapping, created, live), "creation_ttl", json.Number("0")), "ttl", json.Number("0")),
+		"ttl above creation_ttl": withField(lookupData(cred, wrapping, created, live), "ttl", json.Number("259201")),
+		"creation_ttl as a bool": withField(lookupData(cred, wrapping, created, live), "creation_ttl", true),
 	}
 	for name, d := range refused {
 		_, ok := c.wrapTokenOf(d, now)
 		require.False(t, ok, name)
 	}
+}
+
+// withField sets (v != nil) or deletes (v == nil) one field of d.
+func withField(d map[string]any, k string, v any) map[string]any {
+	if v == nil {
+		delete(d, k)
+	} else {
+		d[k] = v
+	}
+	return d
 }
 
 func TestVaultTime(t *testing.T) {
@@ -174,28 +219,75 @@ func TestVaultTime(t *testing.T) {
 	}
 }
 
-// The policy grants exactly three paths with exactly these capabilities:
-// a line added to it (another path, another capability) fails here, so a
-// change to what a stolen sweeper identity could do is always a reviewed
-// change to this test.
+// The policy grants exactly these paths with exactly these capabilities,
+// for the default configuration and for another KV mount and prefix: a
+// line added to it (another path, another capability, a ledger) fails
+// here, so a change to what a stolen sweeper identity could do is always a
+// reviewed change to this test.
 func TestSweeperPolicyHCLGrantsOnlyTheSweep(t *testing.T) {
-	hcl := SweeperPolicyHCL()
-	stanza := regexp.MustCompile(`(?m)^path "([^"]*)" \{\n  capabilities = \[([^\]]*)\]\n\}`)
-	got := map[string]string{}
-	for _, m := range stanza.FindAllStringSubmatch(hcl, -1) {
-		got[m[1]] = m[2]
+	for _, tc := range []struct {
+		cfg        Config
+		kv, prefix string
+	}{
+		{Config{}, "secret", "joinery/joiners"},
+		{Config{KVMount: "kv2", PathPrefix: "corp/people"}, "kv2", "corp/people"},
+	} {
+		hcl := SweeperPolicyHCL(tc.cfg)
+		stanza := regexp.MustCompile(`(?m)^path "([^"]*)" \{\n  capabilities = \[([^\]]*)\]\n\}`)
+		got := map[string]string{}
+		for _, m := range stanza.FindAllStringSubmatch(hcl, -1) {
+			got[m[1]] = m[2]
+		}
+		require.Equal(t, map[string]string{
+			"auth/token/accessors":       `"list", "sudo"`,
+			"auth/token/lookup-accessor": `"update"`,
+			"auth/token/revoke-accessor": `"update"`,
+			tc.kv + "/data/" + tc.prefix + "/+/initial-credential-handovers-index": `"read"`,
+			tc.kv + "/data/" + tc.prefix + "/+/secret-id-handovers-index":          `"read"`,
+			"auth/token/renew-self":  `"update"`,
+			"auth/token/lookup-self": `"read"`,
+		}, got)
+		// Nothing outside those stanzas but comments and blank lines.
+		rest := stanza.ReplaceAllString(hcl, "")
+		for _, line := range strings.Split(rest, "\n") {
+			line = strings.TrimSpace(line)
+			require.True(t, line == "" || strings.HasPrefix(line, "#"), "unexpected policy line %q", line)
+		}
+		// The index paths are the ones the client reads.
+		c := offlineClient(t, tc.cfg)
+		cred := c.kvPath("data", HandoverIndexPath(CredentialLedgerPath(c.JoinerPath("200", InitialCredentialName))))
+		wl := c.kvPath("data", HandoverIndexPath(c.WorkloadLedgerPath(WorkloadRolePrefix+"x")))
+		require.Equal(t, tc.kv+"/data/"+tc.prefix+"/200/initial-credential-handovers-index", cred)
+		require.Equal(t, tc.kv+"/data/"+tc.prefix+"/"+WorkloadRolePrefix+"x/secret-id-handovers-index", wl)
 	}
-	require.Equal(t, map[string]string{
-		"auth/token/accessors":       `"list", "sudo"`,
-		"auth/token/lookup-accessor": `"update"`,
-		"auth/token/revoke-accessor": `"update"`,
-	}, got)
-	// Nothing outside those stanzas but comments and blank lines.
-	rest := stanza.ReplaceAllString(hcl, "")
-	for _, line := range strings.Split(rest, "\n") {
-		line = strings.TrimSpace(line)
-		require.True(t, line == "" || strings.HasPrefix(line, "#"), "unexpected policy line %q", line)
+}
+
+// HandoverIndex names the path from the token's kind and key alone and
+// refuses, before any request, whatever is not one of Joinery's: a caller
+// handing it a forged WrapToken cannot make it read another path.
+func TestHandoverIndexRefusesBadTokensBeforeVault(t *testing.T) {
+	c := offlineClient(t, Config{})
+	for name, wt := range map[string]WrapToken{
+		"unknown kind":             {Kind: "other", Key: "200"},
+		"empty kind":               {Key: "200"},
+		"empty key":                {Kind: WrapCredential},
+		"traversal":                {Kind: WrapCredential, Key: ".."},
+		"slash":                    {Kind: WrapCredential, Key: "200/../201"},
+		"workload outside prefix":  {Kind: WrapWorkload, Key: "joinery-worker"},
+		"workload of prefix alone": {Kind: WrapWorkload, Key: WorkloadRolePrefix},
+	} {
+		_, err := c.HandoverIndex(context.Background(), wt)
+		var ce *connectors.Error
+		require.ErrorAs(t, err, &ce, name)
+		require.Equal(t, TypeInvalidRequest, ce.Type, name)
 	}
+	for _, p := range []string{"", "a/../b", "a//b"} {
+		err := c.IndexHandovers(context.Background(), p)
+		var ce *connectors.Error
+		require.ErrorAs(t, err, &ce, p)
+		require.Equal(t, TypeInvalidRequest, ce.Type, p)
+	}
+	require.Equal(t, "a/b-handovers-index", HandoverIndexPath("a/b-handovers"))
 }
 
 func TestSweepRefusesBadInputBeforeVault(t *testing.T) {

@@ -630,7 +630,11 @@ func (c *Client) RevokeWorkload(ctx context.Context, role string) error {
 	if _, err := c.endHandovers(ctx, ledger, ""); err != nil {
 		return err
 	}
-	return c.Destroy(ctx, ledger)
+	if err := c.Destroy(ctx, ledger); err != nil {
+		return err
+	}
+	// The index after the ledger, as in RevokeInitialCredential.
+	return c.Destroy(ctx, HandoverIndexPath(ledger))
 }
 
 // disarmWorkload logs in as the role with slot-less SecretID metadata, so the

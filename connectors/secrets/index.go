@@ -1,0 +1,175 @@
+package secrets
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/joinery/joinery/connectors"
+)
+
+// A handover index is what the sweeper reads instead of a ledger. The
+// ledger holds live wrapping tokens, so the sweeper must never read it;
+// and it must not take the list of recorded accessors from the worker
+// either (an activity result anyone with Temporal write access can forge by
+// completing the activity by ID, which would make the sweeper revoke
+// legitimate, delivered handovers). So the worker keeps, next to each
+// ledger, an index: one KV v2 secret holding only the wrapping accessors the
+// ledger ever recorded, never a token, never a state. An accessor is not a
+// secret (it cannot unwrap anything), so the sweeper may read every index
+// under Joinery's prefix and nothing else there.
+//
+// The invariant the sweeper relies on: recordHandover writes the index
+// after the ledger and before it returns, and callers deliver a token only
+// after recordHandover returned nil. A delivered token is therefore always
+// indexed; a wrapping token of Joinery's paths that no index lists was never
+// delivered and is safe to revoke (once older than the worker's wrap-to-
+// record window, which is the sweeper's minimum age).
+//
+// Entries are only ever added, never removed while the ledger lives: the
+// index is an allow-list of "do not revoke", and an accessor whose token is
+// gone costs nothing. It goes with its ledger (RevokeInitialCredential,
+// RevokeWorkload), after the ledger.
+
+// indexField is the KV data field holding the JSON-encoded, sorted list of
+// accessors.
+const indexField = "accessors"
+
+// HandoverIndexPath is the index of the ledger at ledgerPath: ledgerPath + "-index".
+func HandoverIndexPath(ledgerPath string) string { return ledgerPath + "-index" }
+
+// IndexHandovers makes the index of the ledger at ledgerPath list every
+// accessor the ledger has (idempotent, check-and-set like updateLedger): the
+// backfill for ledgers written before the index existed. An absent ledger
+// has nothing to index and succeeds without writing anything.
+func (c *Client) IndexHandovers(ctx context.Context, ledgerPath string) error {
+	if err := checkPath(ledgerPath); err != nil {
+		return invalid("index-handovers", err.Error())
+	}
+	entries, _, err := c.readLedger(ctx, ledgerPath)
+	if err != nil || len(entries) == 0 {
+		return err
+	}
+	accessors := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if e.WrapAccessor != "" {
+			accessors = append(accessors, e.WrapAccessor)
+		}
+	}
+	return c.addToIndex(ctx, HandoverIndexPath(ledgerPath), accessors...)
+}
+
+// HandoverIndex reads the index for t's secret, named by t.Kind and t.Key
+// as Vault reported them (WrappingTokens, LookupWrapToken): for
+// WrapCredential the index of CredentialLedgerPath(JoinerPath(t.Key,
+// InitialCredentialName)), for WrapWorkload that of WorkloadLedgerPath(t.Key).
+// An absent index is the empty set, no error. A kind or key that is not one
+// of Joinery's is refused with TypeInvalidRequest before any request, so a
+// caller cannot be steered to read another path.
+func (c *Client) HandoverIndex(ctx context.Context, t WrapToken) (map[string]bool, error) {
+	const op = "index-read"
+	if err := checkSegment(t.Key); err != nil {
+		return nil, invalid(op, "invalid key: "+err.Error())
+	}
+	var ledger string
+	switch t.Kind {
+	case WrapCredential:
+		ledger = CredentialLedgerPath(c.JoinerPath(t.Key, InitialCredentialName))
+	case WrapWorkload:
+		if !strings.HasPrefix(t.Key, WorkloadRolePrefix) || len(t.Key) == len(WorkloadRolePrefix) {
+			return nil, invalid(op, "workload role "+t.Key+" must start with "+WorkloadRolePrefix)
+		}
+		ledger = c.WorkloadLedgerPath(t.Key)
+	default:
+		return nil, invalid(op, fmt.Sprintf("unknown wrap token kind %q", t.Kind))
+	}
+	accessors, _, err := c.readIndex(ctx, HandoverIndexPath(ledger))
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(accessors))
+	for _, a := range accessors {
+		set[a] = true
+	}
+	return set, nil
+}
+
+// readIndex returns the index's accessors and its current version (0 when
+// there is no index yet).
+func (c *Client) readIndex(ctx context.Context, path string) ([]string, int, error) {
+	const op = "index-read"
+	var accessors []string
+	version := 0
+	apiPath := c.kvPath("data", path)
+	err := c.call(ctx, op, apiPath, func(ctx context.Context, vc *vault.Client) error {
+		s, err := vc.KVv2(c.cfg.KVMount).Get(ctx, path)
+		if errors.Is(err, vault.ErrSecretNotFound) || statusCode(err) == http.StatusNotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if s.VersionMetadata != nil {
+			version = s.VersionMetadata.Version
+		}
+		raw, _ := s.Data[indexField].(string)
+		if raw == "" {
+			return nil
+		}
+		if err := json.Unmarshal([]byte(raw), &accessors); err != nil {
+			return connectors.Permanent(system, op, TypeRejected, "the handover index at "+apiPath+" is not valid JSON", nil)
+		}
+		return nil
+	})
+	return accessors, version, err
+}
+
+// addToIndex adds accessors to the index at path with check-and-set,
+// re-reading on a lost race (two attempts recording at once must not lose
+// each other's accessor). Nothing is written when all are already there.
+func (c *Client) addToIndex(ctx context.Context, path string, add ...string) error {
+	const op = "index-write"
+	apiPath := c.kvPath("data", path)
+	for range maxLedgerCAS {
+		have, version, err := c.readIndex(ctx, path)
+		if err != nil {
+			return err
+		}
+		next := slices.Clone(have)
+		for _, a := range add {
+			if a != "" && !slices.Contains(next, a) {
+				next = append(next, a)
+			}
+		}
+		if len(next) == len(have) {
+			return nil
+		}
+		slices.Sort(next)
+		raw, err := json.Marshal(next)
+		if err != nil {
+			return invalid(op, err.Error())
+		}
+		lost := false
+		err = c.call(ctx, op, apiPath, func(ctx context.Context, vc *vault.Client) error {
+			_, err := vc.KVv2(c.cfg.KVMount).Put(ctx, path, map[string]any{indexField: string(raw)}, vault.WithCheckAndSet(version))
+			if isCASMismatch(err) {
+				lost = true
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if !lost {
+			return nil
+		}
+	}
+	return connectors.Transient(system, op, TypeUnavailable, fmt.Sprintf("the handover index at %s kept changing under %d check-and-set attempts", apiPath, maxLedgerCAS), nil)
+}
