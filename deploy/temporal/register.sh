@@ -4,13 +4,35 @@
 # and Joinery's search attributes. JOINERY_SEARCH_ATTRIBUTES lists
 # name=Type pairs; internal/deploy checks that it is exactly
 # internal/stack.SearchAttributes. Idempotent: what exists is kept.
+#
+# TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE (both or neither) are
+# this job's client certificate: compose's frontend requires one (mTLS),
+# and the certs job issues it to this job alone.
 set -eu
 : "${TEMPORAL_ADDRESS:?}" "${TEMPORAL_TLS_CA_FILE:?}" "${TEMPORAL_TLS_SERVER_NAME:?}"
 : "${JOINERY_NAMESPACE:?}" "${JOINERY_NAMESPACE_RETENTION:?}" "${JOINERY_SEARCH_ATTRIBUTES:?}"
 
+cert=${TEMPORAL_TLS_CERT_FILE:-}
+key=${TEMPORAL_TLS_KEY_FILE:-}
+if { [ -n "$cert" ] && [ -z "$key" ]; } || { [ -z "$cert" ] && [ -n "$key" ]; }; then
+  echo "temporal-namespace: set both TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE, or neither" >&2
+  exit 2
+fi
+for f in "$cert" "$key"; do
+  if [ -n "$f" ] && [ ! -r "$f" ]; then
+    echo "temporal-namespace: cannot read $f (the certs job's client certificate for this job)" >&2
+    exit 2
+  fi
+done
+
 t() {
-  temporal --address "$TEMPORAL_ADDRESS" --tls-ca-path "$TEMPORAL_TLS_CA_FILE" \
-    --tls-server-name "$TEMPORAL_TLS_SERVER_NAME" "$@"
+  if [ -n "$cert" ]; then
+    temporal --address "$TEMPORAL_ADDRESS" --tls-ca-path "$TEMPORAL_TLS_CA_FILE" \
+      --tls-server-name "$TEMPORAL_TLS_SERVER_NAME" --tls-cert-path "$cert" --tls-key-path "$key" "$@"
+  else
+    temporal --address "$TEMPORAL_ADDRESS" --tls-ca-path "$TEMPORAL_TLS_CA_FILE" \
+      --tls-server-name "$TEMPORAL_TLS_SERVER_NAME" "$@"
+  fi
 }
 
 # Every 2 s, by default for 3 minutes: the server starts beside this job.
