@@ -160,8 +160,8 @@ func TestComposeVaultInitialisesAndTheWorkerLogsIn(t *testing.T) {
 	vc.ClearToken()
 	login, err := vc.Logical().WriteWithContext(ctx, "auth/approle/login", map[string]any{"role_id": scfg.VaultRoleID, "secret_id": ssecretID})
 	require.NoError(t, err)
-	require.ElementsMatch(t, []string{"default", secrets.SweeperPolicyName}, login.Auth.Policies, "the sweeper's token carries its policy only")
-	require.ElementsMatch(t, []string{"default", secrets.SweeperPolicyName}, login.Auth.TokenPolicies)
+	require.ElementsMatch(t, []string{secrets.SweeperPolicyName}, login.Auth.Policies, "the sweeper's token carries its policy only, not even default")
+	require.ElementsMatch(t, []string{secrets.SweeperPolicyName}, login.Auth.TokenPolicies)
 	require.Empty(t, login.Auth.IdentityPolicies)
 	var keys struct {
 		RootToken string `json:"root_token"`
@@ -172,11 +172,14 @@ func TestComposeVaultInitialisesAndTheWorkerLogsIn(t *testing.T) {
 	vc.SetToken(keys.RootToken)
 	installed, err := vc.Sys().GetPolicyWithContext(ctx, secrets.SweeperPolicyName)
 	require.NoError(t, err)
-	require.Equal(t, secrets.SweeperPolicyHCL(), installed, "the job installs the code's sweeper policy, verbatim")
+	require.Equal(t, secrets.SweeperPolicyHCL(secrets.Config{KVMount: cfg.VaultKVMount}), installed, "the job installs the code's sweeper policy, verbatim")
 	paths := regexp.MustCompile(`(?m)^\s*path\s+"([^"]+)"`).FindAllStringSubmatch(installed, -1)
 	require.NotEmpty(t, paths)
 	for _, m := range paths {
-		require.Contains(t, []string{"auth/token/accessors", "auth/token/accessors/", "auth/token/lookup-accessor", "auth/token/revoke-accessor"},
+		require.Contains(t, []string{"auth/token/accessors", "auth/token/accessors/", "auth/token/lookup-accessor", "auth/token/revoke-accessor",
+			"auth/token/renew-self", "auth/token/lookup-self",
+			cfg.VaultKVMount + "/data/" + secrets.DefaultPathPrefix + "/+/initial-credential-handovers-index",
+			cfg.VaultKVMount + "/data/" + secrets.DefaultPathPrefix + "/+/secret-id-handovers-index"},
 			m[1], "the sweeper's policy grants %s", m[1])
 	}
 	// Vault's own answer for the paths a compromised sweeper would want.

@@ -26,14 +26,18 @@ func VaultSweeperSecretIDFile(stateDir string) string {
 	return filepath.Join(stateDir, "vault", "sweeper-secret-id")
 }
 
-// InstallSweeperVaultIdentity installs the sweeper's policy and creates or
-// updates its AppRole role with roleOpts (token policies: the sweeper's
-// only). It returns the RoleID and never issues a SecretID.
+// InstallSweeperVaultIdentity installs the sweeper's policy (for the
+// default KV mount and prefix) and creates or updates its AppRole role with
+// roleOpts (token policies: the sweeper's only, without Vault's default
+// policy). It returns the RoleID and never issues a SecretID.
 func InstallSweeperVaultIdentity(ctx context.Context, admin *secrets.Client, roleOpts secrets.AppRoleOptions) (string, error) {
-	if err := admin.WritePolicy(ctx, secrets.SweeperPolicyName, secrets.SweeperPolicyHCL()); err != nil {
+	if err := admin.WritePolicy(ctx, secrets.SweeperPolicyName, secrets.SweeperPolicyHCL(secrets.Config{})); err != nil {
 		return "", fmt.Errorf("sweeper policy: %w", err)
 	}
 	roleOpts.TokenPolicies = []string{secrets.SweeperPolicyName}
+	// No default policy (cubbyhole, sys/wrapping/*, sys/tools/*): the
+	// sweeper's policy grants what its own token needs explicitly.
+	roleOpts.TokenNoDefaultPolicy = true
 	roleID, err := admin.CreateAppRole(ctx, SweeperAppRole, roleOpts)
 	if err != nil {
 		return "", fmt.Errorf("sweeper role: %w", err)

@@ -343,7 +343,7 @@ func TestVaultBootstrapInstallsTheSweeperApart(t *testing.T) {
 	// carries that policy alone with short tokens.
 	pol, err := root.Sys().GetPolicyWithContext(ctx, secrets.SweeperPolicyName)
 	require.NoError(t, err)
-	require.Equal(t, secrets.SweeperPolicyHCL(), pol)
+	require.Equal(t, secrets.SweeperPolicyHCL(secrets.Config{}), pol)
 	role, err := root.Logical().ReadWithContext(ctx, "auth/approle/role/"+SweeperAppRole)
 	require.NoError(t, err)
 	require.NotNil(t, role)
@@ -364,7 +364,7 @@ func TestVaultBootstrapInstallsTheSweeperApart(t *testing.T) {
 	sweeper, sauth := login(read(sweeperDir, "role-id"), sweeperSID)
 	// default stays: it is what lets the client renew and look up its own
 	// token (auth/token/renew-self, lookup-self).
-	require.ElementsMatch(t, []string{"default", secrets.SweeperPolicyName}, sauth.Policies)
+	require.ElementsMatch(t, []string{secrets.SweeperPolicyName}, sauth.Policies)
 	require.Equal(t, int(sweeperTokenTTL/time.Second), sauth.LeaseDuration)
 	worker, wauth := login(read(workerDir, "role-id"), read(workerDir, "secret-id"))
 	require.ElementsMatch(t, []string{"default", secrets.WorkerPolicyName}, wauth.Policies)
@@ -424,7 +424,7 @@ func TestVaultBootstrapInstallsTheSweeperApart(t *testing.T) {
 	fresh := read(sweeperDir, "secret-id")
 	require.NotEqual(t, sweeperSID, fresh)
 	_, again := login(SweeperRoleID, fresh)
-	require.ElementsMatch(t, []string{"default", secrets.SweeperPolicyName}, again.Policies)
+	require.ElementsMatch(t, []string{secrets.SweeperPolicyName}, again.Policies)
 
 	// A run without -sweeper-dir leaves the worker alone and installs
 	// nothing new for the sweeper.
