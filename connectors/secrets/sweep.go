@@ -22,15 +22,18 @@ import (
 // auth/token/accessors. So a separate process with its own, separately
 // privileged identity (SweeperPolicyName) walks the accessors, recognises
 // Joinery's wrapping tokens by the path Vault recorded when it created them,
-// and the reconciler decides which of them no ledger accounts for and
-// revokes those by accessor.
+// and revokes by accessor those that no handover index (index.go) lists.
+// It reads the indexes itself (HandoverIndex): asking the worker which
+// accessors are recorded would let anyone with Temporal write access forge
+// the answer and have delivered handovers revoked.
 //
 // Who can reach this: only the sweeper process, with the sweeper's AppRole.
 // Whoever steals that identity can list every token's metadata (paths,
 // policies, display names, TTLs; never a token ID) and revoke any token in
 // Vault by accessor, the worker's and operators' included: a denial of
-// service, which revoke-accessor inherently grants. They get no secret (no
-// KV, no unwrap of anything they do not already hold), no new token, no
+// service, which revoke-accessor inherently grants. They can read the
+// handover indexes (accessors only). They get no secret (no KV beyond the
+// indexes, never a ledger, no unwrap, no default policy), no new token, no
 // policy and no role: SweeperPolicyHCL grants nothing else, and the tests
 // prove each refusal against a real Vault.
 
