@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -96,7 +97,8 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, int, *
 // when it already exists (the duplicate collapsed), 202 when the
 // blast-radius guard held it, 422 when the HR record is not a pending hire
 // (Refusal), other 4xx for bad input (and nothing started), 429 over the
-// API's rate, 503 when Temporal could not be reached.
+// API's rate or when the blast-radius hold is full (Retry-After either
+// way), 503 when Temporal could not be reached.
 func (s *Server) handleJoiner(w http.ResponseWriter, r *http.Request) {
 	// After authentication (bearer), before reading the body: a flood from
 	// the right sender costs nothing more than this, and a stranger's flood
@@ -129,22 +131,34 @@ func (s *Server) handleJoiner(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.startCtx(r.Context())
 	defer cancel()
 	o := guardedStart(ctx, s.Starter, j.Input("api"))
+	hris := slog.String("hris_id", j.HRISID)
 	switch {
+	case errors.Is(o.err, ErrHoldFull):
+		// 429, not 503: Temporal answered, and the sender is asked to slow
+		// down until an operator has made room. Scripts and HR systems
+		// calling an API retry a 429 after its Retry-After, as Microsoft
+		// Graph's throttling guidance asks of every Graph client (Entra's
+		// inbound provisioning API among them).
+		s.logRow(r.Context(), SourceAPI, OutcomeHoldFull, "", hris, slog.String("err", o.err.Error()))
+		noteOutcome(r.Context(), OutcomeHoldFull)
+		s.setHoldFullRetryAfter(w)
+		writeError(w, http.StatusTooManyRequests, holdFullError(o.err))
+		return
 	case o.err != nil:
-		s.logger().Error("start failed", "request_id", requestID(r.Context()), "hris_id", j.HRISID, "source", "api", "err", o.err.Error())
+		s.logRow(r.Context(), SourceAPI, OutcomeError, "", hris, slog.String("err", o.err.Error()))
 		writeError(w, http.StatusServiceUnavailable, &FieldError{Reason: fmt.Sprintf("could not start the joiner: %v", o.err)})
 		return
 	case o.refusal != nil:
-		s.logger().Info("joiner refused", "request_id", requestID(r.Context()), "hris_id", j.HRISID, "source", "api", "reason", o.refusal.Reason)
+		s.logRow(r.Context(), SourceAPI, OutcomeRefused, o.refusal.Reason, hris)
 		writeJSON(w, http.StatusUnprocessableEntity, o.refusal)
 		return
 	case o.held != nil:
-		s.logger().Warn("joiner held", "request_id", requestID(r.Context()), "hris_id", j.HRISID, "source", "api", "queued", o.held.Queued)
+		s.logRow(r.Context(), SourceAPI, OutcomeHeld, "", hris, slog.Int("queued", o.held.Queued))
 		writeJSON(w, http.StatusAccepted, o.held)
 		return
 	}
 	res := *o.res
-	s.logger().Info("joiner start", "request_id", requestID(r.Context()), "hris_id", j.HRISID, "source", "api", "outcome", string(res.Outcome), "workflow_id", res.WorkflowID)
+	s.logRow(r.Context(), SourceAPI, string(res.Outcome), "", hris, slog.String("workflow_id", res.WorkflowID))
 	code := http.StatusOK
 	if res.Outcome == run.Started {
 		code = http.StatusCreated

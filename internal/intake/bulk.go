@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -254,7 +255,7 @@ func (j *jsonlReader) readLine() (line []byte, tooLong bool, err error) {
 
 // RowResult is what happened to one row of a bulk upload or import. Status
 // is the HTTP status the row would have had on its own (201, 200, 202 held,
-// 400, 422 refused, 503).
+// 400, 422 refused, 429 hold full, 503).
 type RowResult struct {
 	Row        int    `json:"row"`
 	Line       int    `json:"line,omitempty"`
@@ -281,13 +282,18 @@ type Totals struct {
 	// Refused counts rows whose HR record is not a pending hire.
 	Refused int `json:"refused"`
 	// Held counts rows the blast-radius guard holds for an operator.
-	Held   int `json:"held"`
-	Failed int `json:"failed"`
+	Held int `json:"held"`
+	// HoldFull counts rows the guard would have held but had no room for:
+	// nothing was started or held, send them again later.
+	HoldFull int `json:"holdFull"`
+	Failed   int `json:"failed"`
 }
 
 // OK reports whether every row started, already existed or is held (held
 // rows are accepted: nothing is lost, an operator carries them out).
-func (t Totals) OK() bool { return t.Invalid == 0 && t.Refused == 0 && t.Failed == 0 }
+func (t Totals) OK() bool {
+	return t.Invalid == 0 && t.Refused == 0 && t.HoldFull == 0 && t.Failed == 0
+}
 
 func (t *Totals) add(r RowResult) {
 	t.Rows++
@@ -304,6 +310,8 @@ func (t *Totals) add(r RowResult) {
 		t.Refused++
 	case OutcomeHeld:
 		t.Held++
+	case OutcomeHoldFull:
+		t.HoldFull++
 	default:
 		t.Failed++
 	}
@@ -426,6 +434,10 @@ func startRow(ctx context.Context, st Starter, row Row, opt ImportOptions) RowRe
 	defer cancel()
 	o := guardedStart(sctx, st, j.Input(opt.Source))
 	switch {
+	case errors.Is(o.err, ErrHoldFull):
+		// The row's own status is 429 (the answer as a whole is 200 and
+		// already on its way): the uploader sends the row again later.
+		res.Outcome, res.Status, res.Error = OutcomeHoldFull, http.StatusTooManyRequests, holdFullError(o.err).Reason
 	case o.err != nil:
 		res.Outcome, res.Status, res.Error = OutcomeError, http.StatusServiceUnavailable, o.err.Error()
 	case o.refusal != nil:
@@ -538,9 +550,14 @@ func (s *Server) handleBulk(w http.ResponseWriter, r *http.Request) {
 		Source: "bulk", RequestedBy: "intake-bulk", Concurrency: s.BulkConcurrency,
 		MaxRows: s.MaxBulkRows, StartTimeout: s.StartTimeout,
 	}, func(res RowResult) error {
-		if res.Outcome != OutcomeInvalid {
-			s.logger().Info("joiner start", "request_id", reqID, "hris_id", res.HRISID, "source", "bulk", "row", res.Row, "outcome", res.Outcome)
+		attrs := []slog.Attr{slog.String("hris_id", res.HRISID), slog.Int("row", res.Row)}
+		if res.Field != "" {
+			attrs = append(attrs, slog.String("field", res.Field))
 		}
+		if res.Outcome == OutcomeError {
+			attrs = append(attrs, slog.String("err", res.Error))
+		}
+		s.logRow(r.Context(), SourceBulk, res.Outcome, res.Reason, attrs...)
 		return enc.write(res)
 	})
 	sum := BulkSummary{Summary: tot}
@@ -558,7 +575,7 @@ func (s *Server) handleBulk(w http.ResponseWriter, r *http.Request) {
 	}
 	s.logger().Info("bulk upload", "request_id", reqID, "rows", tot.Rows, "started", tot.Started,
 		"already_running", tot.AlreadyRunning, "already_done", tot.AlreadyDone, "invalid", tot.Invalid,
-		"refused", tot.Refused, "held", tot.Held, "failed", tot.Failed)
+		"refused", tot.Refused, "held", tot.Held, "hold_full", tot.HoldFull, "failed", tot.Failed)
 	_ = enc.write(sum)
 }
 

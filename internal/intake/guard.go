@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/internal/run"
@@ -19,6 +23,52 @@ const (
 	// blast-radius guard; `starter hold release` carries it out.
 	OutcomeHeld = "held"
 )
+
+// OutcomeHoldFull: the blast-radius hold had no room for the item (it
+// holds its maximum, by count or size, until an operator releases or
+// discards). Nothing was started, nothing is held: the sender must send it
+// again later. Answered 429 with Retry-After where the sender retries on
+// 429, and 503 with Retry-After on the webhook (see handleWebhook).
+const OutcomeHoldFull = "hold-full"
+
+// ErrHoldFull matches the error of an admission the full hold refused.
+var ErrHoldFull = errors.New("the blast-radius hold is full")
+
+// DefaultHoldFullRetryAfter is the Retry-After of a hold-full answer. Room
+// comes back only when an operator releases or discards held items (the
+// JoineryIntakeHoldFull alert asks them to), so retrying sooner than
+// minutes only adds load.
+const DefaultHoldFullRetryAfter = 5 * time.Minute
+
+// holdFullPrefix is how the hold workflow's admit validator begins its
+// refusal of a full hold (workflows/hold.go validateAdmit). The update's
+// rejection reaches the client as an application error carrying that
+// message and nothing more specific; the integration test
+// TestIntegrationHoldFullAnswers429 runs the real hold, so a change of
+// wording there fails here rather than turning 429s back into 503s.
+const holdFullPrefix = "the hold is full ("
+
+// holdFull reports whether err is the hold's refusal for lack of room.
+func holdFull(err error) bool {
+	var ae *temporal.ApplicationError
+	return errors.As(err, &ae) && strings.HasPrefix(ae.Message(), holdFullPrefix)
+}
+
+// admitErr wraps an admission error: a full hold matches ErrHoldFull and
+// keeps the hold's words (how many items, how many bytes).
+func admitErr(err error) error {
+	if holdFull(err) {
+		var ae *temporal.ApplicationError
+		errors.As(err, &ae)
+		return fmt.Errorf("%w: %s", ErrHoldFull, ae.Message())
+	}
+	return fmt.Errorf("blast-radius hold: %w", err)
+}
+
+// holdFullError is the JSON error of a hold-full answer.
+func holdFullError(err error) *FieldError {
+	return &FieldError{Field: "hold", Reason: err.Error() + "; nothing was started or held: send it again after Retry-After"}
+}
 
 // Refusal is the 422 answer for an HR record that gets no joiner.
 type Refusal struct {
@@ -107,7 +157,7 @@ func guardedStart(ctx context.Context, st Starter, in workflows.JoinerInput) out
 	item := workflows.HoldItem{Action: workflows.HoldStart, HRISID: checked.HRISID, Input: &checked, Source: checked.Source}
 	adm, err := st.Admit(ctx, item)
 	if err != nil {
-		return outcome{err: fmt.Errorf("blast-radius hold: %w", err)}
+		return outcome{err: admitErr(err)}
 	}
 	if !adm.Admitted {
 		return outcome{held: holdAnswer(item, adm)}
@@ -141,7 +191,7 @@ func guardedRescind(ctx context.Context, st Starter, hrisID string, sig workflow
 	item := workflows.HoldItem{Action: workflows.HoldRescind, HRISID: hrisID, Rescind: &sig, Source: source}
 	adm, err := st.Admit(ctx, item)
 	if err != nil {
-		return outcome{err: fmt.Errorf("blast-radius hold: %w", err)}
+		return outcome{err: admitErr(err)}
 	}
 	if !adm.Admitted {
 		return outcome{held: holdAnswer(item, adm)}

@@ -296,7 +296,7 @@ func TestBulkCSV(t *testing.T) {
 	require.EqualValues(t, 1, lines[0]["row"])
 	require.EqualValues(t, 2, lines[0]["line"])
 	require.Equal(t, map[string]any{"rows": 8.0, "started": 3.0, "alreadyRunning": 1.0, "alreadyDone": 0.0, "invalid": 4.0,
-		"refused": 0.0, "held": 0.0, "failed": 0.0}, lines[8]["summary"])
+		"refused": 0.0, "held": 0.0, "holdFull": 0.0, "failed": 0.0}, lines[8]["summary"])
 	require.Len(t, f.starts, 3, "the duplicate collapses before a start")
 	require.Equal(t, workflows.JoinerInput{HRISID: "c-2", Kind: "contractor", Source: "bulk", RequestedBy: "hr-ops"}, f.starts[1])
 	require.Equal(t, "employee", f.starts[2].Kind, "an empty kind is the HR record's")

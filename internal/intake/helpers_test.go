@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/connectors/hris"
@@ -57,11 +58,14 @@ type fakeStarter struct {
 	maxStarts, maxRescinds int
 	admitted               map[string]int
 	held                   []workflows.HoldItem
+	// maxHeld is the fake hold's room (-1: no limit): past it, an item
+	// that would be held is refused as the real hold refuses it.
+	maxHeld int
 }
 
 func newFake() *fakeStarter {
 	return &fakeStarter{running: map[string]bool{}, done: map[string]bool{}, refused: map[string]*activities.IneligibleError{},
-		hrKind: map[string]string{}, maxStarts: -1, maxRescinds: -1, admitted: map[string]int{}}
+		hrKind: map[string]string{}, maxStarts: -1, maxRescinds: -1, admitted: map[string]int{}, maxHeld: -1}
 }
 
 func (f *fakeStarter) Eligible(ctx context.Context, in workflows.JoinerInput) (workflows.JoinerInput, error) {
@@ -114,6 +118,12 @@ func (f *fakeStarter) Admit(ctx context.Context, item workflows.HoldItem) (workf
 		}
 	}
 	if max >= 0 && f.admitted[item.Action] >= max {
+		if f.maxHeld >= 0 && len(f.held) >= f.maxHeld {
+			// What the hold's update validator answers (workflows/hold.go),
+			// as the client receives it.
+			return workflows.Admission{}, temporal.NewApplicationError(
+				fmt.Sprintf("the hold is full (%d items): release or discard some first", len(f.held)), "")
+		}
 		f.held = append(f.held, item)
 		return workflows.Admission{Held: true, Reason: "over the blast radius", Queued: len(f.held)}, nil
 	}

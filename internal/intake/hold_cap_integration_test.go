@@ -18,7 +18,8 @@ import (
 
 // On the dev stack's Temporal: the hold takes large held items until their
 // size reaches its cap, refuses the next with the error the intake passes
-// on (answered 503, so the sender retries; nothing is lost), continues as
+// on (answered 429 with Retry-After on the API, 503 with Retry-After on the
+// webhook, so the sender retries; nothing is lost), continues as
 // new with everything it holds (the state fits Temporal's payload limit),
 // and the next run still refuses until an operator discards.
 func TestIntegrationHoldRefusesPastItsSizeCapAndKeepsContinuing(t *testing.T) {

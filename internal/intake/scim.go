@@ -3,7 +3,9 @@ package intake
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -274,7 +276,9 @@ func readSCIMExtensions(data json.RawMessage, j *Joiner, extFields map[string]st
 // the attribute, and nothing is started. Then each operation is carried out
 // in order: an active user starts a joiner (201, or 200 when the duplicate
 // collapsed), an inactive one rescinds the running joiner. failOnErrors is
-// honoured for Temporal failures (503 per operation).
+// honoured for Temporal failures (503 per operation) and for operations
+// the full blast-radius hold had no room for (429 per operation, and
+// Retry-After on the answer).
 func (s *Server) handleSCIM(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="joinery-intake"`)
@@ -315,17 +319,26 @@ func (s *Server) handleSCIM(w http.ResponseWriter, r *http.Request) {
 		failLimit = *req.FailOnErrors
 	}
 	resp := SCIMBulkResponse{Schemas: []string{SCIMBulkResponseURN}, Operations: []SCIMOperationResult{}}
-	failures := 0
+	failures, full := 0, false
 	for _, p := range plans {
-		res := s.carryOutSCIM(r.Context(), p)
-		if res.Status == "503" {
+		res, outcome, reason := s.carryOutSCIM(r.Context(), p)
+		if res.Status == "503" || res.Status == "429" {
 			failures++
 		}
-		s.logger().Info("scim operation", "request_id", requestID(r.Context()), "hris_id", p.joiner.HRISID, "status", res.Status)
+		full = full || outcome == OutcomeHoldFull
+		s.logRow(r.Context(), SourceSCIM, outcome, reason, slog.String("hris_id", p.joiner.HRISID), slog.String("status", res.Status))
 		resp.Operations = append(resp.Operations, res)
 		if failLimit > 0 && failures >= failLimit {
 			break // RFC 7644 §3.7.3: stop after failOnErrors errors
 		}
+	}
+	if full {
+		// The bulk answer is 200 with a status per operation (RFC 7644
+		// §3.7); the held-back operations say 429, and Retry-After tells
+		// the client when to send them again, as Microsoft Graph's
+		// throttling guidance has every Graph client (Entra's inbound
+		// provisioning scripts among them) wait before a retry.
+		s.setHoldFullRetryAfter(w)
 	}
 	w.Header().Set("Content-Type", "application/scim+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -363,13 +376,21 @@ func validateSCIM(req scimBulkRequest) ([]scimPlan, *FieldError) {
 	return plans, nil
 }
 
-func (s *Server) carryOutSCIM(ctx context.Context, p scimPlan) SCIMOperationResult {
-	res := SCIMOperationResult{Method: http.MethodPost, BulkID: p.bulkID}
+// carryOutSCIM performs one operation and returns its result, and the
+// row's outcome and refusal reason for the log and the metrics.
+func (s *Server) carryOutSCIM(ctx context.Context, p scimPlan) (res SCIMOperationResult, outcome, reason string) {
+	res = SCIMOperationResult{Method: http.MethodPost, BulkID: p.bulkID}
 	detail := SCIMOperationDetail{HRISID: p.joiner.HRISID, WorkflowID: workflows.JoinerWorkflowID(p.joiner.HRISID)}
-	fail := func(err error) SCIMOperationResult {
+	fail := func(err error) (SCIMOperationResult, string, string) {
+		if errors.Is(err, ErrHoldFull) {
+			fe := holdFullError(err)
+			res.Status = "429"
+			res.Response = SCIMError{Schemas: []string{SCIMErrorURN}, Status: "429", Detail: fe.Reason, Error: fe.Reason, Field: fe.Field}
+			return res, OutcomeHoldFull, ""
+		}
 		res.Status = "503"
 		res.Response = SCIMError{Schemas: []string{SCIMErrorURN}, Status: "503", Detail: err.Error(), Error: err.Error()}
-		return res
+		return res, OutcomeError, ""
 	}
 	if !p.active {
 		o := guardedRescind(ctx, s.Starter, p.joiner.HRISID,
@@ -380,14 +401,14 @@ func (s *Server) carryOutSCIM(ctx context.Context, p scimPlan) SCIMOperationResu
 		case o.held != nil:
 			detail.Outcome, detail.Detail = OutcomeHeld, o.held.Detail+" (hold key "+o.held.Key+")"
 			res.Status, res.Response = "202", detail
-			return res
+			return res, OutcomeHeld, ""
 		case o.signalled:
 			detail.Outcome, detail.Detail = OutcomeSignalled, "rescind sent: the user is inactive"
 		default:
 			detail.Outcome, detail.Detail = OutcomeIgnored, "inactive user with no running joiner"
 		}
 		res.Status, res.Response = "200", detail
-		return res
+		return res, detail.Outcome, ""
 	}
 	sctx, cancel := s.startCtx(ctx)
 	defer cancel()
@@ -399,11 +420,11 @@ func (s *Server) carryOutSCIM(ctx context.Context, p scimPlan) SCIMOperationResu
 		res.Status = "422"
 		res.Response = SCIMError{Schemas: []string{SCIMErrorURN}, Status: "422", SCIMType: "invalidValue",
 			Detail: o.refusal.Reason + ": " + o.refusal.Error, Error: o.refusal.Error, Field: o.refusal.Field}
-		return res
+		return res, OutcomeRefused, o.refusal.Reason
 	case o.held != nil:
 		detail.Outcome, detail.Detail = OutcomeHeld, o.held.Detail+" (hold key "+o.held.Key+")"
 		res.Status, res.Response = "202", detail
-		return res
+		return res, OutcomeHeld, ""
 	}
 	sr := *o.res
 	detail.Outcome, detail.WorkflowID = string(sr.Outcome), sr.WorkflowID
@@ -411,5 +432,5 @@ func (s *Server) carryOutSCIM(ctx context.Context, p scimPlan) SCIMOperationResu
 	if sr.Outcome == run.Started {
 		res.Status = "201"
 	}
-	return res
+	return res, detail.Outcome, ""
 }

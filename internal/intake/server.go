@@ -23,11 +23,13 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/joinery/joinery/connectors/hris"
+	"github.com/joinery/joinery/internal/metrics"
 )
 
 // Defaults for the zero values of Server's limits.
@@ -90,6 +92,9 @@ type Server struct {
 	// MaxWebhookEvents bounds the events of one webhook delivery (default
 	// DefaultMaxWebhookEvents).
 	MaxWebhookEvents int
+	// HoldFullRetryAfter is the Retry-After of an answer refused because
+	// the blast-radius hold is full (default DefaultHoldFullRetryAfter).
+	HoldFullRetryAfter time.Duration
 
 	limits       limiter
 	bulkInFlight atomic.Int32
@@ -215,6 +220,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("intake: %w", err)
 	}
 	return nil
+}
+
+// setHoldFullRetryAfter sets the Retry-After of a hold-full answer.
+func (s *Server) setHoldFullRetryAfter(w http.ResponseWriter) {
+	secs := int(orDur(s.HoldFullRetryAfter, DefaultHoldFullRetryAfter).Round(time.Second) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
 }
 
 // writeJSON writes v as the JSON answer.
@@ -343,6 +357,51 @@ var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 type ctxKey struct{}
 
+// reqNoteKey carries the request's *reqNote from accessLog to the handler.
+type reqNoteKey struct{}
+
+// reqNote is what a handler tells the access log beyond the status code.
+type reqNote struct {
+	// outcome overrides the outcome the status implies (metrics
+	// IntakeOutcome): a hold-full answer is 429 or 503 by what its sender
+	// retries on, but it is neither a flood nor Temporal being down, and
+	// the alerts must tell them apart.
+	outcome string
+}
+
+// noteOutcome records the request's outcome for its access-log record.
+func noteOutcome(ctx context.Context, outcome string) {
+	if n, ok := ctx.Value(reqNoteKey{}).(*reqNote); ok {
+		n.outcome = outcome
+	}
+}
+
+// RowRecord is the message of the one log record the intake writes per row
+// it judges — an API request, a webhook event, a bulk row, a SCIM
+// operation — with its source, outcome (the row's own: started, already
+// running, refused, held, hold-full, invalid, error, ...) and the refusal's
+// reason code. joinery_intake_rows_total counts these records (metrics
+// IntakeTap); a request refused as a whole (unauthenticated, malformed,
+// too large, throttled) has no row records, only its access-log record.
+const RowRecord = metrics.IntakeRowRecord
+
+// logRow writes a row's record. Failures are errors, held and hold-full
+// rows warnings, everything else information.
+func (s *Server) logRow(ctx context.Context, source, outcome, reason string, attrs ...slog.Attr) {
+	level := slog.LevelInfo
+	switch outcome {
+	case OutcomeError:
+		level = slog.LevelError
+	case OutcomeHeld, OutcomeHoldFull:
+		level = slog.LevelWarn
+	}
+	base := []slog.Attr{slog.String("request_id", requestID(ctx)), slog.String("source", source), slog.String("outcome", outcome)}
+	if reason != "" {
+		base = append(base, slog.String("reason", reason))
+	}
+	s.logger().LogAttrs(ctx, level, RowRecord, append(base, attrs...)...)
+}
+
 // requestID returns the ID accessLog assigned to the request.
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(ctxKey{}).(string)
@@ -367,12 +426,14 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		deadline := start.Add(orDur(s.RequestTimeout, DefaultRequestTimeout))
 		_ = rc.SetReadDeadline(deadline)
 		_ = rc.SetWriteDeadline(deadline)
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+		note := &reqNote{}
+		ctx := context.WithValue(context.WithValue(r.Context(), ctxKey{}, id), reqNoteKey{}, note)
+		next.ServeHTTP(sw, r.WithContext(ctx))
 		status := sw.status
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.logger().LogAttrs(r.Context(), slog.LevelInfo, "request",
+		attrs := []slog.Attr{
 			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
@@ -380,7 +441,11 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			slog.Int64("bytes", sw.bytes),
 			slog.Int64("duration_ms", time.Since(start).Milliseconds()),
 			slog.String("remote", r.RemoteAddr),
-		)
+		}
+		if note.outcome != "" {
+			attrs = append(attrs, slog.String("outcome", note.outcome))
+		}
+		s.logger().LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }
 

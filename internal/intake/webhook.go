@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -169,8 +170,10 @@ func planEvent(i int, ev hris.WebhookEvent, today string) (eventPlan, *FieldErro
 // started. Otherwise every event is carried out in order and the answer
 // lists a result per event: 200; 503 when any event hit a Temporal error so
 // that the HRIS retries (its retry is signed afresh, and what already
-// happened collapses into "already running"); 422 when every event was
-// refused (not a pending hire), 202 when every event was held.
+// happened collapses into "already running"); 503 with Retry-After when the
+// blast-radius hold had no room for an event (outcome hold-full); 422 when
+// every event was refused (not a pending hire), 202 when every event was
+// held.
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	body, status, fe := readBody(w, r, orInt64(s.MaxBody, DefaultMaxBody))
 	if fe != nil {
@@ -208,12 +211,14 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		plans = append(plans, p)
 	}
 	ans := WebhookAnswer{Results: make([]EventResult, 0, len(plans))}
-	errored, refused, held, other := false, false, false, false
+	errored, full, refused, held, other := false, false, false, false, false
 	for i, p := range plans {
 		res := s.carryOut(r.Context(), i, p)
 		switch res.Outcome {
 		case OutcomeError:
 			errored = true
+		case OutcomeHoldFull:
+			full = true
 		case OutcomeRefused:
 			refused = true
 		case OutcomeHeld:
@@ -221,14 +226,29 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		default:
 			other = true
 		}
-		s.logger().Info("webhook event", "request_id", requestID(r.Context()), "hris_id", res.HRISID, "action", res.Action,
-			"outcome", res.Outcome, "signal", res.Signal, "event_id", p.joiner.EventID)
+		attrs := []slog.Attr{slog.String("hris_id", res.HRISID), slog.String("action", res.Action),
+			slog.String("signal", res.Signal), slog.String("event_id", p.joiner.EventID)}
+		if res.Error != "" {
+			attrs = append(attrs, slog.String("err", res.Error))
+		}
+		s.logRow(r.Context(), SourceWebhook, res.Outcome, res.Reason, attrs...)
 		ans.Results = append(ans.Results, res)
 	}
 	code := http.StatusOK
 	switch {
 	case errored:
 		code = http.StatusServiceUnavailable // the HRIS retries; what happened collapses
+	case full:
+		// The hold had no room for an event: nothing of it was started or
+		// held, and the HRIS must send it again. 503 with Retry-After, not
+		// the 429 the API answers: BambooHR retries a webhook only on 5xx
+		// (five times, 5 to 80 minutes apart) and never retries a 4xx, 429
+		// included, so a 429 would lose the event for good. The events
+		// that went through collapse into "already running" on the retry.
+		// The access log and the metrics say hold-full, not unavailable.
+		code = http.StatusServiceUnavailable
+		noteOutcome(r.Context(), OutcomeHoldFull)
+		s.setHoldFullRetryAfter(w)
 	case refused && !held && !other:
 		code = http.StatusUnprocessableEntity // every event refused: nothing to retry
 	case held && !refused && !other:
@@ -272,6 +292,8 @@ func (s *Server) carryOut(ctx context.Context, i int, p eventPlan) EventResult {
 		defer cancel()
 		o := guardedRescind(sctx, s.Starter, p.joiner.HRISID, p.rescind, "webhook")
 		switch {
+		case errors.Is(o.err, ErrHoldFull):
+			res.Outcome, res.Error = OutcomeHoldFull, o.err.Error()
 		case o.err != nil:
 			res.Outcome, res.Error = OutcomeError, o.err.Error()
 		case o.held != nil:
@@ -301,6 +323,8 @@ func (s *Server) carryOut(ctx context.Context, i int, p eventPlan) EventResult {
 	defer cancel()
 	o := guardedStart(ctx, s.Starter, p.joiner.Input("webhook"))
 	switch {
+	case errors.Is(o.err, ErrHoldFull):
+		res.Outcome, res.Error = OutcomeHoldFull, o.err.Error()
 	case o.err != nil:
 		res.Outcome, res.Error = OutcomeError, o.err.Error()
 	case o.refusal != nil:

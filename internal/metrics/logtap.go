@@ -3,16 +3,49 @@ package metrics
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/joinery/joinery/activities"
 )
 
 // Names of the intake's and the inbox's metrics.
 const (
 	IntakeRequests = "joinery_intake_requests_total"
+	IntakeRows     = "joinery_intake_rows_total"
 	InboxEvents    = "joinery_inbox_events_total"
 )
+
+// IntakeRowRecord is the message of the intake's per-row log record
+// (internal/intake RowRecord is this constant).
+const IntakeRowRecord = "intake row"
+
+// The vocabularies of joinery_intake_rows_total's labels. Every value
+// outside them is "other": the records come from Joinery's own code, but
+// what it logs as an outcome or reason is not re-checked anywhere else.
+var (
+	intakeSources = []string{"webhook", "api", "bulk", "scim"}
+	// rowOutcomes are the row outcomes of internal/intake and internal/run
+	// ("already running" is exported as already_running).
+	rowOutcomes = []string{"started", "already_running", "already_done", "signalled", "ignored",
+		"refused", "held", "hold_full", "invalid", "error"}
+	// rowReasons are activities' eligibility reasons (Reason*), the only
+	// reasons a refused row carries; every other row has "none".
+	rowReasons = []string{activities.ReasonNotFound, activities.ReasonInactive, activities.ReasonTerminated,
+		activities.ReasonRehire, activities.ReasonKindMismatch, activities.ReasonAlreadyProvisioned,
+		activities.ReasonNoHireDate, activities.ReasonHireDatePassed}
+	// requestOverrides are the outcomes a request's access-log record may
+	// name instead of the one its status implies.
+	requestOverrides = []string{"hold_full"}
+)
+
+// labelValue turns an outcome as the intake writes it ("already running",
+// "hold-full") into a label value (already_running, hold_full).
+func labelValue(v string) string {
+	return strings.NewReplacer(" ", "_", "-", "_").Replace(strings.ToLower(v))
+}
 
 // intakeRoutes are the intake's endpoints (internal/intake Server.Handler);
 // any other path is "other", so a scanner's paths never become labels.
@@ -49,33 +82,72 @@ func IntakeOutcome(status int) string {
 }
 
 // IntakeTap returns a slog handler that passes every record to next and
-// counts the intake's access-log records ("request", with path and
-// status) by route and outcome.
+// counts two of the intake's records:
 //
-// The intake writes exactly one such record per request, after its answer,
-// so counting them counts what HR's system was told, through the same
-// record an operator reads, without a second instrumentation path inside
-// the intake. Only the route (from a fixed list) and the status become
-// labels; request IDs, remote addresses and HR IDs never do.
+//   - its access-log records ("request", with path and status) by route
+//     and outcome: joinery_intake_requests_total. The outcome is the one
+//     the status implies (IntakeOutcome) unless the record names one of
+//     requestOverrides (a full hold is answered 429 or 503, and is neither
+//     a flood nor Temporal being down);
+//   - its row records (IntakeRowRecord: one per API request, webhook
+//     event, bulk row and SCIM operation it judged) by source, outcome and
+//     refusal reason: joinery_intake_rows_total. A bulk upload of 10,000
+//     rows is one request and 10,000 rows.
+//
+// The intake writes exactly one access record per request, after its
+// answer, and one row record per row as it is decided, so counting them
+// counts what HR's system was told, through the same records an operator
+// reads, without a second instrumentation path inside the intake. Only
+// values from fixed vocabularies become labels; request IDs, remote
+// addresses and HR IDs never do.
 func IntakeTap(reg prometheus.Registerer, next slog.Handler) (slog.Handler, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: IntakeRequests,
-		Help: "HR intake requests by route and outcome (started, accepted, held, invalid, unauthorized, throttled, not_found, conflict, unavailable, error).",
+		Help: "HR intake requests by route and outcome (started, accepted, held, hold_full, invalid, unauthorized, throttled, not_found, conflict, unavailable, error).",
 	}, []string{"route", "outcome"})
-	if err := reg.Register(c); err != nil {
-		return nil, err
+	rows := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: IntakeRows,
+		Help: "Rows the HR intake judged (an API request, a webhook event, a bulk row, a SCIM operation) by source, outcome (started, already_running, already_done, signalled, ignored, refused, held, hold_full, invalid, error) and the refusal's reason (none unless refused).",
+	}, []string{"source", "outcome", "reason"})
+	for _, cv := range []prometheus.Collector{c, rows} {
+		if err := reg.Register(cv); err != nil {
+			return nil, err
+		}
 	}
 	// Export the series alerts divide by before the first request.
 	for _, r := range []string{"/hris/webhook", "/joiners", "/joiners:bulk", "/scim/v2/Bulk"} {
-		for _, o := range []string{"started", "accepted", "held", "invalid", "unauthorized", "throttled", "error"} {
+		for _, o := range []string{"started", "accepted", "held", "hold_full", "invalid", "unauthorized", "throttled", "error"} {
 			c.WithLabelValues(r, o)
 		}
 	}
+	for _, src := range intakeSources {
+		for _, o := range []string{"started", "held", "hold_full", "invalid", "error"} {
+			rows.WithLabelValues(src, o, "none")
+		}
+	}
 	return &tap{next: next, observe: func(r slog.Record) {
-		if r.Message != "request" {
+		switch r.Message {
+		case "request":
+		case IntakeRowRecord:
+			var source, outcome, reason string
+			r.Attrs(func(a slog.Attr) bool {
+				switch a.Key {
+				case "source":
+					source = a.Value.String()
+				case "outcome":
+					outcome = a.Value.String()
+				case "reason":
+					reason = a.Value.String()
+				}
+				return true
+			})
+			rows.WithLabelValues(oneOf(source, intakeSources, "other"), oneOf(labelValue(outcome), rowOutcomes, "other"),
+				oneOf(reason, rowReasons, "none")).Inc()
+			return
+		default:
 			return
 		}
-		var path string
+		var path, override string
 		status := 0
 		r.Attrs(func(a slog.Attr) bool {
 			switch a.Key {
@@ -83,13 +155,19 @@ func IntakeTap(reg prometheus.Registerer, next slog.Handler) (slog.Handler, erro
 				path = a.Value.String()
 			case "status":
 				status = int(a.Value.Int64())
+			case "outcome":
+				override = labelValue(a.Value.String())
 			}
 			return true
 		})
 		if status == 0 {
 			return
 		}
-		c.WithLabelValues(oneOf(path, intakeRoutes, "other"), IntakeOutcome(status)).Inc()
+		outcome := IntakeOutcome(status)
+		if slices.Contains(requestOverrides, override) {
+			outcome = override
+		}
+		c.WithLabelValues(oneOf(path, intakeRoutes, "other"), outcome).Inc()
 	}}, nil
 }
 
