@@ -15,7 +15,8 @@ func TestAlertRulesLoadAsPrometheusLoadsThem(t *testing.T) {
 	groups, err := Rules(".")
 	require.NoError(t, err)
 	want := []string{"JoineryApprovalOverdue", "JoineryCompensationStuck", "JoineryRevocationOverdue",
-		"JoineryIntakeHolding", "JoineryIntakeRejecting", "JoineryWorkflowTaskScheduleToStartHigh"}
+		"JoineryIntakeHolding", "JoineryIntakeRejecting", "JoineryIntakeRowsRejected", "JoineryIntakeHoldFull",
+		"JoineryWorkflowTaskScheduleToStartHigh"}
 	seen := map[string]bool{}
 	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	require.NoError(t, err)
@@ -147,7 +148,7 @@ func TestPrometheusScrapesWorkerIntakeAndInbox(t *testing.T) {
 func TestMetricNamesFromRulesAndPanels(t *testing.T) {
 	used, err := MetricNames(".")
 	require.NoError(t, err)
-	for _, n := range []string{"joinery_compensations_stuck", "joinery_approvals_overdue", "joinery_intake_held",
+	for _, n := range []string{"joinery_compensations_stuck", "joinery_approvals_overdue", "joinery_intake_held", "joinery_intake_rows_total",
 		"temporal_workflow_task_schedule_to_start_latency_seconds_bucket", "joinery_joiners_running"} {
 		require.Contains(t, used, n)
 	}
