@@ -34,7 +34,7 @@ func (s fsample) Copy() chunks.Sample           { return s }
 type memSeries []storage.Series
 
 func (m memSeries) Querier(int64, int64) (storage.Querier, error) { return m, nil }
-func (m memSeries) Close() error                                    { return nil }
+func (m memSeries) Close() error                                  { return nil }
 func (m memSeries) LabelValues(context.Context, string, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	return nil, nil, nil
 }
