@@ -204,8 +204,18 @@ func certsCurrent(dir string, specs []leafSpec, now time.Time) bool {
 		if err != nil {
 			continue
 		}
+		// The client CA names the clients it was made for: a client
+		// dropped from the list must lose its access, which only a new
+		// client CA takes away (no CA key is kept to sign a revocation).
+		// (DER sorts a SET's values by their encoding, hence the sort.)
+		if client && !slices.Equal(slices.Sorted(slices.Values(ca.Subject.OrganizationalUnit)), clientNames(specs)) {
+			return false
+		}
 		pools[client] = x509.NewCertPool()
 		pools[client].AddCert(ca)
+	}
+	if pools[true] != nil && len(clientNames(specs)) == 0 {
+		return false
 	}
 	for _, s := range specs {
 		client := s.role == roleClient
@@ -254,15 +264,28 @@ func readCert(path string) (*x509.Certificate, error) {
 	return x509.ParseCertificate(b.Bytes)
 }
 
-// newCA makes a CA certificate and its key, which stays in memory.
-func newCA(cn string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
+// clientNames are the names of the client certificates, sorted.
+func clientNames(specs []leafSpec) []string {
+	var names []string
+	for _, s := range specs {
+		if s.role == roleClient {
+			names = append(names, s.name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// newCA makes a CA certificate and its key, which stays in memory; ou
+// records what it was made for.
+func newCA(cn string, ou []string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: cn},
+		Subject:               pkix.Name{CommonName: cn, OrganizationalUnit: ou},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(certLifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -282,7 +305,7 @@ func newCA(cn string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, []by
 }
 
 func issueAll(dir string, specs []leafSpec, now time.Time) error {
-	ca, caKey, caDER, err := newCA("Joinery deployment dev CA", now)
+	ca, caKey, caDER, err := newCA("Joinery deployment dev CA", nil, now)
 	if err != nil {
 		return err
 	}
@@ -291,7 +314,7 @@ func issueAll(dir string, specs []leafSpec, now time.Time) error {
 	var clientCADER []byte
 	for _, s := range specs {
 		if s.role == roleClient && clientCA == nil {
-			if clientCA, clientCAKey, clientCADER, err = newCA("Joinery deployment client CA", now); err != nil {
+			if clientCA, clientCAKey, clientCADER, err = newCA("Joinery deployment client CA", clientNames(specs), now); err != nil {
 				return err
 			}
 		}
@@ -363,6 +386,10 @@ func issueAll(dir string, specs []leafSpec, now time.Time) error {
 		if err := writePEM(filepath.Join(dir, "client-ca.pem"), "CERTIFICATE", clientCADER, 0o444); err != nil {
 			return err
 		}
+	} else if err := os.Remove(filepath.Join(dir, "client-ca.pem")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// No clients any more: their CA goes, so no old client
+		// certificate chains to anything.
+		return err
 	}
 	if err := writePEM(filepath.Join(dir, "ca.pem"), "CERTIFICATE", caDER, 0o444); err != nil {
 		return err

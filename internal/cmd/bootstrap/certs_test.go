@@ -103,6 +103,30 @@ func TestCertsIssueClientCertificatesUnderTheirOwnCA(t *testing.T) {
 		require.False(t, cca.Equal(cca2), "a new client CA")
 		cca = cca2
 	}
+	// A client dropped from the list loses its access: a new client CA,
+	// under which its old certificate does not chain.
+	dropped, err := readCert(filepath.Join(clients, "temporal-ui", "cert.pem"))
+	require.NoError(t, err)
+	ccaBefore, err := readCert(filepath.Join(dir, "client-ca.pem"))
+	require.NoError(t, err)
+	beforePool := x509.NewCertPool()
+	beforePool.AddCert(ccaBefore)
+	_, err = dropped.Verify(x509.VerifyOptions{Roots: beforePool, KeyUsages: clientAuth})
+	require.NoError(t, err, "control: it chained to the client CA before")
+	without := []string{"-dir", dir, "-client-dir", clients, "-peer", "temporal=" + who, "-for", "vault=" + who, "-client", "worker=" + who}
+	require.NoError(t, runCerts(without))
+	cca, err = readCert(filepath.Join(dir, "client-ca.pem"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"worker"}, cca.Subject.OrganizationalUnit, "the client CA names its clients")
+	clientPool = x509.NewCertPool()
+	clientPool.AddCert(cca)
+	_, err = dropped.Verify(x509.VerifyOptions{Roots: clientPool, KeyUsages: clientAuth})
+	require.Error(t, err, "the dropped client's certificate no longer chains")
+	// No clients at all: the client CA goes.
+	require.NoError(t, runCerts([]string{"-dir", dir, "-peer", "temporal=" + who, "-for", "vault=" + who}))
+	_, err = os.Stat(filepath.Join(dir, "client-ca.pem"))
+	require.True(t, os.IsNotExist(err), "no client CA without clients")
+
 	// Certificates from before clients had a CA of their own gave every
 	// server both usages: such a Vault certificate is replaced by a
 	// server-only one.
