@@ -111,6 +111,9 @@ type ReconcileSecrets interface {
 	// out, never a token); WorkloadLedgerPath names a role's.
 	Handovers(ctx context.Context, ledgerPath string) ([]secrets.HandoverRecord, error)
 	WorkloadLedgerPath(role string) string
+	// IndexHandovers indexes a ledger written before handover indexes
+	// existed (the wrapping-token sweep, activities/sweep.go).
+	IndexHandovers(ctx context.Context, ledgerPath string) error
 	RevokeWorkload(ctx context.Context, role string) error
 	DeletePolicy(ctx context.Context, name string) error
 }

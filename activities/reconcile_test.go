@@ -131,7 +131,8 @@ type fakeRecSecrets struct {
 	calls   []string
 }
 
-func (f *fakeRecSecrets) JoinerPath(k, n string) string { return "joinery/joiners/" + k + "/" + n }
+func (f *fakeRecSecrets) JoinerPath(k, n string) string                { return "joinery/joiners/" + k + "/" + n }
+func (f *fakeRecSecrets) IndexHandovers(context.Context, string) error { return nil }
 func (f *fakeRecSecrets) Metadata(_ context.Context, p string) (secrets.SecretMetadata, bool, error) {
 	md, ok := f.kv[p]
 	return md, ok, nil

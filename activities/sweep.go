@@ -16,34 +16,47 @@ package activities
 // does, and nothing else (secrets.SweeperPolicyHCL: list, look up and
 // revoke token accessors; no secret, no token creation).
 //
-// How. The Reconciler workflow asks the sweeper for the live wrapping
-// tokens created for Joinery's paths longer ago than MinAge
-// (SweepListWrappingTokens), asks the worker which of them the handover
-// ledgers record (Reconcile.ReconcileRecordedHandovers: the worker can read
-// ledgers, the sweeper cannot), and has the sweeper revoke the rest
-// (SweepRevokeWrappingTokens), which looks each accessor up again first.
+// How. Next to each handover ledger the worker keeps an index: the
+// wrapping accessors it recorded, and nothing else (no token), written
+// right after the ledger entry and before the token is delivered
+// (connectors/secrets). So a delivered token is always indexed, and an
+// unindexed one was never delivered. The sweeper may read the indexes (not
+// the ledgers, which hold live tokens). The Reconciler workflow asks the
+// sweeper for the unindexed live wrapping tokens created for Joinery's
+// paths longer ago than MinAge (SweepListWrappingTokens), has the worker
+// index those candidates' ledgers in case they predate the index
+// (Reconcile.ReconcileIndexHandovers), and has the sweeper revoke the rest
+// (SweepRevokeWrappingTokens). The revoke decides from Vault alone: it
+// looks each accessor up again, takes the secret it was created for from
+// Vault's own record of the token, reads that secret's index, and checks
+// the age Vault measures. Nothing a workflow passes it can make it revoke a
+// recorded handover.
 //
-// Why MinAge makes "not in the ledger" final. An issue attempt records its
+// Why MinAge makes "not in the index" final. An issue attempt indexes its
 // token within its start-to-close timeout (one minute, optsCredential), and
-// its context ends at that deadline, so even a zombie attempt cannot record
-// a token later. A token older than MinAge (at least MinSweepAge) that no
-// ledger lists will never be listed: it is an orphan.
+// its context ends at that deadline, so even a zombie attempt cannot index
+// a token later. A token older than MinAge (at least MinSweepAge, measured
+// by Vault: creation TTL minus TTL left) that no index lists never will be:
+// it is an orphan, never delivered.
 //
 // Who can reach these activities. Anyone with Temporal access can schedule
-// an activity on the sweeper's queue. They take no orders they cannot
-// check: the caller must be a running Reconciler on Joinery's queue
-// (confirmed with Temporal, like every order-checked activity), whose code
-// is Joinery's; the revoke input is only accessors, each re-checked to be a
-// live response-wrapping token for one of Joinery's paths and older than
-// MinAge. The most a rogue caller can make the sweeper do is revoke an
-// orphan early. Someone who can poll Joinery's queue can answer the
-// worker's half falsely (README: restrict polls to the worker's identity).
+// an activity on the sweeper's queue, or complete one of the reconciler's
+// activities by ID with a result of their own. The sweeper serves only a
+// running Reconciler on Joinery's queue (confirmed with Temporal, like
+// every order-checked activity), and its revoke trusts nothing it is
+// given but accessors, each judged again from Vault as above. The most a
+// rogue can make it do is revoke an orphan early, or (answering the list
+// in its place, or the backfill) skip orphans or revoke an unindexed token
+// from before the index existed (at most its 72 h wrap TTL after the
+// upgrade). README: restrict polling and by-ID completion of Joinery's
+// queues to Joinery's identities.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,6 +90,7 @@ const (
 type SweepVault interface {
 	WrappingTokens(ctx context.Context, max int, fn func(secrets.WrapToken) error) (bool, error)
 	LookupWrapToken(ctx context.Context, accessor string) (secrets.WrapToken, bool, error)
+	HandoverIndex(ctx context.Context, t secrets.WrapToken) (map[string]bool, error)
 	RevokeAccessor(ctx context.Context, accessor string) error
 }
 
@@ -91,8 +105,9 @@ type Sweep struct {
 	// DefaultSweepAge, never below MinSweepAge). An input can only raise it.
 	MinAge time.Duration
 	Logger *slog.Logger
-	// Now is the clock (tests); default time.Now.
-	Now func() time.Time
+	// AgeOf is how old a token is; default its Age as Vault measures it
+	// (tests make tokens older).
+	AgeOf func(secrets.WrapToken) time.Duration
 }
 
 // WrapCandidate is a live wrapping token for one of Joinery's paths: its
@@ -109,14 +124,21 @@ type WrapCandidate struct {
 type SweepListInput struct {
 	// MinAge raises (never lowers) the sweeper's own minimum age.
 	MinAge time.Duration `json:"minAge,omitempty"`
+	// Keys, when set, limits the listing to these joiners' tokens (joiner
+	// keys; a workload's role is joinery-<key>).
+	Keys []string `json:"keys,omitempty"`
 }
 
 // SweepList is what the sweeper found.
 type SweepList struct {
-	// Old are the tokens older than the minimum age (at most
-	// sweepMaxTokens); Young counts the others, left alone.
-	Old   []WrapCandidate `json:"old,omitempty"`
-	Young int             `json:"young"`
+	// Old are the unindexed tokens older than the minimum age (at most
+	// sweepMaxTokens); Young counts the tokens younger than it, Recorded
+	// the old ones an index lists, both left alone.
+	Old      []WrapCandidate `json:"old,omitempty"`
+	Young    int             `json:"young"`
+	Recorded int             `json:"recorded"`
+	// Failed: tokens whose index could not be read (left alone this run).
+	Failed []string `json:"failed,omitempty"`
 	// Looked counts Joinery's wrapping tokens seen (young and old); More:
 	// the walk stopped at its bounds and the next run continues.
 	Looked int  `json:"looked"`
@@ -147,11 +169,26 @@ func (s *Sweep) log() *slog.Logger {
 	return slog.Default()
 }
 
-func (s *Sweep) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
+func (s *Sweep) age(t secrets.WrapToken) time.Duration {
+	if s.AgeOf != nil {
+		return s.AgeOf(t)
 	}
-	return time.Now()
+	return t.Age
+}
+
+// indexed reports whether t's secret's index lists t, reading each index
+// once per call (cache).
+func (s *Sweep) indexed(ctx context.Context, cache map[string]map[string]bool, t secrets.WrapToken) (bool, error) {
+	k := t.Kind + "\x00" + t.Key
+	idx, ok := cache[k]
+	if !ok {
+		var err error
+		if idx, err = s.Vault.HandoverIndex(ctx, t); err != nil {
+			return false, err
+		}
+		cache[k] = idx
+	}
+	return idx[t.Accessor], nil
 }
 
 func (s *Sweep) minAge(in time.Duration) time.Duration {
@@ -192,8 +229,8 @@ func (s *Sweep) admit(ctx context.Context, step, what string) error {
 }
 
 // SweepListWrappingTokens lists the live response-wrapping tokens Vault
-// holds for Joinery's paths (initial credentials, workload SecretIDs),
-// those older than the minimum age in Old.
+// holds for Joinery's paths (initial credentials, workload SecretIDs) that
+// are older than the minimum age and that no handover index lists.
 func (s *Sweep) SweepListWrappingTokens(ctx context.Context, in SweepListInput) (SweepList, error) {
 	var out SweepList
 	if in.MinAge < 0 {
@@ -202,7 +239,7 @@ func (s *Sweep) SweepListWrappingTokens(ctx context.Context, in SweepListInput) 
 	if err := s.admit(ctx, "SweepListWrappingTokens", "list wrapping tokens"); err != nil {
 		return out, err
 	}
-	cutoff := s.now().Add(-s.minAge(in.MinAge))
+	minAge := s.minAge(in.MinAge)
 	// The walk calls back only for Joinery's tokens; a long stretch of
 	// others (a Vault with many tokens) must not look like a hung activity.
 	stop := make(chan struct{})
@@ -219,10 +256,24 @@ func (s *Sweep) SweepListWrappingTokens(ctx context.Context, in SweepListInput) 
 			}
 		}
 	}()
+	cache := map[string]map[string]bool{}
 	more, err := s.Vault.WrappingTokens(ctx, sweepMaxLookups, func(t secrets.WrapToken) error {
+		if len(in.Keys) > 0 && !slices.Contains(in.Keys, t.Key) && !slices.Contains(in.Keys, strings.TrimPrefix(t.Key, "joinery-")) {
+			return nil
+		}
 		out.Looked++
-		if !t.CreatedAt.Before(cutoff) {
+		if s.age(t) < minAge {
 			out.Young++
+			return nil
+		}
+		rec, err := s.indexed(ctx, cache, t)
+		switch {
+		case err != nil:
+			// One unreadable index leaves its tokens alone; the rest go on.
+			out.Failed = append(out.Failed, fmt.Sprintf("%s (%s %s): %s", t.Accessor, t.Kind, t.Key, err.Error()))
+			return nil
+		case rec:
+			out.Recorded++
 			return nil
 		}
 		if len(out.Old) == sweepMaxTokens {
@@ -243,9 +294,10 @@ func (s *Sweep) SweepListWrappingTokens(ctx context.Context, in SweepListInput) 
 var errSweepFull = errors.New("sweep report full")
 
 // SweepRevokeWrappingTokens revokes the given accessors, each only after
-// looking it up again: still a live wrapping token for one of Joinery's
-// paths, and older than the minimum age. DryRun looks up and revokes
-// nothing.
+// judging it again from Vault: still a live wrapping token for one of
+// Joinery's paths (as Vault recorded it at creation), older than the
+// minimum age (as Vault measures it), and listed by no handover index.
+// DryRun judges and revokes nothing.
 func (s *Sweep) SweepRevokeWrappingTokens(ctx context.Context, in SweepRevokeInput) (SweepRevoked, error) {
 	var out SweepRevoked
 	if in.MinAge < 0 || len(in.Accessors) > sweepMaxTokens {
@@ -255,7 +307,8 @@ func (s *Sweep) SweepRevokeWrappingTokens(ctx context.Context, in SweepRevokeInp
 	if err := s.admit(ctx, "SweepRevokeWrappingTokens", fmt.Sprintf("revoke %d wrapping tokens", len(in.Accessors))); err != nil {
 		return out, err
 	}
-	cutoff := s.now().Add(-s.minAge(in.MinAge))
+	minAge := s.minAge(in.MinAge)
+	cache := map[string]map[string]bool{}
 	for i, acc := range in.Accessors {
 		heartbeat(ctx, i)
 		t, ok, err := s.Vault.LookupWrapToken(ctx, acc)
@@ -266,8 +319,17 @@ func (s *Sweep) SweepRevokeWrappingTokens(ctx context.Context, in SweepRevokeInp
 		case !ok:
 			out.Skipped = append(out.Skipped, acc+": gone, or not one of Joinery's wrapping tokens")
 			continue
-		case !t.CreatedAt.Before(cutoff):
+		case s.age(t) < minAge:
 			out.Skipped = append(out.Skipped, acc+": younger than the minimum age")
+			continue
+		}
+		rec, err := s.indexed(ctx, cache, t)
+		switch {
+		case err != nil:
+			out.Failed = append(out.Failed, fmt.Sprintf("%s: reading its handover index: %s", acc, err.Error()))
+			continue
+		case rec:
+			out.Skipped = append(out.Skipped, acc+": recorded in its handover index (a handover, not an orphan)")
 			continue
 		}
 		if in.DryRun {
@@ -294,52 +356,50 @@ func candidateOf(t secrets.WrapToken) WrapCandidate {
 	return WrapCandidate{Accessor: t.Accessor, Kind: t.Kind, Key: t.Key, Path: t.Path, CreatedAt: t.CreatedAt}
 }
 
-// RecordedHandoversInput names the candidates the worker looks up in the
-// handover ledgers.
-type RecordedHandoversInput struct {
+// IndexHandoversInput names the candidates whose ledgers the worker
+// indexes.
+type IndexHandoversInput struct {
 	Tokens []WrapCandidate `json:"tokens"`
 }
 
-// RecordedHandovers lists the accessors a ledger records (in any state).
-type RecordedHandovers struct {
-	Recorded []string `json:"recorded,omitempty"`
+// IndexHandoversResult counts the ledgers indexed and names the ones that
+// could not be.
+type IndexHandoversResult struct {
+	Ledgers int      `json:"ledgers"`
+	Failed  []string `json:"failed,omitempty"`
 }
 
-// ReconcileRecordedHandovers reads the handover ledger of each candidate's
-// secret (the initial credential's, or the workload role's) and returns the
-// candidates' accessors the ledgers record. It runs on the worker, which
-// can read ledgers; the sweeper cannot. A ledger that cannot be read fails
-// the call: "not recorded" must never be a guess.
-func (r *Reconcile) ReconcileRecordedHandovers(ctx context.Context, in RecordedHandoversInput) (RecordedHandovers, error) {
-	var out RecordedHandovers
+// ReconcileIndexHandovers makes the handover index of each candidate's
+// secret list every accessor its ledger records, for ledgers written before
+// the index existed (secrets.IndexHandovers; idempotent). It runs on the
+// worker, which may read ledgers; the sweeper may not. It decides nothing:
+// the sweeper's revoke reads the indexes itself, so a forged answer here
+// can at most leave a pre-index handover unindexed.
+func (r *Reconcile) ReconcileIndexHandovers(ctx context.Context, in IndexHandoversInput) (IndexHandoversResult, error) {
+	var out IndexHandoversResult
 	if len(in.Tokens) > sweepMaxTokens {
 		return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("at most %d tokens at once", sweepMaxTokens), ErrTypeInvalidJoiner, nil)
 	}
-	if err := r.admitReconciler(ctx, "ReconcileRecordedHandovers", fmt.Sprintf("read %d ledgers", len(in.Tokens))); err != nil {
+	if err := r.admitReconciler(ctx, "ReconcileIndexHandovers", fmt.Sprintf("index %d ledgers", len(in.Tokens))); err != nil {
 		return out, err
 	}
-	known := map[string]map[string]bool{} // ledger path -> recorded accessors
+	done := map[string]bool{}
 	for i, t := range in.Tokens {
 		heartbeat(ctx, i)
 		ledger, err := r.ledgerOf(t)
 		if err != nil {
-			return RecordedHandovers{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidJoiner, nil)
+			out.Failed = append(out.Failed, fmt.Sprintf("%s: %s", t.Accessor, err.Error()))
+			continue
 		}
-		accs, ok := known[ledger]
-		if !ok {
-			recs, err := r.Secrets.Handovers(ctx, ledger)
-			if err != nil {
-				return RecordedHandovers{}, classify(err)
-			}
-			accs = map[string]bool{}
-			for _, rec := range recs {
-				accs[rec.WrapAccessor] = true
-			}
-			known[ledger] = accs
+		if done[ledger] {
+			continue
 		}
-		if accs[t.Accessor] {
-			out.Recorded = append(out.Recorded, t.Accessor)
+		done[ledger] = true
+		if err := r.Secrets.IndexHandovers(ctx, ledger); err != nil {
+			out.Failed = append(out.Failed, fmt.Sprintf("%s: %s", ledger, err.Error()))
+			continue
 		}
+		out.Ledgers++
 	}
 	return out, nil
 }

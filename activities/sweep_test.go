@@ -14,8 +14,16 @@ import (
 // fakeSweepVault holds tokens by accessor and records revokes.
 type fakeSweepVault struct {
 	tokens  map[string]secrets.WrapToken
+	index   map[string]bool // accessors the handover indexes list
 	revoked []string
 	fail    error
+}
+
+func (f *fakeSweepVault) HandoverIndex(_ context.Context, t secrets.WrapToken) (map[string]bool, error) {
+	if t.Key == "unreadable" {
+		return nil, errors.New("index unreadable")
+	}
+	return f.index, nil
 }
 
 func (f *fakeSweepVault) WrappingTokens(_ context.Context, _ int, fn func(secrets.WrapToken) error) (bool, error) {
@@ -45,12 +53,11 @@ func (f *fakeSweepVault) RevokeAccessor(_ context.Context, acc string) error {
 // than MinSweepAge is neither listed as old nor revoked: its attempt may
 // still be about to record it.
 func TestSweepNeverGoesBelowTheFloor(t *testing.T) {
-	now := time.Now()
 	v := &fakeSweepVault{tokens: map[string]secrets.WrapToken{
-		"fresh": {Accessor: "fresh", Kind: secrets.WrapCredential, Key: "1", CreatedAt: now.Add(-time.Minute)},
-		"old":   {Accessor: "old", Kind: secrets.WrapCredential, Key: "2", CreatedAt: now.Add(-time.Hour)},
+		"fresh": {Accessor: "fresh", Kind: secrets.WrapCredential, Key: "1", Age: time.Minute},
+		"old":   {Accessor: "old", Kind: secrets.WrapCredential, Key: "2", Age: time.Hour},
 	}}
-	s := &Sweep{Vault: v, MinAge: time.Second, Now: func() time.Time { return now }}
+	s := &Sweep{Vault: v, MinAge: time.Second}
 	list, err := s.SweepListWrappingTokens(context.Background(), SweepListInput{})
 	require.NoError(t, err)
 	require.Equal(t, 1, list.Young)
@@ -63,7 +70,7 @@ func TestSweepNeverGoesBelowTheFloor(t *testing.T) {
 	require.Len(t, out.Skipped, 2)
 
 	// An input can raise the minimum age, never lower it.
-	v.tokens["old2"] = secrets.WrapToken{Accessor: "old2", Kind: secrets.WrapCredential, Key: "3", CreatedAt: now.Add(-time.Hour)}
+	v.tokens["old2"] = secrets.WrapToken{Accessor: "old2", Kind: secrets.WrapCredential, Key: "3", Age: time.Hour}
 	out, err = s.SweepRevokeWrappingTokens(context.Background(), SweepRevokeInput{Accessors: []string{"old2"}, MinAge: 2 * time.Hour})
 	require.NoError(t, err)
 	require.Empty(t, out.Revoked)
@@ -73,11 +80,10 @@ func TestSweepNeverGoesBelowTheFloor(t *testing.T) {
 // A dry run looks up and revokes nothing; a Vault that refuses every
 // revoke fails the call so Temporal retries it.
 func TestSweepDryRunAndFailures(t *testing.T) {
-	now := time.Now()
 	v := &fakeSweepVault{tokens: map[string]secrets.WrapToken{
-		"old": {Accessor: "old", Kind: secrets.WrapCredential, Key: "2", CreatedAt: now.Add(-time.Hour)},
+		"old": {Accessor: "old", Kind: secrets.WrapCredential, Key: "2", Age: time.Hour},
 	}}
-	s := &Sweep{Vault: v, Now: func() time.Time { return now }}
+	s := &Sweep{Vault: v}
 	out, err := s.SweepRevokeWrappingTokens(context.Background(), SweepRevokeInput{Accessors: []string{"old"}, DryRun: true})
 	require.NoError(t, err)
 	require.Len(t, out.Revoked, 1)
@@ -93,9 +99,37 @@ func TestSweepDryRunAndFailures(t *testing.T) {
 	require.Error(t, err)
 }
 
+// The revoke decides from Vault alone: an accessor its index lists is a
+// handover, whatever the caller says; an unreadable index leaves its token
+// alone and the others go on.
+func TestSweepRevokeTrustsOnlyTheIndex(t *testing.T) {
+	v := &fakeSweepVault{
+		tokens: map[string]secrets.WrapToken{
+			"handover": {Accessor: "handover", Kind: secrets.WrapCredential, Key: "7", Age: time.Hour},
+			"orphan":   {Accessor: "orphan", Kind: secrets.WrapCredential, Key: "7", Age: time.Hour},
+			"blind":    {Accessor: "blind", Kind: secrets.WrapCredential, Key: "unreadable", Age: time.Hour},
+		},
+		index: map[string]bool{"handover": true},
+	}
+	s := &Sweep{Vault: v}
+	out, err := s.SweepRevokeWrappingTokens(context.Background(), SweepRevokeInput{Accessors: []string{"handover", "orphan", "blind"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"orphan"}, v.revoked)
+	require.Len(t, out.Skipped, 1)
+	require.Contains(t, out.Skipped[0], "recorded")
+	require.Len(t, out.Failed, 1)
+
+	list, err := s.SweepListWrappingTokens(context.Background(), SweepListInput{})
+	require.NoError(t, err)
+	require.Equal(t, 1, list.Recorded)
+	require.Len(t, list.Failed, 1)
+	require.Empty(t, list.Old, "the orphan is gone, the handover recorded, the blind one failed")
+}
+
 // The worker's half refuses candidates that name no Joinery ledger: a
-// path-like key, a role outside joinery-nhi-, an unknown kind.
-func TestRecordedHandoversRefusesForeignNames(t *testing.T) {
+// path-like key, a role outside joinery-nhi-, an unknown kind; each is
+// reported and the others go on.
+func TestIndexHandoversRefusesForeignNames(t *testing.T) {
 	r := &Reconcile{Secrets: nil}
 	for _, c := range []WrapCandidate{
 		{Accessor: "a", Kind: secrets.WrapCredential, Key: "../x"},
@@ -103,7 +137,9 @@ func TestRecordedHandoversRefusesForeignNames(t *testing.T) {
 		{Accessor: "a", Kind: secrets.WrapWorkload, Key: "joinery-nhi-"},
 		{Accessor: "a", Kind: "other", Key: "1"},
 	} {
-		_, err := r.ReconcileRecordedHandovers(context.Background(), RecordedHandoversInput{Tokens: []WrapCandidate{c}})
-		require.Error(t, err, "%+v", c)
+		out, err := r.ReconcileIndexHandovers(context.Background(), IndexHandoversInput{Tokens: []WrapCandidate{c}})
+		require.NoError(t, err)
+		require.Len(t, out.Failed, 1, "%+v", c)
+		require.Zero(t, out.Ledgers)
 	}
 }

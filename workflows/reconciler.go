@@ -2,8 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -74,11 +72,13 @@ type ReconcileReport struct {
 // revoke).
 type SweepReport struct {
 	// Looked: Joinery's live wrapping tokens seen; Young: those too
-	// young to judge; Recorded: old ones a ledger records (left alone).
+	// young to judge; Recorded: old ones an index lists (handovers, left
+	// alone).
 	Looked   int `json:"looked"`
 	Young    int `json:"young"`
 	Recorded int `json:"recorded"`
-	// Orphans are the unrecorded ones: revoked (Revoked) unless DryRun.
+	// Orphans are what the sweeper's revoke judged unrecorded: revoked
+	// (Revoked) unless DryRun.
 	Orphans []activities.WrapCandidate `json:"orphans,omitempty"`
 	Revoked int                        `json:"revoked"`
 	// Skipped and Failed as the sweeper reported them; Error when the
@@ -212,10 +212,12 @@ func (rep *ReconcileReport) add(rctx workflow.Context, in ReconcileInput, o acti
 const versionSweepWrappingTokens = "sweep-wrapping-tokens"
 
 // sweep finds the live wrapping tokens for Joinery's paths that no handover
-// ledger records and, unless DryRun, has the sweeper revoke them. The
-// sweeper lists and revokes (it may list token accessors; the worker may
-// not), the worker says what the ledgers record (it may read them; the
-// sweeper may not).
+// index lists and, unless DryRun, has the sweeper revoke them. The sweeper
+// lists and revokes (it may list token accessors and read the indexes; the
+// worker may not); the worker first indexes the candidates' ledgers, for
+// ledgers written before the index existed (it may read ledgers; the
+// sweeper may not). The revoke judges every accessor again from Vault, so
+// what this function passes it decides nothing by itself.
 func sweep(ctx workflow.Context, in ReconcileInput, queue string) *SweepReport {
 	o := optsSweep
 	o.TaskQueue = queue
@@ -223,47 +225,37 @@ func sweep(ctx workflow.Context, in ReconcileInput, queue string) *SweepReport {
 	lctx := withOptions(ctx, optsReconcileList)
 	rep := &SweepReport{}
 	var list activities.SweepList
-	if err := workflow.ExecuteActivity(sctx, sw.SweepListWrappingTokens, activities.SweepListInput{MinAge: in.MinAge}).Get(sctx, &list); err != nil {
+	if err := workflow.ExecuteActivity(sctx, sw.SweepListWrappingTokens, activities.SweepListInput{MinAge: in.MinAge, Keys: in.Keys}).Get(sctx, &list); err != nil {
 		rep.Error = "the sweeper did not list the wrapping tokens: " + rootMessage(err)
 		return rep
 	}
-	rep.Looked, rep.Young, rep.More = list.Looked, list.Young, list.More
-	if len(in.Keys) > 0 {
-		// A run scoped to some joiners sweeps only their tokens.
-		list.Old = slices.DeleteFunc(list.Old, func(c activities.WrapCandidate) bool {
-			return !slices.Contains(in.Keys, c.Key) && !slices.Contains(in.Keys, strings.TrimPrefix(c.Key, "joinery-"))
-		})
-	}
+	rep.Looked, rep.Young, rep.Recorded, rep.More = list.Looked, list.Young, list.Recorded, list.More
+	rep.Failed = append(rep.Failed, list.Failed...)
 	if len(list.Old) == 0 {
 		return rep
 	}
-	var rec activities.RecordedHandovers
-	if err := workflow.ExecuteActivity(lctx, rc.ReconcileRecordedHandovers, activities.RecordedHandoversInput{Tokens: list.Old}).Get(lctx, &rec); err != nil {
-		rep.Error = "the handover ledgers could not be read: " + rootMessage(err)
+	var idx activities.IndexHandoversResult
+	if err := workflow.ExecuteActivity(lctx, rc.ReconcileIndexHandovers, activities.IndexHandoversInput{Tokens: list.Old}).Get(lctx, &idx); err != nil {
+		rep.Error = "the handover ledgers could not be indexed: " + rootMessage(err)
 		return rep
 	}
-	recorded := make(map[string]bool, len(rec.Recorded))
-	for _, a := range rec.Recorded {
-		recorded[a] = true
-	}
-	var orphans []string
-	for _, c := range list.Old {
-		if recorded[c.Accessor] {
-			rep.Recorded++
-			continue
-		}
-		rep.Orphans = append(rep.Orphans, c)
-		orphans = append(orphans, c.Accessor)
-	}
-	if in.DryRun || len(orphans) == 0 {
-		return rep
+	rep.Failed = append(rep.Failed, idx.Failed...)
+	accs := make([]string, len(list.Old))
+	for i, c := range list.Old {
+		accs[i] = c.Accessor
 	}
 	var done activities.SweepRevoked
 	if err := workflow.ExecuteActivity(sctx, sw.SweepRevokeWrappingTokens, activities.SweepRevokeInput{
-		Accessors: orphans, MinAge: in.MinAge}).Get(sctx, &done); err != nil {
+		Accessors: accs, MinAge: in.MinAge, DryRun: in.DryRun}).Get(sctx, &done); err != nil {
 		rep.Error = "the sweeper did not revoke the orphaned wrapping tokens: " + rootMessage(err)
 		return rep
 	}
-	rep.Revoked, rep.Skipped, rep.Failed = len(done.Revoked), done.Skipped, done.Failed
+	// The revoke's own verdicts: what it judged an orphan (revoked, or
+	// would be in a dry run) and what it left.
+	rep.Orphans = done.Revoked
+	if !in.DryRun {
+		rep.Revoked = len(done.Revoked)
+	}
+	rep.Skipped, rep.Failed = done.Skipped, append(rep.Failed, done.Failed...)
 	return rep
 }

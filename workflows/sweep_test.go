@@ -30,69 +30,74 @@ var (
 	recordedTok = activities.WrapCandidate{Accessor: "acc-recorded", Kind: secrets.WrapCredential, Key: "301", Path: "joinery/joiners/301/initial-credential", CreatedAt: time.Unix(1000, 0).UTC()}
 )
 
-// The sweep: the sweeper lists (on its own queue), the worker says which
-// tokens the ledgers record, and only the unrecorded one is revoked, by
-// the sweeper.
-func TestReconcilerSweepRevokesOnlyUnrecordedTokens(t *testing.T) {
+// The sweep: the sweeper lists the unindexed old tokens (on its own queue),
+// the worker indexes their ledgers, and the sweeper's revoke, which judges
+// each accessor again itself, decides; its verdicts make the report.
+func TestReconcilerSweepIndexesThenLetsTheSweeperJudge(t *testing.T) {
 	env, r, s := sweepEnv(t)
 	queues := map[string]string{}
 	env.OnActivity(s.SweepListWrappingTokens, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.SweepListInput) (activities.SweepList, error) {
 			queues["list"] = activity.GetInfo(ctx).TaskQueue
-			return activities.SweepList{Old: []activities.WrapCandidate{orphanTok, recordedTok}, Young: 2, Looked: 9}, nil
+			return activities.SweepList{Old: []activities.WrapCandidate{orphanTok, recordedTok}, Young: 2, Recorded: 3, Looked: 9}, nil
 		})
-	env.OnActivity(r.ReconcileRecordedHandovers, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.RecordedHandoversInput) (activities.RecordedHandovers, error) {
-			queues["ledgers"] = activity.GetInfo(ctx).TaskQueue
+	env.OnActivity(r.ReconcileIndexHandovers, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.IndexHandoversInput) (activities.IndexHandoversResult, error) {
+			queues["index"] = activity.GetInfo(ctx).TaskQueue
 			require.Len(t, in.Tokens, 2)
-			return activities.RecordedHandovers{Recorded: []string{"acc-recorded"}}, nil
+			return activities.IndexHandoversResult{Ledgers: 2}, nil
 		})
 	var asked []string
 	env.OnActivity(s.SweepRevokeWrappingTokens, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.SweepRevokeInput) (activities.SweepRevoked, error) {
 			queues["revoke"] = activity.GetInfo(ctx).TaskQueue
 			asked = in.Accessors
-			return activities.SweepRevoked{Revoked: []activities.WrapCandidate{orphanTok}}, nil
+			// The sweeper found the second one in its index once the
+			// worker had indexed its (old) ledger.
+			return activities.SweepRevoked{Revoked: []activities.WrapCandidate{orphanTok}, Skipped: []string{"acc-recorded: recorded"}}, nil
 		})
 	env.ExecuteWorkflow(Reconciler, ReconcileInput{})
 	require.NoError(t, env.GetWorkflowError())
 	var rep ReconcileReport
 	require.NoError(t, env.GetWorkflowResult(&rep))
-	require.Equal(t, []string{"acc-orphan"}, asked, "a recorded token is never revoked by the sweep")
+	require.Equal(t, []string{"acc-orphan", "acc-recorded"}, asked)
 	require.NotNil(t, rep.Sweep)
 	require.Equal(t, 1, rep.Sweep.Revoked)
-	require.Equal(t, 1, rep.Sweep.Recorded)
+	require.Equal(t, 3, rep.Sweep.Recorded)
 	require.Equal(t, 2, rep.Sweep.Young)
 	require.Equal(t, []activities.WrapCandidate{orphanTok}, rep.Sweep.Orphans)
+	require.Len(t, rep.Sweep.Skipped, 1)
 	require.Equal(t, "q-sweeper", queues["list"], "the sweeper's calls go to its queue")
 	require.Equal(t, "q-sweeper", queues["revoke"])
-	require.NotEqual(t, "q-sweeper", queues["ledgers"], "the ledgers are read by the worker, not the sweeper")
+	require.NotEqual(t, "q-sweeper", queues["index"], "the ledgers are indexed by the worker, not the sweeper")
 }
 
-// A dry run lists the unrecorded tokens and revokes nothing.
+// A dry run asks the sweeper to judge and revoke nothing; it reports what
+// would be revoked.
 func TestReconcilerSweepDryRunRevokesNothing(t *testing.T) {
 	env, r, s := sweepEnv(t)
 	env.OnActivity(s.SweepListWrappingTokens, mock.Anything, mock.Anything).Return(activities.SweepList{Old: []activities.WrapCandidate{orphanTok}}, nil)
-	env.OnActivity(r.ReconcileRecordedHandovers, mock.Anything, mock.Anything).Return(activities.RecordedHandovers{}, nil)
-	revoked := 0
-	env.OnActivity(s.SweepRevokeWrappingTokens, mock.Anything, mock.Anything).Run(func(mock.Arguments) { revoked++ }).
-		Return(activities.SweepRevoked{}, nil).Maybe()
+	env.OnActivity(r.ReconcileIndexHandovers, mock.Anything, mock.Anything).Return(activities.IndexHandoversResult{}, nil)
+	var dry []bool
+	env.OnActivity(s.SweepRevokeWrappingTokens, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SweepRevokeInput) (activities.SweepRevoked, error) {
+			dry = append(dry, in.DryRun)
+			return activities.SweepRevoked{Revoked: []activities.WrapCandidate{orphanTok}}, nil
+		})
 	env.ExecuteWorkflow(Reconciler, ReconcileInput{DryRun: true})
 	require.NoError(t, env.GetWorkflowError())
 	var rep ReconcileReport
 	require.NoError(t, env.GetWorkflowResult(&rep))
-	require.Zero(t, revoked)
+	require.Equal(t, []bool{true}, dry, "the revoke is asked for a dry run")
 	require.Len(t, rep.Sweep.Orphans, 1)
 	require.Zero(t, rep.Sweep.Revoked)
 }
 
-// If the ledgers cannot be read, nothing is revoked: "not recorded" is
-// never a guess. A sweeper that refuses or is down makes the report say
-// so; the reconciler's run still succeeds with the rest of its report.
-func TestReconcilerSweepRevokesNothingWhenTheLedgersCannotBeRead(t *testing.T) {
+// If the ledgers cannot be indexed, nothing is revoked this run.
+func TestReconcilerSweepRevokesNothingWhenIndexingFails(t *testing.T) {
 	env, r, s := sweepEnv(t)
 	env.OnActivity(s.SweepListWrappingTokens, mock.Anything, mock.Anything).Return(activities.SweepList{Old: []activities.WrapCandidate{orphanTok}}, nil)
-	env.OnActivity(r.ReconcileRecordedHandovers, mock.Anything, mock.Anything).Return(activities.RecordedHandovers{},
+	env.OnActivity(r.ReconcileIndexHandovers, mock.Anything, mock.Anything).Return(activities.IndexHandoversResult{},
 		temporal.NewNonRetryableApplicationError("vault sealed", "VaultSealed", nil))
 	revoked := 0
 	env.OnActivity(s.SweepRevokeWrappingTokens, mock.Anything, mock.Anything).Run(func(mock.Arguments) { revoked++ }).
@@ -102,7 +107,7 @@ func TestReconcilerSweepRevokesNothingWhenTheLedgersCannotBeRead(t *testing.T) {
 	var rep ReconcileReport
 	require.NoError(t, env.GetWorkflowResult(&rep))
 	require.Zero(t, revoked)
-	require.Contains(t, rep.Sweep.Error, "ledgers could not be read")
+	require.Contains(t, rep.Sweep.Error, "could not be indexed")
 }
 
 func TestReconcilerSweepReportsASweeperThatRefuses(t *testing.T) {

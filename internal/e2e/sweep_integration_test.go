@@ -29,8 +29,9 @@ type sweepStack struct {
 	sweep                *activities.Sweep
 }
 
-// sweeperOn starts both. The sweeper's clock runs an hour ahead, so the
-// test's tokens count as old without waiting out the minimum age; the
+// sweeperOn starts both. The sweeper sees every token an hour older than
+// Vault says, so the test's tokens count as old without waiting out the
+// minimum age; the
 // tests scope every run to their own keys, so the shift never reaches
 // another test's tokens on the shared Vault.
 func sweeperOn(t *testing.T, h *Harness) sweepStack {
@@ -53,7 +54,7 @@ func sweeperOn(t *testing.T, h *Harness) sweepStack {
 		SecretID: strings.TrimSpace(string(sid)), KVMount: h.Cfg.VaultKVMount})
 	require.NoError(t, err)
 	ss.sweep = &activities.Sweep{Vault: vc, Runs: h.C, JoinerQueue: ss.recQueue,
-		Now: func() time.Time { return time.Now().Add(time.Hour) }}
+		AgeOf: func(t secrets.WrapToken) time.Duration { return t.Age + time.Hour }}
 	sw := worker.New(h.C, ss.sweepQueue, worker.Options{})
 	run.RegisterSweeper(sw, ss.sweep)
 	require.NoError(t, sw.Start())
@@ -63,7 +64,8 @@ func sweeperOn(t *testing.T, h *Harness) sweepStack {
 
 // orphanToken does what a worker killed right after Vault's answer to
 // the wrapped read leaves behind: a version stored, a live wrapping token
-// for it, and nothing in the ledger. It returns the token's accessor.
+// for it, and nothing in the ledger or its index. It returns the token's
+// accessor.
 func orphanToken(t *testing.T, h *Harness, key string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -169,11 +171,22 @@ func TestRogueCannotUseTheSweeper(t *testing.T) {
 	}
 	require.True(t, tokenAlive(t, root, recorded), "the manager's handover survives every rogue order")
 
+	// A forged answer (a list result or a backfill completed by ID by
+	// someone with Temporal write access) can only hand the revoke
+	// accessors: the revoke judges each from Vault, and the manager's
+	// recorded handover is listed in its index.
+	out, err := ss.sweep.SweepRevokeWrappingTokens(ctx, activities.SweepRevokeInput{Accessors: []string{recorded}})
+	require.NoError(t, err)
+	require.Empty(t, out.Revoked)
+	require.Len(t, out.Skipped, 1)
+	require.Contains(t, out.Skipped[0], "recorded in its handover index")
+	require.True(t, tokenAlive(t, root, recorded), "a recorded handover is never revoked, whatever the sweeper is told")
+
 	// Not Joinery's: a wrapping token for another KV path, and a plain
 	// token. Asked directly (trusted code, no caller check), the sweeper
 	// still looks each one up and leaves it.
 	other := fmt.Sprintf("sweep-other-%d", n)
-	_, err := root.Logical().Write(h.Cfg.VaultKVMount+"/data/"+other, map[string]any{"data": map[string]any{"x": "y"}})
+	_, err = root.Logical().Write(h.Cfg.VaultKVMount+"/data/"+other, map[string]any{"data": map[string]any{"x": "y"}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = root.Logical().Delete(h.Cfg.VaultKVMount + "/metadata/" + other) })
 	root.SetWrappingLookupFunc(func(string, string) string { return "1h" })
@@ -184,7 +197,7 @@ func TestRogueCannotUseTheSweeper(t *testing.T) {
 	plain, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}, TTL: "1h"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = root.Auth().Token().RevokeAccessor(plain.Auth.Accessor) })
-	out, err := ss.sweep.SweepRevokeWrappingTokens(ctx, activities.SweepRevokeInput{
+	out, err = ss.sweep.SweepRevokeWrappingTokens(ctx, activities.SweepRevokeInput{
 		Accessors: []string{ws.WrapInfo.Accessor, plain.Auth.Accessor}})
 	require.NoError(t, err)
 	require.Empty(t, out.Revoked)

@@ -54,7 +54,14 @@ func Sweeper(ctx context.Context, cfg config.Config, logger *slog.Logger) error 
 	}
 	defer c.Close()
 	s := &activities.Sweep{Vault: vc, Runs: c, JoinerQueue: cfg.TaskQueue, MinAge: cfg.SweeperMinAge, Logger: logger}
-	w := worker.New(c, cfg.SweeperTaskQueue, worker.Options{})
+	// One sweep at a time, and at most one activity a second from the
+	// queue: each listing walks every token in Vault, and anyone with
+	// Temporal access can start Reconciler runs; the credential steps
+	// competing for Vault have a one-minute timeout.
+	w := worker.New(c, cfg.SweeperTaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: 1,
+		TaskQueueActivitiesPerSecond:       1,
+	})
 	RegisterSweeper(w, s)
 	logger.Info("sweeper polling", "taskQueue", cfg.SweeperTaskQueue, "joinerQueue", cfg.TaskQueue, "minAge", cfg.SweeperMinAge)
 	if err := w.Start(); err != nil {

@@ -72,8 +72,13 @@ func SweeperEnv(ep Endpoints) []string {
 	for _, kv := range Env(ep) {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "JOINERY_VAULT_ROLE_ID", "JOINERY_VAULT_SECRET_ID_FILE", "JOINERY_LDAP_BIND_PASSWORD", "JOINERY_HRIS_API_KEY",
-			"JOINERY_HRIS_WEBHOOK_SECRET", "JOINERY_DECISION_KEY_FILE":
+		case "JOINERY_VAULT_ROLE_ID", "JOINERY_VAULT_SECRET_ID_FILE":
+			continue
+		case "JOINERY_LDAP_BIND_PASSWORD", "JOINERY_HRIS_API_KEY", "JOINERY_HRIS_WEBHOOK_SECRET", "JOINERY_DECISION_KEY_FILE":
+			// Set empty, not left out: a shell that ran `devstack env`
+			// (or `make run`'s own environment) would otherwise hand the
+			// worker's secrets to the sweeper, which opens none of them.
+			out = append(out, name+"=")
 			continue
 		}
 		out = append(out, kv)
