@@ -84,9 +84,15 @@ func cmdRehire(ctx context.Context, cfg config.Config, args []string, stdout, st
 	opts := client.StartWorkflowOptions{
 		ID:        next,
 		TaskQueue: cfg.TaskQueue,
-		// One start per generation: a failed one may be started again, a
-		// finished one never (the next rehire is the next generation).
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+		// A closed generation may be started again: the generation comes
+		// from the entry's marker, so a rehire that completed holds the
+		// entry and the next one is the next generation, while one that
+		// was rescinded or failed handed the entry back, and the next
+		// rehire is that same generation again (refusing it would block
+		// the person until Temporal's retention deleted the old run).
+		// CheckRehire and ClaimRehire re-derive everything from the
+		// directory, and a running generation is never started twice.
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
