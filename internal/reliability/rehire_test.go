@@ -503,12 +503,21 @@ func rehireRollback(runs int) func(su *Suite) {
 			group := ls[i*runs : (i+1)*runs]
 			su.settleRehires(ctx, f.name, group, HandedBack, func(l leaver) Owner { return l.Prev })
 		}
-		// What an operator meets next: the person can be rehired again?
-		// (The marker names generation 1 again, so the next rehire is
-		// generation 2 again, whose workflow ID has closed.) Recorded, not
-		// required: see the report of this scenario.
+		// What an operator meets next: the person can be rehired again.
+		// The marker names generation 1 again, so the next rehire is
+		// generation 2 again, whose earlier run has closed: a new run of
+		// it starts (it once answered "already running" for a closed run).
+		before := su.runOf(ctx, ls[0].Gen)
 		again := su.starter(ctx, "rehire", ls[0].ID, "--json", "--as", "reliability")
-		su.t.Logf("a second `starter rehire %s` after the rolled-back rehire: exit %d, %s%s", ls[0].ID, again.Code, again.Stdout, again.Stderr)
+		require.Equal(su.t, 0, again.Code, "a second `starter rehire %s` after the rolled-back rehire: %s%s", ls[0].ID, again.Stdout, again.Stderr)
+		require.Equal(su.t, "started", again.Rehire.Outcome)
+		require.Equal(su.t, ls[0].Gen, again.Rehire.WorkflowID)
+		require.NotEqual(su.t, before, su.runOf(ctx, ls[0].Gen), "a new run of the generation")
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		require.NoError(su.t, retry(rctx, func() error {
+			return run.Signal(rctx, su.D.C, ls[0].Gen, workflows.SignalRescind, workflows.RescindSignal{By: "hr.reliability", Reason: "end the second rehire", Via: "api"})
+		}))
 	}
 }
 
