@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/joinery/joinery/connectors/hris"
 	"github.com/joinery/joinery/internal/intake"
+	"github.com/joinery/joinery/internal/metrics"
 	"github.com/joinery/joinery/workflows"
 )
 
@@ -26,7 +28,8 @@ import (
 // webhook 503 with Retry-After (BambooHR retries only 5xx), and neither
 // starts or holds anything. This is the test that ties the intake's
 // recognition of a full hold (guard.go holdFullPrefix) to what the hold
-// workflow really answers.
+// workflow really answers. The intake's metrics count each of these by
+// request and by row.
 func TestIntegrationHoldFullAnswers429(t *testing.T) {
 	e := newEnv(t)
 	b, err := os.ReadFile("../../testdata/policy/default.yaml")
@@ -47,14 +50,18 @@ func TestIntegrationHoldFullAnswers429(t *testing.T) {
 	st := intake.NewTemporalStarter(e.c, e.cfg)
 	st.Hold, st.NoHoldWorker = h, true
 	secret := []byte("it-hold-full-webhook-secret")
+	// Logging through the intake's metrics tap, as starter serve does.
+	reg := prometheus.NewRegistry()
+	tap, err := metrics.IntakeTap(reg, slog.NewJSONHandler(io.Discard, nil))
+	require.NoError(t, err)
 	s := &intake.Server{Starter: st, Token: itToken, Verifier: hris.NewVerifier(secret),
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Logger: slog.New(tap),
 		Rates:  map[string]intake.Rate{intake.SourceAPI: {}, intake.SourceBulk: {}, intake.SourceSCIM: {}, intake.SourceWebhook: {}}}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 
 	var ids []string
-	for range 4 {
+	for range 6 {
 		ids = append(ids, e.hire(t, ""))
 	}
 	e.terminateLater(t, ids...)
@@ -104,7 +111,57 @@ func TestIntegrationHoldFullAnswers429(t *testing.T) {
 	require.Equal(t, intake.OutcomeHoldFull, ans.Results[0].Outcome, "%+v", ans.Results[0])
 	e.requireNotStarted(t, ids[3])
 
+	// A bulk upload of two more: answered 200 row by row, each row 429.
+	br, err := http.NewRequest(http.MethodPost, srv.URL+"/joiners:bulk", strings.NewReader("hrisId\n"+ids[4]+"\n"+ids[5]+"\n"))
+	require.NoError(t, err)
+	br.Header.Set("Content-Type", "text/csv")
+	br.Header.Set("Authorization", "Bearer "+itToken)
+	bresp, err := http.DefaultClient.Do(br)
+	require.NoError(t, err)
+	out, err := io.ReadAll(bresp.Body)
+	bresp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, bresp.StatusCode)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	require.Len(t, lines, 3, string(out))
+	for _, l := range lines[:2] {
+		var row intake.RowResult
+		require.NoError(t, json.Unmarshal([]byte(l), &row))
+		require.Equal(t, http.StatusTooManyRequests, row.Status, l)
+		require.Equal(t, intake.OutcomeHoldFull, row.Outcome)
+		e.requireNotStarted(t, row.HRISID)
+	}
+
 	v, err := h.View(t.Context())
 	require.NoError(t, err)
 	require.Len(t, v.Held, 1, "still only the one held; nothing was added past the cap")
+
+	// What the operator sees: requests by outcome, rows by outcome.
+	got := map[string]float64{}
+	fams, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			if m.GetCounter().GetValue() == 0 {
+				continue
+			}
+			var key []string
+			for _, lp := range m.GetLabel() {
+				key = append(key, lp.GetValue())
+			}
+			got[f.GetName()+"{"+strings.Join(key, ",")+"}"] = m.GetCounter().GetValue()
+		}
+	}
+	require.Equal(t, map[string]float64{
+		metrics.IntakeRequests + "{started,/joiners}":        1,
+		metrics.IntakeRequests + "{held,/joiners}":           1,
+		metrics.IntakeRequests + "{hold_full,/joiners}":      1,
+		metrics.IntakeRequests + "{hold_full,/hris/webhook}": 1,
+		metrics.IntakeRequests + "{accepted,/joiners:bulk}":  1,
+		metrics.IntakeRows + "{started,none,api}":            1,
+		metrics.IntakeRows + "{held,none,api}":               1,
+		metrics.IntakeRows + "{hold_full,none,api}":          1,
+		metrics.IntakeRows + "{hold_full,none,webhook}":      1,
+		metrics.IntakeRows + "{hold_full,none,bulk}":         2,
+	}, got)
 }
