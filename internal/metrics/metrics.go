@@ -11,7 +11,10 @@
 // nothing exported carries personal data — no names, usernames, e-mail
 // addresses or HR IDs as labels or values. Labels take values from fixed
 // vocabularies (stages, outcomes, activity names, routes) and anything else
-// is folded into "other".
+// is folded into "other" — the Temporal SDK's workflow_type and
+// activity_type too, whose values anyone who may start workflows chooses
+// (BoundedHandler), so the number of series is bounded by Joinery's code,
+// not by its callers.
 package metrics
 
 import (
