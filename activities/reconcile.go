@@ -260,25 +260,42 @@ func (r *Reconcile) minAge(in time.Duration) time.Duration {
 // activity was dispatched on (Joinery's), not a workflow named "Reconciler"
 // on a rogue's queue.
 func (r *Reconcile) admitReconciler(ctx context.Context, step, what string) error {
+	var runs ContinuedRuns
+	if r.Joiners != nil {
+		runs = r.Joiners
+	}
+	queue := ""
+	if activity.IsActivity(ctx) {
+		queue = activity.GetInfo(ctx).TaskQueue
+	}
+	return admitReconcilerRun(ctx, r.log(), runs, queue, step, what)
+}
+
+// admitReconcilerRun is the caller check of every activity only the
+// Reconciler may call (the reconcile activities and the sweeper's): a
+// running Reconciler on queue, Joinery's, confirmed with runs. Without runs
+// or a queue it refuses (fail closed); outside an activity it admits.
+func admitReconcilerRun(ctx context.Context, log *slog.Logger, runs ContinuedRuns, queue, step, what string) error {
 	c := callerOf(ctx)
 	if !c.inActivity {
 		return nil
 	}
 	why := ""
-	if c.typ != ReconcilerWorkflowType {
+	switch {
+	case c.typ != ReconcilerWorkflowType:
 		why = fmt.Sprintf("scheduled by a workflow of type %q, not %q", c.typ, ReconcilerWorkflowType)
-	} else if r.Joiners == nil {
-		why = "this worker has no Temporal client to confirm its caller with" // fail closed
-	} else {
+	case runs == nil || queue == "":
+		why = "this worker has no Temporal client or joiner queue to confirm its caller with"
+	default:
 		var err error
-		if why, err = runVerdict(ctx, r.Joiners, c.id, c.run, ReconcilerWorkflowType, activity.GetInfo(ctx).TaskQueue); err != nil {
+		if why, err = runVerdict(ctx, runs, c.id, c.run, ReconcilerWorkflowType, queue); err != nil {
 			return err
 		}
 	}
 	if why == "" {
 		return nil
 	}
-	r.log().Warn("order refused", "event", "security", "activity", step, "workflowId", c.id,
+	log.Warn("order refused", "event", "security", "activity", step, "workflowId", c.id,
 		"workflowType", c.typ, "runId", c.run, "asked", what, "reason", why)
 	return temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("order refused: %s: %s (asked: %s)", step, why, what), ErrTypeOrderRefused, nil)

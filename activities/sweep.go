@@ -200,32 +200,10 @@ func (s *Sweep) minAge(in time.Duration) time.Duration {
 }
 
 // admit checks the caller: a running Reconciler on Joinery's queue,
-// confirmed with Temporal. Outside an activity it admits (trusted code).
+// confirmed with Temporal (admitReconcilerRun). Outside an activity it
+// admits (trusted code).
 func (s *Sweep) admit(ctx context.Context, step, what string) error {
-	c := callerOf(ctx)
-	if !c.inActivity {
-		return nil
-	}
-	why := ""
-	switch {
-	case c.typ != ReconcilerWorkflowType:
-		why = fmt.Sprintf("scheduled by a workflow of type %q, not %q", c.typ, ReconcilerWorkflowType)
-	case s.Runs == nil || s.JoinerQueue == "":
-		// A sweeper that cannot check its caller takes no orders.
-		why = "the sweeper has no Temporal client or joiner queue to check its caller with"
-	default:
-		var err error
-		if why, err = runVerdict(ctx, s.Runs, c.id, c.run, ReconcilerWorkflowType, s.JoinerQueue); err != nil {
-			return err
-		}
-	}
-	if why == "" {
-		return nil
-	}
-	s.log().Warn("order refused", "event", "security", "activity", step, "workflowId", c.id,
-		"workflowType", c.typ, "runId", c.run, "asked", what, "reason", why)
-	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("order refused: %s: %s (asked: %s)", step, why, what), ErrTypeOrderRefused, nil)
+	return admitReconcilerRun(ctx, s.log(), s.Runs, s.JoinerQueue, step, what)
 }
 
 // SweepListWrappingTokens lists the live response-wrapping tokens Vault

@@ -201,12 +201,26 @@ func NewConnectors(ctx context.Context, cfg config.Config) (Connectors, error) {
 	if err != nil {
 		return Connectors{}, fmt.Errorf("directory: %w", err)
 	}
-	token, secretID, err := cfg.VaultCredentials()
+	sec, err := NewSecrets(ctx, cfg)
 	if err != nil {
 		return Connectors{}, err
 	}
+	hr, err := hris.New(hris.Config{BaseURL: cfg.HRISURL, Company: cfg.HRISCompany, APIKey: cfg.HRISAPIKey})
+	if err != nil {
+		return Connectors{}, fmt.Errorf("hris: %w", err)
+	}
+	return Connectors{Directory: dir, Secrets: sec, HRIS: hr}, nil
+}
+
+// NewSecrets builds the Vault client with the process's own identity
+// (AppRole, or a token), the worker's and the sweeper's alike.
+func NewSecrets(ctx context.Context, cfg config.Config) (*secrets.Client, error) {
+	token, secretID, err := cfg.VaultCredentials()
+	if err != nil {
+		return nil, err
+	}
 	// A token that came from JOINERY_VAULT_TOKEN_FILE is re-read from it
-	// after a 403, so a rotation under the running worker is picked up.
+	// after a 403, so a rotation under the running process is picked up.
 	tokenFile := ""
 	if cfg.VaultRoleID == "" && cfg.VaultToken == "" {
 		tokenFile = cfg.VaultTokenFile
@@ -216,13 +230,9 @@ func NewConnectors(ctx context.Context, cfg config.Config) (Connectors, error) {
 		KVMount: cfg.VaultKVMount, PasswordPolicy: cfg.VaultPasswordPolicy,
 	})
 	if err != nil {
-		return Connectors{}, fmt.Errorf("vault: %w", err)
+		return nil, fmt.Errorf("vault: %w", err)
 	}
-	hr, err := hris.New(hris.Config{BaseURL: cfg.HRISURL, Company: cfg.HRISCompany, APIKey: cfg.HRISAPIKey})
-	if err != nil {
-		return Connectors{}, fmt.Errorf("hris: %w", err)
-	}
-	return Connectors{Directory: dir, Secrets: sec, HRIS: hr}, nil
+	return sec, nil
 }
 
 // Activities builds the activities: policy, connectors and delivery channel.

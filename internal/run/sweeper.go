@@ -2,13 +2,11 @@ package run
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"go.temporal.io/sdk/worker"
 
 	"github.com/joinery/joinery/activities"
-	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/config"
 )
 
@@ -33,20 +31,9 @@ func RegisterSweeper(w worker.Registry, s *activities.Sweep) {
 // joinery-sweeper, policy secrets.SweeperPolicyHCL). It opens no LDAP,
 // HRIS or SMTP connection and serves no workflow.
 func Sweeper(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	token, secretID, err := cfg.VaultCredentials()
+	vc, err := NewSecrets(ctx, cfg)
 	if err != nil {
 		return err
-	}
-	tokenFile := ""
-	if cfg.VaultRoleID == "" && cfg.VaultToken == "" {
-		tokenFile = cfg.VaultTokenFile
-	}
-	vc, err := secrets.New(ctx, secrets.Config{
-		Addr: cfg.VaultAddr, Token: token, TokenFile: tokenFile, RoleID: cfg.VaultRoleID, SecretID: secretID,
-		KVMount: cfg.VaultKVMount, PasswordPolicy: cfg.VaultPasswordPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("vault: %w", err)
 	}
 	c, err := Dial(ctx, cfg, logger)
 	if err != nil {
