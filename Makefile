@@ -69,13 +69,14 @@ test: tools fmt-check vet cluster
 	$(GO) test -count=1 -timeout 40m ./...
 
 ## reliability: the full reliability suite (crash right after every side effect, kill -9 with
-## 200 joiners in flight, Temporal restart, 30 s outages, races) on a PRIVATE stack of its own
+## 200 joiners in flight, Temporal restart, 30 s outages and LDAP/Vault outages past a step's
+## 30 min retry window (~40 min each), races) on a PRIVATE stack of its own
 ## (temp state dir, free ports): it kills servers, never the dev stack's. A 20-joiner subset
 ## runs inside `make test`. Flags: RELIABILITY_JOINERS (200), RELIABILITY_CRASH_RUNS (3).
 RELIABILITY_JOINERS ?= 200
 RELIABILITY_CRASH_RUNS ?= 3
 reliability: tools build
-	$(GO) test -count=1 -tags reliability -timeout 90m -v ./internal/reliability/ \
+	$(GO) test -count=1 -tags reliability -timeout 150m -v ./internal/reliability/ \
 		-joiners=$(RELIABILITY_JOINERS) -crash-runs=$(RELIABILITY_CRASH_RUNS)
 
 ## test-unit: the tests that need no server (workflow, policy, parsers)

@@ -440,6 +440,7 @@ func TestIntegrationStackUpgradesAnOlderDirectory(t *testing.T) {
 	defer old.Close()
 	require.NoError(t, old.Bind(stack.LDAPBindDN, stack.LDAPBindPassword))
 	require.NoError(t, old.Del(ldap.NewDelRequest(stack.LDAPServiceDN, nil)))
+	require.NoError(t, old.Del(ldap.NewDelRequest(stack.LDAPInboxDN, nil)))
 	require.NoError(t, old.Del(ldap.NewDelRequest("ou=system,"+seedBase, nil)))
 	conf := filepath.Join(cfg.StateDir, "slapd", "slapd.conf")
 	generated, err := os.ReadFile(conf)
@@ -463,6 +464,10 @@ func TestIntegrationStackUpgradesAnOlderDirectory(t *testing.T) {
 	require.NoError(t, err)
 	defer w.Close()
 	require.NoError(t, w.Bind(stack.LDAPServiceDN, stack.LDAPServicePassword), "the service account was added")
+	in, err := ldap.DialURL(url)
+	require.NoError(t, err)
+	require.NoError(t, in.Bind(stack.LDAPInboxDN, stack.LDAPInboxPassword), "and the inbox's")
+	in.Close()
 	_, err = w.PasswordModify(ldap.NewPasswordModifyRequest("uid=ada.lovelace,"+seedPeople, "", "Stolen-Pa55"))
 	requireDenied(t, err, "and it is scoped")
 

@@ -69,6 +69,11 @@ type Config struct {
 	// the inbox's own Vault token (never the worker's).
 	DecisionTransitKey     string
 	DecisionVaultTokenFile string
+	// InboxLDAPBindDN and InboxLDAPBindPassword are the inbox's own
+	// read-only directory identity, never the worker's (LDAPBindDN): the
+	// inbox faces browsers, and only finds and signs people in.
+	InboxLDAPBindDN       string
+	InboxLDAPBindPassword string
 
 	// E-mail notifications.
 	Notifier     string
@@ -244,6 +249,8 @@ func Vars() []Var {
 		{Name: "JOINERY_DECISION_PUBLIC_KEYS", Default: ".state/keys/decision-public.keys", Doc: "Public keys the worker accepts decisions from: one `<key-id> <base64 Ed25519 key>` per line; keep the old line while rotating", set: str(func(c *Config) *string { return &c.DecisionPublicKeys })},
 		{Name: "JOINERY_DECISION_TRANSIT_KEY", Default: "", Doc: "`<mount>/<key>` of an ed25519 Vault transit key the inbox signs with instead of JOINERY_DECISION_KEY_FILE (the private key then never leaves Vault); add its public key to the worker's JOINERY_DECISION_PUBLIC_KEYS (`starter serve` logs the line)", set: str(func(c *Config) *string { return &c.DecisionTransitKey })},
 		{Name: "JOINERY_DECISION_VAULT_TOKEN_FILE", Default: "", Doc: "File with the inbox's own Vault token for JOINERY_DECISION_TRANSIT_KEY: a policy with update on `<mount>/sign/<key>` and read on `<mount>/keys/<key>`, never the worker's identity", set: str(func(c *Config) *string { return &c.DecisionVaultTokenFile })},
+		{Name: "JOINERY_INBOX_LDAP_BIND_DN", Default: "cn=joinery-inbox,ou=system,dc=joinery,dc=test", Doc: "DN the approval inbox binds as to find people who sign in: its own read-only account (people's sign-in attributes under ou=people, no write anywhere), never the worker's JOINERY_LDAP_BIND_DN; the inbox uses the other JOINERY_LDAP_* settings (URL, base DN, TLS, profile, timeout)", set: str(func(c *Config) *string { return &c.InboxLDAPBindDN })},
+		{Name: "JOINERY_INBOX_LDAP_BIND_PASSWORD", DevDefault: "dev-joinery-inbox", Doc: "Password of JOINERY_INBOX_LDAP_BIND_DN; required by `starter serve` (unless the inbox is off) and `starter inbox`. Development mode defaults it to dev-joinery-inbox", Secret: true, set: str(func(c *Config) *string { return &c.InboxLDAPBindPassword })},
 		{Name: "JOINERY_DECISION_MAX_AGE", Default: "15m", Doc: "A signed decision older than this when it reaches the joiner is refused as stale", set: duration(func(c *Config) *time.Duration { return &c.DecisionMaxAge })},
 
 		{Name: "JOINERY_NOTIFIER", Default: "smtp", Doc: "How people are notified: smtp (e-mail) or file (JOINERY_INBOX_DIR, unit tests)", set: str(func(c *Config) *string { return &c.Notifier })},
@@ -380,6 +387,10 @@ const (
 	// the HRIS API key (the intake reads the HR record before it starts a
 	// joiner).
 	Serve Binary = "starter serve"
+	// Inbox is the approval inbox (`starter inbox`, and `starter serve`
+	// unless its inbox is off): it needs its own directory password, and
+	// must not be configured with the worker's account.
+	Inbox Binary = "the approval inbox"
 )
 
 // Require reports every secret b cannot start without, naming each
@@ -412,6 +423,14 @@ func (c Config) Require(b Binary) error {
 		need("JOINERY_INTAKE_TOKEN", c.IntakeToken)
 		need("JOINERY_HRIS_WEBHOOK_SECRET", c.HRISWebhookSecret)
 		need("JOINERY_HRIS_API_KEY", c.HRISAPIKey)
+	case Inbox:
+		need("JOINERY_INBOX_LDAP_BIND_DN", c.InboxLDAPBindDN)
+		need("JOINERY_INBOX_LDAP_BIND_PASSWORD", c.InboxLDAPBindPassword)
+		// The worker's account could create entries, set passwords and
+		// grant groups: the process people's browsers reach never holds it.
+		if c.InboxLDAPBindDN != "" && strings.EqualFold(strings.ReplaceAll(c.InboxLDAPBindDN, " ", ""), strings.ReplaceAll(c.LDAPBindDN, " ", "")) {
+			return fmt.Errorf("%s cannot start: JOINERY_INBOX_LDAP_BIND_DN is the worker's account (JOINERY_LDAP_BIND_DN); give the inbox its own read-only account", b)
+		}
 	default:
 		return fmt.Errorf("configuration: unknown binary %q", b)
 	}

@@ -87,7 +87,7 @@ func loadProject(t *testing.T) *types.Project {
 // it, and env.example lists it. Nothing secret has a default in the file.
 func TestComposeRequiresEverySecret(t *testing.T) {
 	want := []string{"JOINERY_CODEC_TOKEN", "JOINERY_GRAFANA_ADMIN_PASSWORD", "JOINERY_HRIS_ADMIN_TOKEN", "JOINERY_HRIS_API_KEY", "JOINERY_HRIS_WEBHOOK_SECRET",
-		"JOINERY_INTAKE_TOKEN", "JOINERY_LDAP_ADMIN_PASSWORD", "JOINERY_LDAP_BIND_PASSWORD", "JOINERY_POSTGRES_PASSWORD",
+		"JOINERY_INTAKE_TOKEN", "JOINERY_LDAP_ADMIN_PASSWORD", "JOINERY_LDAP_BIND_PASSWORD", "JOINERY_LDAP_INBOX_PASSWORD", "JOINERY_POSTGRES_PASSWORD",
 		"JOINERY_PSEUDONYM_KEY"}
 	require.Equal(t, want, requiredVars(t))
 	example, err := os.ReadFile(filepath.Join(repoDir(t), "deploy", "env.example"))
@@ -330,6 +330,9 @@ func TestComposeEnvironmentNamesAreJoinerysOwn(t *testing.T) {
 			continue
 		}
 		for _, name := range required {
+			if name == "JOINERY_LDAP_BIND_DN" && bin == config.Serve {
+				continue // the inbox binds as its own account (compose_inbox_test.go)
+			}
 			require.Contains(t, env, name, "%s must set %s", svc, name)
 		}
 		if bin == config.Worker {
@@ -430,7 +433,7 @@ func TestComposeVaultListensWithTLS(t *testing.T) {
 	require.Contains(t, strings.Join(p.Services["certs"].Command, " "), "-for vault=")
 	tenv := p.Services["temporal"].Environment
 	require.Equal(t, "/certs/temporal/cert.pem", *tenv["TEMPORAL_TLS_FRONTEND_CERT"])
-	require.Contains(t, strings.Join(p.Services["certs"].Command, " "), "-for temporal=")
+	require.Contains(t, strings.Join(p.Services["certs"].Command, " "), "-peer temporal=")
 	require.Equal(t, "/certs/openldap/cert.pem", *p.Services["openldap"].Environment["SLAPD_TLS_CERT"])
 }
 
@@ -552,15 +555,16 @@ func TestComposeSweeperHoldsOnlyItsOwnIdentity(t *testing.T) {
 	require.Empty(t, sw.Entrypoint)
 
 	// Its mounts: its own AppRole credentials, the codec keys (its Temporal
-	// client decodes its inputs with them, as the worker's does) and the
-	// CA certificate; all read-only, no bind mounts.
+	// client decodes its inputs with them, as the worker's does), the
+	// CA certificate and its own Temporal client certificate; all
+	// read-only, no bind mounts.
 	got := map[string]string{}
 	for _, v := range sw.Volumes {
 		require.Equal(t, types.VolumeTypeVolume, v.Type, "sweeper: %s is not a named volume", v.Target)
 		require.True(t, v.ReadOnly, "sweeper: %s is read-only", v.Source)
 		got[v.Source] = v.Target
 	}
-	require.Equal(t, map[string]string{"vaultsweeper": "/vault-sweeper", "keys": "/keys", "ca": "/ca"}, got)
+	require.Equal(t, map[string]string{"vaultsweeper": "/vault-sweeper", "keys": "/keys", "ca": "/ca", "tlssweeper": "/temporal-tls"}, got)
 	for name, s := range p.Services {
 		for _, v := range s.Volumes {
 			if v.Source == "vaultsweeper" {

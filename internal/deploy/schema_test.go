@@ -210,9 +210,10 @@ func TestComposeTemporalServesTLSFromItsEnvironment(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
-	certs := t.TempDir()
-	out, err = exec.Command(buildCmd(t, "bootstrap"), "certs", "-dir", certs, "-for", fmt.Sprintf("temporal=%d", os.Getuid())).CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	// The certs job's own command line: the frontend requires client
+	// certificates (compose_mtls_test.go).
+	tlsJob := runComposeCertsJob(t)
+	certs := tlsJob.dir
 
 	// The service's environment, with container paths and names mapped.
 	paths := strings.NewReplacer("/certs/", certs+"/", "/ca/ca.pem", filepath.Join(certs, "ca.pem"),
@@ -276,7 +277,9 @@ func TestComposeTemporalServesTLSFromItsEnvironment(t *testing.T) {
 		"TEMPORAL_ADDRESS=" + addr, "TEMPORAL_TLS_CA_FILE=" + filepath.Join(certs, "ca.pem"),
 		"TEMPORAL_TLS_SERVER_NAME=" + *ns.Environment["TEMPORAL_TLS_SERVER_NAME"],
 		"JOINERY_NAMESPACE=" + *ns.Environment["JOINERY_NAMESPACE"], "JOINERY_NAMESPACE_RETENTION=" + *ns.Environment["JOINERY_NAMESPACE_RETENTION"],
-		"JOINERY_SEARCH_ATTRIBUTES=" + *ns.Environment["JOINERY_SEARCH_ATTRIBUTES"], "JOINERY_REGISTER_WAIT_TRIES=60"}
+		"JOINERY_SEARCH_ATTRIBUTES=" + *ns.Environment["JOINERY_SEARCH_ATTRIBUTES"], "JOINERY_REGISTER_WAIT_TRIES=60",
+		"TEMPORAL_TLS_CERT_FILE=" + filepath.Join(tlsJob.clientDir["temporal-namespace"], filepath.Base(*ns.Environment["TEMPORAL_TLS_CERT_FILE"])),
+		"TEMPORAL_TLS_KEY_FILE=" + filepath.Join(tlsJob.clientDir["temporal-namespace"], filepath.Base(*ns.Environment["TEMPORAL_TLS_KEY_FILE"]))}
 	out, err = reg.CombinedOutput()
 	if err != nil {
 		log, _ := os.ReadFile(logFile)
@@ -289,6 +292,8 @@ func TestComposeTemporalServesTLSFromItsEnvironment(t *testing.T) {
 	plain.Env = []string{"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin"}
 	out, err = plain.CombinedOutput()
 	require.Error(t, err, "plain text to the TLS frontend: %s", out)
+
+	checkComposeTemporalMTLS(t, addr, tlsJob, env)
 }
 
 func tailLines(s string, n int) string {

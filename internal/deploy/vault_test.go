@@ -45,6 +45,7 @@ func TestComposeVaultInitialisesAndTheWorkerLogsIn(t *testing.T) {
 	// The certs job's command, with its volumes here.
 	certsCmd := strings.ReplaceAll(strings.Join(p.Services["certs"].Command, " "), "/certs", vol("certs"))
 	certsCmd = strings.ReplaceAll(certsCmd, "/ca/", vol("ca")+"/")
+	certsCmd = strings.ReplaceAll(certsCmd, " /clients", " "+vol("clients"))
 	args := strings.Fields(certsCmd)
 	for i, a := range args {
 		if strings.HasPrefix(a, "vault=") || strings.HasPrefix(a, "temporal=") || strings.HasPrefix(a, "openldap=") {

@@ -30,8 +30,8 @@ import (
 func realEnv(t *testing.T) (*env, stack.Endpoints) {
 	t.Helper()
 	ep := stacktest.Ensure(t)
-	// Bound as the scoped service account, as `starter serve` is.
-	dir, err := directory.New(directory.Config{URL: ep.LDAPURL, BindDN: stack.LDAPServiceDN, BindPassword: stack.LDAPServicePassword, BaseDN: ep.LDAPBaseDN})
+	// Bound as the inbox's own read-only account, as `starter serve` is.
+	dir, err := directory.New(directory.Config{URL: ep.LDAPURL, BindDN: stack.LDAPInboxDN, BindPassword: stack.LDAPInboxPassword, BaseDN: ep.LDAPBaseDN})
 	require.NoError(t, err)
 	tc, err := client.Dial(client.Options{HostPort: ep.TemporalAddress, Namespace: ep.TemporalNamespace,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

@@ -26,6 +26,9 @@ func Env(ep Endpoints) []string {
 		// rootdn (ep.LDAPBindDN), which is for bootstrap and test assertions.
 		"JOINERY_LDAP_BIND_DN=" + LDAPServiceDN,
 		"JOINERY_LDAP_BIND_PASSWORD=" + LDAPServicePassword,
+		// The approval inbox binds as its own read-only account (slapdinbox.go).
+		"JOINERY_INBOX_LDAP_BIND_DN=" + LDAPInboxDN,
+		"JOINERY_INBOX_LDAP_BIND_PASSWORD=" + LDAPInboxPassword,
 		"JOINERY_LDAP_BASE_DN=" + ep.LDAPBaseDN,
 		"JOINERY_VAULT_ADDR=" + ep.VaultAddr,
 		"JOINERY_VAULT_ROLE_ID=" + strings.TrimSpace(string(roleID)),

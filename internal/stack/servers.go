@@ -173,7 +173,7 @@ func slapdRules(groups []string) []aclRule {
 		rule("", `dn.subtree="`+ldapGroupsDN+`"`, "users read", "* none")
 	}
 	rule("Everything else: nothing for W, read for people (as before).", "*", `dn.exact="`+w+`" none`, "users read", "* none")
-	return rules
+	return withInboxAccess(rules) // slapdinbox.go: the inbox reads people's sign-in attributes only
 }
 
 // slapdAccessLDIF renders the same rules for a cn=config (slapd-config)
@@ -293,7 +293,7 @@ func (c Config) slapdServer() server {
 			conn.SetTimeout(3 * time.Second)
 			return conn.Bind(LDAPBindDN, LDAPBindPassword)
 		},
-		bootstrap: c.ensureLDAPServiceAccount,
+		bootstrap: c.ensureLDAPAccounts, // the worker's and the inbox's accounts (slapdinbox.go)
 	}
 }
 

@@ -24,7 +24,7 @@ func TestSlapdAccessFollowsThePolicyGroups(t *testing.T) {
 	require.Equal(t, 4, strings.Count(rules, "attrs=member val.onelevel"))
 	// The service account has no rule granting it more than read outside
 	// the joiner containers and the listed groups, and nothing in the end.
-	require.True(t, strings.HasSuffix(rules, "access to *\n    by dn.exact=\""+LDAPServiceDN+"\" none\n    by users read\n    by * none\n"))
+	require.True(t, strings.HasSuffix(rules, "access to *\n    by dn.exact=\""+LDAPServiceDN+"\" none\n    by dn.exact=\""+LDAPInboxDN+"\" none\n    by users read\n    by * none\n"))
 }
 
 // The generated configuration is one slapd accepts, with the dev policy's
