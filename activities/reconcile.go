@@ -155,6 +155,38 @@ type Reconcile struct {
 	// SweeperQueue is the wrapping-token sweeper's task queue
 	// (activities/sweep.go); "" when no sweeper is deployed.
 	SweeperQueue string
+	// Metrics receives each run's findings by kind (the worker's
+	// joinery_reconciler_findings gauges); nil records nothing.
+	Metrics ReconcileRecorder
+}
+
+// ReconcileRecorder takes a reconciler run's findings by kind (short
+// category names, never identities) and when it ended;
+// *metrics.Reconciler implements it.
+type ReconcileRecorder interface {
+	RecordReconcile(findings map[string]int, at time.Time) error
+}
+
+// ReconcileMetricsInput is a run's findings by kind.
+type ReconcileMetricsInput struct {
+	Findings map[string]int `json:"findings"`
+}
+
+// ReconcileRecordMetrics hands a run's findings to the worker's metrics.
+// It is an activity, not workflow code, so that a replay never reports an
+// old run again; a Reconciler of another queue (anyone can name a workflow
+// "Reconciler") is refused like the other reconcile activities.
+func (r *Reconcile) ReconcileRecordMetrics(ctx context.Context, in ReconcileMetricsInput) error {
+	if err := r.admitReconciler(ctx, "ReconcileRecordMetrics", fmt.Sprintf("record %d kinds of findings", len(in.Findings))); err != nil {
+		return err
+	}
+	if r.Metrics == nil {
+		return nil
+	}
+	if err := r.Metrics.RecordReconcile(in.Findings, r.now()); err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidJoiner, nil)
+	}
+	return nil
 }
 
 // ReconcileListInput asks for the orphans.

@@ -143,3 +143,24 @@ func TestIndexHandoversRefusesForeignNames(t *testing.T) {
 		require.Zero(t, out.Ledgers)
 	}
 }
+
+type fakeRecorder struct {
+	got map[string]int
+	at  time.Time
+}
+
+func (f *fakeRecorder) RecordReconcile(findings map[string]int, at time.Time) error {
+	f.got, f.at = findings, at
+	return nil
+}
+
+// The reconciler's findings reach the recorder; without one nothing
+// happens.
+func TestReconcileRecordMetrics(t *testing.T) {
+	f := &fakeRecorder{}
+	r := &Reconcile{Metrics: f}
+	require.NoError(t, r.ReconcileRecordMetrics(context.Background(), ReconcileMetricsInput{Findings: map[string]int{ItemEntry: 2}}))
+	require.Equal(t, map[string]int{ItemEntry: 2}, f.got)
+	require.False(t, f.at.IsZero())
+	require.NoError(t, (&Reconcile{}).ReconcileRecordMetrics(context.Background(), ReconcileMetricsInput{}))
+}

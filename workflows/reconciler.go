@@ -163,6 +163,13 @@ func Reconciler(ctx workflow.Context, in ReconcileInput) (ReconcileReport, error
 	if sweeperQueue != "" && workflow.GetVersion(ctx, versionSweepWrappingTokens, workflow.DefaultVersion, 1) == 1 {
 		rep.Sweep = sweep(ctx, in, sweeperQueue)
 	}
+	if workflow.GetVersion(ctx, versionReconcileMetrics, workflow.DefaultVersion, 1) == 1 {
+		// Best effort: the report is the result either way.
+		mctx := withOptions(ctx, optsReconcileMetrics)
+		if err := workflow.ExecuteActivity(mctx, rc.ReconcileRecordMetrics, activities.ReconcileMetricsInput{Findings: rep.findings()}).Get(mctx, nil); err != nil {
+			workflow.GetLogger(ctx).Warn("reconciler metrics not recorded", "error", err)
+		}
+	}
 	workflow.GetLogger(ctx).Info("reconciler finished", "dryRun", in.DryRun, "orphans", len(rep.Orphans),
 		"found", rep.Found, "revoked", rep.Revoked, "failed", rep.Failed, "young", rep.Young)
 	return rep, nil
@@ -205,6 +212,35 @@ func (rep *ReconcileReport) add(rctx workflow.Context, in ReconcileInput, o acti
 	}
 	rep.Young += len(o.Young)
 	rep.Orphans = append(rep.Orphans, o)
+}
+
+// versionReconcileMetrics makes the reconciler hand its findings to the
+// worker's metrics (joinery_reconciler_findings).
+const versionReconcileMetrics = "reconcile-metrics"
+
+// optsReconcileMetrics: a local gauge update, a few tries.
+var optsReconcileMetrics = workflow.ActivityOptions{
+	StartToCloseTimeout: 10 * time.Second,
+	RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, NonRetryableErrorTypes: []string{activities.ErrTypeOrderRefused, activities.ErrTypeInvalidJoiner}},
+}
+
+// findings counts what the run found by kind: each item kind, the
+// wrapping-token sweep's orphans, and the joiners it could not judge. A
+// dry run's findings count too: they are what is there.
+func (rep *ReconcileReport) findings() map[string]int {
+	out := map[string]int{}
+	for _, o := range rep.Orphans {
+		for _, it := range o.Items {
+			out[it.Kind]++
+		}
+	}
+	if rep.Sweep != nil && len(rep.Sweep.Orphans) > 0 {
+		out["wrapping-token"] = len(rep.Sweep.Orphans)
+	}
+	if len(rep.Unjudged) > 0 {
+		out["unjudged"] = len(rep.Unjudged)
+	}
+	return out
 }
 
 // versionSweepWrappingTokens adds the wrapping-token sweep to the

@@ -131,3 +131,16 @@ func TestReconcilerWithoutSweeperSkipsTheSweep(t *testing.T) {
 	require.NoError(t, env.GetWorkflowResult(&rep))
 	require.Nil(t, rep.Sweep)
 }
+
+// Each run hands its findings by kind to the worker's metrics (through an
+// activity, so a replay never reports an old run again).
+func TestReconcilerRecordsItsFindings(t *testing.T) {
+	env, r := reconcilerEnv(t)
+	env.OnActivity(r.ReconcileListOrphans, mock.Anything, mock.Anything).Return(twoOrphans, nil)
+	var got map[string]int
+	env.OnActivity(r.ReconcileRecordMetrics, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReconcileMetricsInput) error { got = in.Findings; return nil })
+	env.ExecuteWorkflow(Reconciler, ReconcileInput{DryRun: true})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, map[string]int{activities.ItemAppRole: 1, activities.ItemEntry: 1, activities.ItemMembership: 1}, got)
+}

@@ -352,6 +352,7 @@ func Worker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	rec := NewReconcile(acts, c, logger)
 	rec.TaskQueue = cfg.TaskQueue // only Joiner runs on this queue count as Joinery's
 	rec.SweeperQueue = SweeperQueue(cfg)
+	rec.Metrics = wm.Reconciler
 	RegisterReconciler(w, rec)
 	if err := wm.Start(ctx, c, cfg, logger); err != nil {
 		return err
