@@ -47,8 +47,8 @@ package activities
 // given but accessors, each judged again from Vault as above. The most a
 // rogue can make it do is revoke an orphan early, or (answering the list
 // in its place, or the backfill) skip orphans or revoke an unindexed token
-// from before the index existed (at most its 72 h wrap TTL after the
-// upgrade). README: restrict polling and by-ID completion of Joinery's
+// from before the index existed (for its wrap TTL after the upgrade: the
+// policy's credential TTL). README: restrict polling and by-ID completion of Joinery's
 // queues to Joinery's identities.
 
 import (
@@ -235,7 +235,16 @@ func (s *Sweep) SweepListWrappingTokens(ctx context.Context, in SweepListInput) 
 		}
 	}()
 	cache := map[string]map[string]bool{}
-	more, err := s.Vault.WrappingTokens(ctx, sweepMaxLookups, func(t secrets.WrapToken) error {
+	// A slow or very large Vault: stop the walk at 70% of the attempt's
+	// time and report what was found (More), rather than lose it all at
+	// the deadline and start again from nothing.
+	wctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)*7/10))
+		defer cancel()
+	}
+	more, err := s.Vault.WrappingTokens(wctx, sweepMaxLookups, func(t secrets.WrapToken) error {
 		if len(in.Keys) > 0 && !slices.Contains(in.Keys, t.Key) && !slices.Contains(in.Keys, strings.TrimPrefix(t.Key, "joinery-")) {
 			return nil
 		}
@@ -261,6 +270,9 @@ func (s *Sweep) SweepListWrappingTokens(ctx context.Context, in SweepListInput) 
 		out.Old = append(out.Old, candidateOf(t))
 		return nil
 	})
+	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+		err, more = nil, true // out of time for this run: the next one goes on
+	}
 	if err != nil && !errors.Is(err, errSweepFull) {
 		return SweepList{}, classify(err)
 	}
@@ -345,6 +357,10 @@ type IndexHandoversInput struct {
 type IndexHandoversResult struct {
 	Ledgers int      `json:"ledgers"`
 	Failed  []string `json:"failed,omitempty"`
+	// Unindexed are the candidates' accessors whose ledger could not be
+	// indexed: a pre-index handover among them would look unrecorded, so
+	// they are not revoked this run.
+	Unindexed []string `json:"unindexed,omitempty"`
 }
 
 // ReconcileIndexHandovers makes the handover index of each candidate's
@@ -361,20 +377,27 @@ func (r *Reconcile) ReconcileIndexHandovers(ctx context.Context, in IndexHandove
 	if err := r.admitReconciler(ctx, "ReconcileIndexHandovers", fmt.Sprintf("index %d ledgers", len(in.Tokens))); err != nil {
 		return out, err
 	}
-	done := map[string]bool{}
-	for i, t := range in.Tokens {
-		heartbeat(ctx, i)
+	// Candidates by ledger, so a ledger that cannot be indexed holds back
+	// every candidate of its secret.
+	byLedger := map[string][]string{}
+	var order []string
+	for _, t := range in.Tokens {
 		ledger, err := r.ledgerOf(t)
 		if err != nil {
 			out.Failed = append(out.Failed, fmt.Sprintf("%s: %s", t.Accessor, err.Error()))
+			out.Unindexed = append(out.Unindexed, t.Accessor)
 			continue
 		}
-		if done[ledger] {
-			continue
+		if _, ok := byLedger[ledger]; !ok {
+			order = append(order, ledger)
 		}
-		done[ledger] = true
+		byLedger[ledger] = append(byLedger[ledger], t.Accessor)
+	}
+	for i, ledger := range order {
+		heartbeat(ctx, i)
 		if err := r.Secrets.IndexHandovers(ctx, ledger); err != nil {
 			out.Failed = append(out.Failed, fmt.Sprintf("%s: %s", ledger, err.Error()))
+			out.Unindexed = append(out.Unindexed, byLedger[ledger]...)
 			continue
 		}
 		out.Ledgers++

@@ -140,6 +140,7 @@ func TestIndexHandoversRefusesForeignNames(t *testing.T) {
 		out, err := r.ReconcileIndexHandovers(context.Background(), IndexHandoversInput{Tokens: []WrapCandidate{c}})
 		require.NoError(t, err)
 		require.Len(t, out.Failed, 1, "%+v", c)
+		require.Equal(t, []string{"a"}, out.Unindexed, "held back from the revoke")
 		require.Zero(t, out.Ledgers)
 	}
 }
@@ -163,4 +164,29 @@ func TestReconcileRecordMetrics(t *testing.T) {
 	require.Equal(t, map[string]int{ItemEntry: 2}, f.got)
 	require.False(t, f.at.IsZero())
 	require.NoError(t, (&Reconcile{}).ReconcileRecordMetrics(context.Background(), ReconcileMetricsInput{}))
+}
+
+// slowSweepVault yields one token, then walks until the context ends, as a
+// slow Vault with many tokens would.
+type slowSweepVault struct{ fakeSweepVault }
+
+func (f *slowSweepVault) WrappingTokens(ctx context.Context, _ int, fn func(secrets.WrapToken) error) (bool, error) {
+	if err := fn(secrets.WrapToken{Accessor: "first", Kind: secrets.WrapCredential, Key: "9", Age: time.Hour}); err != nil {
+		return false, err
+	}
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+
+// A walk that runs out of time keeps what it found and says there is more,
+// before the attempt's own deadline.
+func TestSweepListStopsBeforeTheDeadline(t *testing.T) {
+	s := &Sweep{Vault: &slowSweepVault{}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	list, err := s.SweepListWrappingTokens(ctx, SweepListInput{})
+	require.NoError(t, err)
+	require.True(t, list.More)
+	require.Len(t, list.Old, 1)
+	require.NoError(t, ctx.Err(), "stopped before the caller's deadline")
 }

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -276,9 +277,16 @@ func sweep(ctx workflow.Context, in ReconcileInput, queue string) *SweepReport {
 		return rep
 	}
 	rep.Failed = append(rep.Failed, idx.Failed...)
-	accs := make([]string, len(list.Old))
-	for i, c := range list.Old {
-		accs[i] = c.Accessor
+	var accs []string
+	for _, c := range list.Old {
+		// A candidate whose ledger could not be indexed may be a handover
+		// from before the index: not this run.
+		if !slices.Contains(idx.Unindexed, c.Accessor) {
+			accs = append(accs, c.Accessor)
+		}
+	}
+	if len(accs) == 0 {
+		return rep
 	}
 	var done activities.SweepRevoked
 	if err := workflow.ExecuteActivity(sctx, sw.SweepRevokeWrappingTokens, activities.SweepRevokeInput{

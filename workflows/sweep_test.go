@@ -144,3 +144,25 @@ func TestReconcilerRecordsItsFindings(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, map[string]int{activities.ItemAppRole: 1, activities.ItemEntry: 1, activities.ItemMembership: 1}, got)
 }
+
+// A candidate whose ledger could not be indexed (it may be a handover from
+// before the index existed) is not sent to the revoke this run.
+func TestReconcilerSweepHoldsBackUnindexedLedgers(t *testing.T) {
+	env, r, s := sweepEnv(t)
+	env.OnActivity(s.SweepListWrappingTokens, mock.Anything, mock.Anything).Return(
+		activities.SweepList{Old: []activities.WrapCandidate{orphanTok, recordedTok}}, nil)
+	env.OnActivity(r.ReconcileIndexHandovers, mock.Anything, mock.Anything).Return(
+		activities.IndexHandoversResult{Ledgers: 1, Failed: []string{"ledger busy"}, Unindexed: []string{"acc-recorded"}}, nil)
+	var asked []string
+	env.OnActivity(s.SweepRevokeWrappingTokens, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SweepRevokeInput) (activities.SweepRevoked, error) {
+			asked = in.Accessors
+			return activities.SweepRevoked{Revoked: []activities.WrapCandidate{orphanTok}}, nil
+		})
+	env.ExecuteWorkflow(Reconciler, ReconcileInput{})
+	require.NoError(t, env.GetWorkflowError())
+	var rep ReconcileReport
+	require.NoError(t, env.GetWorkflowResult(&rep))
+	require.Equal(t, []string{"acc-orphan"}, asked)
+	require.Contains(t, rep.Sweep.Failed, "ledger busy")
+}

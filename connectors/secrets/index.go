@@ -115,6 +115,9 @@ func (c *Client) readIndex(ctx context.Context, path string) ([]string, int, err
 		if err != nil {
 			return err
 		}
+		if err := softDeleted(op, apiPath, s); err != nil {
+			return err
+		}
 		if s.VersionMetadata != nil {
 			version = s.VersionMetadata.Version
 		}
@@ -172,4 +175,23 @@ func (c *Client) addToIndex(ctx context.Context, path string, add ...string) err
 		}
 	}
 	return connectors.Transient(system, op, TypeUnavailable, fmt.Sprintf("the handover index at %s kept changing under %d check-and-set attempts", apiPath, maxLedgerCAS), nil)
+}
+
+// softDeleted refuses a KV v2 read whose latest version was deleted or
+// destroyed without the secret's metadata going with it. Joinery removes a
+// ledger or an index only by deleting its metadata (every version at
+// once), so a latest version without data is someone else's doing, or a
+// mount's delete_version_after. Read as "absent", an index would make
+// every delivered handover look unrecorded to the sweeper and a ledger
+// would stop the worker ending them: an error, never a guess.
+func softDeleted(op, apiPath string, s *vault.KVSecret) error {
+	if s == nil || s.Data != nil || s.VersionMetadata == nil {
+		return nil
+	}
+	if s.VersionMetadata.Destroyed || !s.VersionMetadata.DeletionTime.IsZero() {
+		return connectors.Permanent(system, op, TypeRejected, fmt.Sprintf(
+			"the latest version of %s (v%d) was deleted but the secret was not (a mount or key delete_version_after, or a hand-made delete): refusing to read it as absent",
+			apiPath, s.VersionMetadata.Version), nil)
+	}
+	return nil
 }

@@ -105,6 +105,9 @@ func (c *Client) readLedger(ctx context.Context, path string) ([]ledgerEntry, in
 		if err != nil {
 			return err
 		}
+		if err := softDeleted(op, apiPath, s); err != nil {
+			return err
+		}
 		if s.VersionMetadata != nil {
 			version = s.VersionMetadata.Version
 		}

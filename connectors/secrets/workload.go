@@ -158,6 +158,9 @@ func slotFor(t GrantTemplate) (WorkloadSlot, error) {
 			return WorkloadSlot{}, fmt.Errorf("workloads may not be granted %s paths", strings.TrimSuffix(f, "/"))
 		}
 	}
+	if reachesJoineryTree(prefix, variable || strings.HasSuffix(prefix, "*")) {
+		return WorkloadSlot{}, fmt.Errorf("workloads may not be granted Joinery's own KV tree (%s/...: credentials, handover ledgers and indexes, the catalogue)", joineryKVTop)
+	}
 	if variable {
 		// The worker fills everything after the prefix, so the prefix is
 		// the real boundary: mount plus two segments (or the start of one).
@@ -686,4 +689,32 @@ func (c *Client) disarmWorkload(ctx context.Context, op, rolePath, roleID string
 		_ = lc.Auth().Token().RevokeSelfWithContext(ctx2, "")
 	}
 	return nil
+}
+
+// joineryKVTop is the first segment of Joinery's own tree in a KV mount
+// (DefaultPathPrefix, DefaultWorkloadCataloguePath): the initial
+// credentials, their handover ledgers (which hold live wrapping tokens) and
+// indexes (which the sweeper trusts), and the workload catalogue.
+const joineryKVTop = "joinery"
+
+// reachesJoineryTree reports whether a grant's literal prefix could reach
+// Joinery's own KV tree in any mount: <mount>/<api>/joinery/..., through a
+// '+' segment, or, when the prefix is open (a placeholder or a final '*'
+// follows), through a first segment Joinery's could continue. A workload
+// granted it could read ledgers, or write an index and so hide an orphan
+// from the sweeper or expose a handover to it.
+func reachesJoineryTree(prefix string, open bool) bool {
+	parts := strings.SplitN(prefix, "/", 3)
+	if len(parts) < 3 {
+		// "secret/*", "secret/d*": the whole mount, Joinery's tree too.
+		return open
+	}
+	first, _, more := strings.Cut(parts[2], "/")
+	switch {
+	case first == "+" || first == joineryKVTop:
+		return true
+	case !more && open:
+		return strings.HasPrefix(joineryKVTop, strings.TrimSuffix(first, "*"))
+	}
+	return false
 }

@@ -70,12 +70,19 @@ func TestWorkloadCatalogueRefusesUnboundedTemplates(t *testing.T) {
 		"deny is not for the catalog": {Path: "secret/data/workloads/{firstName}", Capabilities: []string{"deny"}},
 		"no capabilities":             {Path: "secret/data/workloads/{firstName}", Capabilities: nil},
 		"quote":                       {Path: `secret/data/work"loads/{firstName}`, Capabilities: []string{"read"}},
+		// Joinery's own tree: ledgers hold live tokens, indexes steer the sweeper.
+		"joinery tree":           {Path: "secret/data/joinery/joiners/{firstName}", Capabilities: []string{"read"}},
+		"joinery tree literal":   {Path: "secret/metadata/joinery/joiners/x/initial-credential-handovers-index", Capabilities: []string{"delete"}},
+		"joinery tree by +":      {Path: "secret/data/+/joiners/*", Capabilities: []string{"read"}},
+		"joinery tree by glob":   {Path: "secret/data/jo*", Capabilities: []string{"read"}},
+		"joinery tree by prefix": {Path: "secret/data/j{firstName}", Capabilities: []string{"read"}},
+		"whole mount":            {Path: "secret/*", Capabilities: []string{"read"}},
 	} {
 		_, err := WorkloadCatalogueFor(map[string][]GrantTemplate{"k": {tmpl}})
 		require.Error(t, err, name)
 	}
 	cat, err := WorkloadCatalogueFor(map[string][]GrantTemplate{"k": {{Path: "database/creds/workload-{firstName}", Capabilities: []string{"read"}},
-		{Path: "secret/data/shared/readme", Capabilities: []string{"read"}}}})
+		{Path: "secret/data/shared/readme", Capabilities: []string{"read"}}, {Path: "secret/data/joinery-docs/readme", Capabilities: []string{"read"}}}})
 	require.NoError(t, err, "a partial third segment bounds the worker too; a literal path is fixed")
 	require.Equal(t, WorkloadSlot{Prefix: "secret/data/shared/readme", Capabilities: []string{"read"}}, cat.Policies[0].Slots[1])
 }

@@ -182,6 +182,19 @@ func TestRogueCannotUseTheSweeper(t *testing.T) {
 	require.Contains(t, out.Skipped[0], "recorded in its handover index")
 	require.True(t, tokenAlive(t, root, recorded), "a recorded handover is never revoked, whatever the sweeper is told")
 
+	// The index's latest version deleted behind Joinery's back (a mount's
+	// delete_version_after, or by hand): read as an error, never as "no
+	// index", so the handover is left alone.
+	index := secrets.HandoverIndexPath(secrets.CredentialLedgerPath(h.Sec.JoinerPath(fmt.Sprintf("sweep-v-%d", n), secrets.InitialCredentialName)))
+	_, err = root.Logical().Delete(h.Cfg.VaultKVMount + "/data/" + index)
+	require.NoError(t, err)
+	out, err = ss.sweep.SweepRevokeWrappingTokens(ctx, activities.SweepRevokeInput{Accessors: []string{recorded}})
+	require.Error(t, err, "its only accessor failed: Temporal retries")
+	require.Empty(t, out.Revoked)
+	require.Len(t, out.Failed, 1)
+	require.Contains(t, out.Failed[0], "was deleted but the secret was not")
+	require.True(t, tokenAlive(t, root, recorded))
+
 	// Not Joinery's: a wrapping token for another KV path, and a plain
 	// token. Asked directly (trusted code, no caller check), the sweeper
 	// still looks each one up and leaves it.
