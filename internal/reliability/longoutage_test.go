@@ -463,27 +463,34 @@ func newStageTracker(su *Suite, js []joiner) *stageTracker {
 
 func (t *stageTracker) run(ctx context.Context) {
 	for {
-		for _, j := range t.js {
-			s := t.su.D.describe(ctx, j.ID)
-			if s.Err != nil {
-				continue
-			}
-			stage := string(s.Stage)
-			if s.Closed() {
-				stage += " (" + strings.TrimPrefix(s.Status.String(), "WORKFLOW_EXECUTION_STATUS_") + ")"
-			}
-			t.mu.Lock()
-			h := t.seen[j.ID]
-			if len(h) == 0 || h[len(h)-1].Stage != stage {
-				t.seen[j.ID] = append(h, stageAt{At: time.Now(), Stage: stage})
-			}
-			t.mu.Unlock()
-		}
+		t.poll(ctx)
 		select {
 		case <-ctx.Done():
+			// Once more after the stop, so the last change (the close
+			// that ended the wait) is on the timeline.
+			t.poll(context.Background())
 			return
 		case <-time.After(2 * time.Second):
 		}
+	}
+}
+
+func (t *stageTracker) poll(ctx context.Context) {
+	for _, j := range t.js {
+		s := t.su.D.describe(ctx, j.ID)
+		if s.Err != nil {
+			continue
+		}
+		stage := string(s.Stage)
+		if s.Closed() {
+			stage += " (" + strings.TrimPrefix(s.Status.String(), "WORKFLOW_EXECUTION_STATUS_") + ")"
+		}
+		t.mu.Lock()
+		h := t.seen[j.ID]
+		if len(h) == 0 || h[len(h)-1].Stage != stage {
+			t.seen[j.ID] = append(h, stageAt{At: time.Now(), Stage: stage})
+		}
+		t.mu.Unlock()
 	}
 }
 
