@@ -3,9 +3,7 @@ package secrets
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 
@@ -103,33 +101,8 @@ func (c *Client) HandoverIndex(ctx context.Context, t WrapToken) (map[string]boo
 // readIndex returns the index's accessors and its current version (0 when
 // there is no index yet).
 func (c *Client) readIndex(ctx context.Context, path string) ([]string, int, error) {
-	const op = "index-read"
 	var accessors []string
-	version := 0
-	apiPath := c.kvPath("data", path)
-	err := c.call(ctx, op, apiPath, func(ctx context.Context, vc *vault.Client) error {
-		s, err := vc.KVv2(c.cfg.KVMount).Get(ctx, path)
-		if errors.Is(err, vault.ErrSecretNotFound) || statusCode(err) == http.StatusNotFound {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := softDeleted(op, apiPath, s); err != nil {
-			return err
-		}
-		if s.VersionMetadata != nil {
-			version = s.VersionMetadata.Version
-		}
-		raw, _ := s.Data[indexField].(string)
-		if raw == "" {
-			return nil
-		}
-		if err := json.Unmarshal([]byte(raw), &accessors); err != nil {
-			return connectors.Permanent(system, op, TypeRejected, "the handover index at "+apiPath+" is not valid JSON", nil)
-		}
-		return nil
-	})
+	version, err := c.readJSONField(ctx, "index-read", "handover index", path, indexField, &accessors)
 	return accessors, version, err
 }
 

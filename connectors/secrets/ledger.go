@@ -93,8 +93,17 @@ func (c *Client) WorkloadLedgerPath(role string) string {
 // readLedger returns the entries and the ledger's current version (0 when
 // there is no ledger yet).
 func (c *Client) readLedger(ctx context.Context, path string) ([]ledgerEntry, int, error) {
-	const op = "ledger-read"
 	var entries []ledgerEntry
+	version, err := c.readJSONField(ctx, "ledger-read", "handover ledger", path, ledgerField, &entries)
+	return entries, version, err
+}
+
+// readJSONField reads the JSON-encoded field of the KV v2 secret at path
+// into out and returns the secret's current version (0, out untouched,
+// when there is none). A latest version deleted behind Joinery's back is an
+// error (softDeleted), and so is a field that is not valid JSON: neither
+// is ever read as "nothing recorded". what names the secret in errors.
+func (c *Client) readJSONField(ctx context.Context, op, what, path, field string, out any) (int, error) {
 	version := 0
 	apiPath := c.kvPath("data", path)
 	err := c.call(ctx, op, apiPath, func(ctx context.Context, vc *vault.Client) error {
@@ -111,16 +120,16 @@ func (c *Client) readLedger(ctx context.Context, path string) ([]ledgerEntry, in
 		if s.VersionMetadata != nil {
 			version = s.VersionMetadata.Version
 		}
-		raw, _ := s.Data[ledgerField].(string)
+		raw, _ := s.Data[field].(string)
 		if raw == "" {
 			return nil
 		}
-		if err := json.Unmarshal([]byte(raw), &entries); err != nil {
-			return connectors.Permanent(system, op, TypeRejected, "the handover ledger at "+apiPath+" is not valid JSON", nil)
+		if err := json.Unmarshal([]byte(raw), out); err != nil {
+			return connectors.Permanent(system, op, TypeRejected, "the "+what+" at "+apiPath+" is not valid JSON", nil)
 		}
 		return nil
 	})
-	return entries, version, err
+	return version, err
 }
 
 // updateLedger applies change to the ledger's entries and writes them back

@@ -299,9 +299,17 @@ func (c Config) slapdServer() server {
 
 // ensureLDAPServiceAccount makes sure the worker's service account exists
 // with its dev password: the seed has it, but a database seeded before it
-// existed does not. It binds as the account first, so a stack that has it
-// costs one bind.
+// existed does not.
 func (c Config) ensureLDAPServiceAccount(ctx context.Context) error {
+	return c.ensureLDAPSystemAccount(ctx, LDAPServiceDN, "joinery-worker",
+		"Joinery worker: creates and manages only the joiners it provisions", LDAPServicePassword)
+}
+
+// ensureLDAPSystemAccount makes sure the service identity dn (under
+// ou=system, which it creates too) exists with password. It binds as the
+// account first, so a stack that has it costs one bind; an account that
+// exists with another password gets this one back.
+func (c Config) ensureLDAPSystemAccount(ctx context.Context, dn, cn, description, password string) error {
 	url := fmt.Sprintf("ldap://127.0.0.1:%d", c.LDAPPort)
 	dial := func() (*ldap.Conn, error) {
 		conn, err := ldap.DialURL(url, ldap.DialWithDialer(dialer(ctx)))
@@ -315,13 +323,13 @@ func (c Config) ensureLDAPServiceAccount(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = conn.Bind(LDAPServiceDN, LDAPServicePassword)
+	err = conn.Bind(dn, password)
 	conn.Close()
 	if err == nil {
 		return nil
 	}
 	if !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
-		return fmt.Errorf("bind as %s: %w", LDAPServiceDN, err)
+		return fmt.Errorf("bind as %s: %w", dn, err)
 	}
 	if conn, err = dial(); err != nil {
 		return err
@@ -337,19 +345,19 @@ func (c Config) ensureLDAPServiceAccount(ctx context.Context) error {
 	if err := conn.Add(ou); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
 		return fmt.Errorf("add %s: %w", ldapSystemDN, err)
 	}
-	acct := ldap.NewAddRequest(LDAPServiceDN, nil)
+	acct := ldap.NewAddRequest(dn, nil)
 	acct.Attribute("objectClass", []string{"applicationProcess", "simpleSecurityObject"})
-	acct.Attribute("cn", []string{"joinery-worker"})
-	acct.Attribute("description", []string{"Joinery worker: creates and manages only the joiners it provisions"})
+	acct.Attribute("cn", []string{cn})
+	acct.Attribute("description", []string{description})
 	acct.Attribute("userPassword", []string{"{CRYPT}!"}) // set below, hashed by the server
 	if err := conn.Add(acct); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
-		return fmt.Errorf("add %s: %w", LDAPServiceDN, err)
+		return fmt.Errorf("add %s: %w", dn, err)
 	}
 	// The Password Modify operation hashes the password server-side.
-	if _, err := conn.PasswordModify(ldap.NewPasswordModifyRequest(LDAPServiceDN, "", LDAPServicePassword)); err != nil {
-		return fmt.Errorf("set the password of %s: %w", LDAPServiceDN, err)
+	if _, err := conn.PasswordModify(ldap.NewPasswordModifyRequest(dn, "", password)); err != nil {
+		return fmt.Errorf("set the password of %s: %w", dn, err)
 	}
-	c.logf("slapd: added the service account %s", LDAPServiceDN)
+	c.logf("slapd: added the service account %s", dn)
 	return nil
 }
 

@@ -2,11 +2,7 @@ package stack
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"time"
-
-	"github.com/go-ldap/ldap/v3"
 )
 
 // The approval inbox's own directory identity (issue 13, least privilege).
@@ -95,47 +91,7 @@ func (c Config) ensureLDAPAccounts(ctx context.Context) error {
 // that exists with another password gets the dev password back, as the
 // worker's does. ensureLDAPServiceAccount runs first and makes ou=system.
 func (c Config) ensureLDAPInboxAccount(ctx context.Context) error {
-	url := fmt.Sprintf("ldap://127.0.0.1:%d", c.LDAPPort)
-	dial := func() (*ldap.Conn, error) {
-		conn, err := ldap.DialURL(url, ldap.DialWithDialer(dialer(ctx)))
-		if err != nil {
-			return nil, err
-		}
-		conn.SetTimeout(5 * time.Second)
-		return conn, nil
-	}
-	conn, err := dial()
-	if err != nil {
-		return err
-	}
-	err = conn.Bind(LDAPInboxDN, LDAPInboxPassword)
-	conn.Close()
-	if err == nil {
-		return nil
-	}
-	if !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
-		return fmt.Errorf("bind as %s: %w", LDAPInboxDN, err)
-	}
-	if conn, err = dial(); err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := conn.Bind(LDAPBindDN, LDAPBindPassword); err != nil {
-		return fmt.Errorf("bind as rootdn: %w", err)
-	}
-	acct := ldap.NewAddRequest(LDAPInboxDN, nil)
-	acct.Attribute("objectClass", []string{"applicationProcess", "simpleSecurityObject"})
-	acct.Attribute("cn", []string{"joinery-inbox"})
-	acct.Attribute("description", []string{inboxAccountDescription})
-	acct.Attribute("userPassword", []string{"{CRYPT}!"}) // set below, hashed by the server
-	if err := conn.Add(acct); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) {
-		return fmt.Errorf("add %s: %w", LDAPInboxDN, err)
-	}
-	if _, err := conn.PasswordModify(ldap.NewPasswordModifyRequest(LDAPInboxDN, "", LDAPInboxPassword)); err != nil {
-		return fmt.Errorf("set the password of %s: %w", LDAPInboxDN, err)
-	}
-	c.logf("slapd: added the inbox's account %s", LDAPInboxDN)
-	return nil
+	return c.ensureLDAPSystemAccount(ctx, LDAPInboxDN, "joinery-inbox", inboxAccountDescription, LDAPInboxPassword)
 }
 
 // inboxAccountDescription is the account's description, in the seed too.
