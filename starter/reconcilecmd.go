@@ -177,7 +177,7 @@ func printSweep(w io.Writer, dry bool, s *workflows.SweepReport) {
 		fmt.Fprintln(w, "wrapping-token sweep: not run (JOINERY_SWEEPER_TASK_QUEUE is off)")
 		return
 	}
-	fmt.Fprintf(w, "wrapping-token sweep: %d of Joinery's live wrapping tokens: %d too young, %d recorded in a ledger, %d unrecorded (%d revoked)\n",
+	fmt.Fprintf(w, "wrapping-token sweep: %d of Joinery's live wrapping tokens: %d too young, %d recorded in a handover index, %d unrecorded (%d revoked)\n",
 		s.Looked, s.Young, s.Recorded, len(s.Orphans), s.Revoked)
 	state := "revoked unless listed below"
 	if dry {

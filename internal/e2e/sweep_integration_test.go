@@ -74,7 +74,12 @@ func orphanToken(t *testing.T, h *Harness, key string) string {
 	require.NoError(t, err)
 	_, ho, err := h.Sec.Wrap(ctx, path, stored.Version, time.Hour)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = h.Sec.RevokeInitialCredential(context.Background(), path, "") })
+	t.Cleanup(func() {
+		_ = h.Sec.RevokeInitialCredential(context.Background(), path, "")
+		// Unrecorded, so the rollback cannot end it: revoke it as root, in
+		// case the test failed before the sweep did.
+		_, _ = vaultClient(t, h.EP.VaultAddr, h.EP.VaultToken).Logical().Write("auth/token/revoke-accessor", map[string]any{"accessor": ho.WrapAccessor})
+	})
 	return ho.WrapAccessor
 }
 
