@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
@@ -13,12 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/joinery/joinery/connectors/directory"
-	"github.com/joinery/joinery/connectors/hris"
-	"github.com/joinery/joinery/connectors/secrets"
-	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/internal/stack"
 	"github.com/joinery/joinery/internal/stack/stacktest"
@@ -60,24 +53,7 @@ func newClusterHarness(t *testing.T) *Harness {
 	cfg.TaskQueue = fmt.Sprintf("it-cluster-%d", rand.IntN(1e9))
 	cfg.InboxDir = t.TempDir()
 	cfg.AuditLog = filepath.Join(t.TempDir(), "joiners.jsonl")
-	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	acts, err := run.Activities(ctx, cfg, logger)
-	require.NoError(t, err)
-	h := &Harness{t: t, EP: ep, Cfg: cfg, Acts: acts, faults: map[string]string{}, groups: acts.Policy.(*policy.Policy).Groups}
-	h.Dir = acts.Directory.(*directory.Client)
-	h.Sec = acts.Secrets.(*secrets.Client)
-	h.HR = acts.HRIS.(*hris.Client)
-	h.C, err = run.Dial(ctx, cfg, logger)
-	require.NoError(t, err)
-	acts.Runs = h.C // order checks confirm each caller with Temporal (activities/orders.go)
-	elig, err := run.NewEligibility(cfg, acts.HRIS)
-	require.NoError(t, err)
-	w := worker.New(h.C, cfg.TaskQueue, worker.Options{})
-	run.Register(w, acts, elig)
-	require.NoError(t, w.Start())
-	t.Cleanup(func() { w.Stop(); h.C.Close() })
-	return h
+	return startHarness(t, ep, cfg)
 }
 
 func TestJoinerEndToEndOnTheCluster(t *testing.T) {

@@ -61,6 +61,15 @@ func NewHarness(t testing.TB) *Harness {
 	cfg.TaskQueue = strings.NewReplacer("/", "-", "_", "-").Replace(cfg.TaskQueue)
 	cfg.InboxDir = t.TempDir()
 	cfg.AuditLog = filepath.Join(t.TempDir(), "joiners.jsonl")
+	return startHarness(t, ep, cfg)
+}
+
+// startHarness builds the real activities from cfg and runs them on a
+// worker on cfg.TaskQueue: every harness (dev stack, private slapd, the
+// cluster) is wired the same way, so none runs without what production
+// sets (the Temporal client the order checks confirm callers with).
+func startHarness(t testing.TB, ep stack.Endpoints, cfg config.Config) *Harness {
+	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	acts, err := run.Activities(ctx, cfg, logger)

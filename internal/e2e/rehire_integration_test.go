@@ -9,8 +9,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -21,14 +19,10 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/connectors/directory"
-	"github.com/joinery/joinery/connectors/hris"
-	"github.com/joinery/joinery/connectors/secrets"
 	"github.com/joinery/joinery/internal/decision"
-	"github.com/joinery/joinery/internal/policy"
 	"github.com/joinery/joinery/internal/run"
 	"github.com/joinery/joinery/internal/stack"
 	"github.com/joinery/joinery/internal/stack/stacktest"
@@ -54,24 +48,7 @@ func rehireHarness(t *testing.T) *Harness {
 	cfg.PolicyFile = filepath.Join(t.TempDir(), "policy.yaml")
 	require.NoError(t, os.WriteFile(cfg.PolicyFile, append(src, []byte("\nrehire: {mode: reenable, max_gap: 730d}\n")...), 0o600))
 
-	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	acts, err := run.Activities(ctx, cfg, logger)
-	require.NoError(t, err)
-	h := &Harness{t: t, EP: ep, Cfg: cfg, Acts: acts, faults: map[string]string{}, groups: acts.Policy.(*policy.Policy).Groups}
-	h.Dir = acts.Directory.(*directory.Client)
-	h.Sec = acts.Secrets.(*secrets.Client)
-	h.HR = acts.HRIS.(*hris.Client)
-	h.C, err = run.Dial(ctx, cfg, logger)
-	require.NoError(t, err)
-	acts.Runs = h.C // order checks confirm each caller with Temporal (activities/orders.go)
-	elig, err := run.NewEligibility(cfg, acts.HRIS)
-	require.NoError(t, err)
-	w := worker.New(h.C, cfg.TaskQueue, worker.Options{})
-	run.Register(w, acts, elig)
-	require.NoError(t, w.Start())
-	t.Cleanup(func() { w.Stop(); h.C.Close() })
-	return h
+	return startHarness(t, ep, cfg)
 }
 
 func waitStage(t *testing.T, h *Harness, id string, want workflows.Stage) workflows.Status {
