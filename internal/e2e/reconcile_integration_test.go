@@ -344,7 +344,7 @@ func TestRogueCannotUseTheReconcileActivities(t *testing.T) {
 	}
 	suffix := rand.IntN(1e9)
 	for _, typ := range []string{"Evil", activities.JoinerWorkflowType} {
-		for _, act := range []string{"ReconcileRevokeOrphan", "ReconcileListOrphans"} {
+		for _, act := range []string{"ReconcileRevokeOrphan", "ReconcileListOrphans", "ReconcileIndexHandovers", "ReconcileRecordMetrics"} {
 			out := order(typ, fmt.Sprintf("joiner-%s-%s-%d", live, act, suffix), act, map[string]any{"key": live})
 			require.Equal(t, activities.ErrTypeOrderRefused, out.Type, "%s calling %s: %s", typ, act, out.Message)
 		}
