@@ -216,6 +216,15 @@ func (a *Activities) admitRun(ctx context.Context, o order) error {
 	if !o.c.inActivity {
 		return nil // trusted code calling directly
 	}
+	if activity.GetInfo(ctx).IsLocalActivity {
+		// A local activity is never dispatched through a task queue: only
+		// workflow code running in this worker's own workflow task can run
+		// it, so its caller is a run of Joinery's code on this worker's
+		// queue by construction (workflows/localsteps.go). What the rogue
+		// above could do is schedule a regular activity task, which this
+		// check still asks Temporal about.
+		return nil
+	}
 	if a.Runs == nil {
 		// Fail closed: a worker wired without a Temporal client cannot
 		// tell Joinery's runs from anyone's, so it takes no orders. The

@@ -18,7 +18,7 @@ const auditBatch = 200
 // and retried with the next one; it never fails the joiner (the history
 // holds everything until retention).
 func (j *joiner) exportAudit(ctx workflow.Context, final bool) {
-	if workflow.GetVersion(ctx, "audit-export", workflow.DefaultVersion, 1) < 1 {
+	if j.laterVersion(ctx, "audit-export") < 1 {
 		return
 	}
 	seq, events, decisions := j.auditSeq, j.auditEvents, j.auditDecisions
@@ -46,11 +46,10 @@ func (j *joiner) exportAudit(ctx workflow.Context, final bool) {
 	// A disconnected context: a cancelled joiner's record is exported too.
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
-	dctx = withOptions(dctx, optsAudit)
 	for len(es) > 0 {
 		n := min(len(es), auditBatch)
-		if err := workflow.ExecuteActivity(dctx, a.ExportAudit,
-			activities.ExportAuditInput{Key: j.in.HRISID, Entries: es[:n]}).Get(dctx, nil); err != nil {
+		if err := j.step(dctx, "ExportAudit", a.ExportAudit, optsAudit,
+			activities.ExportAuditInput{Key: j.in.HRISID, Entries: es[:n]}, nil); err != nil {
 			j.event(ctx, "could not export the audit record (retried with the next export): "+rootMessage(err))
 			return
 		}

@@ -560,7 +560,7 @@ func (j *joiner) awaitDecision(ctx workflow.Context, since time.Time, pending []
 	ap := j.plan.Approval
 	// Version 1 also wakes for decisions made by update (they bypass the
 	// inbox); under version 0 such a decision waited for the next timer.
-	updatesWake := workflow.GetVersion(ctx, "update-decisions-wake", workflow.DefaultVersion, 1) >= 1
+	updatesWake := j.laterVersion(ctx, "update-decisions-wake") >= 1
 	for j.decided == nil {
 		j.drainInbox(ctx)
 		if j.decided != nil {

@@ -62,7 +62,7 @@ const SignalHandoverAlarm = "handover-alarm"
 // loadTrust records, once, which inbox keys may sign this joiner's
 // decisions, and the plan hash they must name.
 func (j *joiner) loadTrust(ctx workflow.Context) error {
-	if err := workflow.ExecuteActivity(withOptions(ctx, optsPlan), a.TrustedDecisionKeys).Get(ctx, &j.trust); err != nil {
+	if err := j.readAs(ctx, j.local, "TrustedDecisionKeys", a.TrustedDecisionKeys, optsPlan, optsPlanLocal, nil, &j.trust); err != nil {
 		return err
 	}
 	h, err := decision.PlanHash(j.plan)
@@ -212,6 +212,16 @@ func (j *joiner) applySigned(ctx workflow.Context, q queued) (string, error) {
 		j.proofBy = append(j.proofBy, rec.Approver)
 	}
 	out := j.record(ctx, rec, role)
+	if j.local {
+		// One upsert for both (localsteps.go).
+		j.decidedBy = appendUnique(j.decidedBy, rec.Approver)
+		ups := []temporal.SearchAttributeUpdate{SADecidedBy.ValueSet(j.searchKeys(j.decidedBy))}
+		if d, ok := j.decidersUpdate(); ok {
+			ups = append(ups, d)
+		}
+		_ = workflow.UpsertTypedSearchAttributes(ctx, ups...)
+		return out, nil
+	}
 	j.noteDecidedBy(ctx, rec.Approver)
 	j.publishDeciders(ctx)
 	return out, nil
@@ -240,8 +250,8 @@ func (j *joiner) refuse(ctx workflow.Context, rec Decision, err error) {
 // an active person; "" means yes.
 func (j *joiner) liveStanding(ctx workflow.Context, approver string) string {
 	var st []activities.ApproverStanding
-	if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.CheckApprovers,
-		activities.ApproversInput{Key: j.in.HRISID, Usernames: []string{approver}}).Get(ctx, &st); err != nil {
+	if err := j.readAs(ctx, j.local, "CheckApprovers", a.CheckApprovers, optsHRIS, optsHRISLocal,
+		activities.ApproversInput{Key: j.in.HRISID, Usernames: []string{approver}}, &st); err != nil {
 		return "could not check the approver's standing: " + rootMessage(err)
 	}
 	if len(st) != 1 || !st[0].Active {
@@ -267,8 +277,8 @@ func (j *joiner) refreshApprovers(ctx workflow.Context) map[string]string {
 		}
 	}
 	var st []activities.ApproverStanding
-	if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.CheckApprovers,
-		activities.ApproversInput{Key: j.in.HRISID, Usernames: names}).Get(ctx, &st); err != nil {
+	if err := j.readAs(ctx, j.local, "CheckApprovers", a.CheckApprovers, optsHRIS, optsHRISLocal,
+		activities.ApproversInput{Key: j.in.HRISID, Usernames: names}, &st); err != nil {
 		j.event(ctx, "could not check the approvers' standing; each decision is checked when it comes: "+rootMessage(err))
 		return nil
 	}
@@ -336,17 +346,27 @@ func (j *joiner) deciders() []string {
 
 // publishDeciders keeps the JoinerDeciders search attribute current.
 func (j *joiner) publishDeciders(ctx workflow.Context) {
-	if !j.signed {
+	d, ok := j.decidersUpdate()
+	if !ok {
 		return
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, d); err != nil {
+		workflow.GetLogger(ctx).Warn("search attribute upsert failed", "error", err)
+	}
+}
+
+// decidersUpdate is the JoinerDeciders update due, if the deciders changed
+// since the last one published (which it then counts as published).
+func (j *joiner) decidersUpdate() (temporal.SearchAttributeUpdate, bool) {
+	if !j.signed {
+		return nil, false
 	}
 	now := j.deciders()
 	if slices.Equal(now, j.published) && j.published != nil {
-		return
+		return nil, false
 	}
 	j.published = now
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SADeciders.ValueSet(j.searchKeys(now))); err != nil {
-		workflow.GetLogger(ctx).Warn("search attribute upsert failed", "error", err)
-	}
+	return SADeciders.ValueSet(j.searchKeys(now)), true
 }
 
 // Search attributes without names (version "pseudonymous-search-attributes"
@@ -367,15 +387,15 @@ func (j *joiner) publishDeciders(ctx workflow.Context) {
 // (pseudonymous) and the HR department (an organisational unit, no name).
 func (j *joiner) plannedSearchAttributes(ctx workflow.Context, w policy.Worker) []temporal.SearchAttributeUpdate {
 	ups := []temporal.SearchAttributeUpdate{SAHRISID.ValueSet(j.in.HRISID), SAKind.ValueSet(j.plan.Kind)}
-	if workflow.GetVersion(ctx, "pseudonymous-search-attributes", workflow.DefaultVersion, 1) < 1 {
+	if j.laterVersion(ctx, "pseudonymous-search-attributes") < 1 {
 		return append(ups, SAManager.ValueSet(j.plan.Approval.Approver), SADepartment.ValueSet(w.Department))
 	}
 	keys := &SearchKeys{Pseudonyms: map[string]string{}}
 	j.status.SearchKeys = keys
 	if people := activities.PlanPeople(j.plan); len(people) > 0 {
 		var got map[string]string
-		if err := workflow.ExecuteActivity(withOptions(ctx, optsHRIS), a.SearchPseudonyms,
-			activities.PseudonymsInput{Key: j.in.HRISID, Usernames: people, Request: j.in.Request, Kind: j.in.Kind}).Get(ctx, &got); err != nil {
+		if err := j.readAs(ctx, j.local, "SearchPseudonyms", a.SearchPseudonyms, optsHRIS, optsHRISLocal,
+			activities.PseudonymsInput{Key: j.in.HRISID, Usernames: people, Request: j.in.Request, Kind: j.in.Kind}, &got); err != nil {
 			// Without pseudonyms the joiner publishes no people at all
 			// (never the names): it runs on, but the inbox cannot list it,
 			// so say so where operators look.

@@ -68,16 +68,9 @@ var (
 // the fast path (by its registered name, so the worker's instance runs it),
 // a regular one for joiners started before.
 func (j *joiner) read(ctx workflow.Context, name string, act any, arg any, out any) error {
-	if j.fast {
-		lo := optsHRISLocal
-		if name == "PlanJoiner" {
-			lo = optsPlanLocal
-		}
-		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, lo), name, arg).Get(ctx, out)
-	}
-	o := optsHRIS
+	o, lo := optsHRIS, optsHRISLocal
 	if name == "PlanJoiner" {
-		o = optsPlan
+		o, lo = optsPlan, optsPlanLocal
 	}
-	return workflow.ExecuteActivity(withOptions(ctx, o), act, arg).Get(ctx, out)
+	return j.readAs(ctx, j.fast, name, act, o, lo, arg, out)
 }

@@ -26,16 +26,33 @@ import (
 	"github.com/joinery/joinery/internal/policy"
 )
 
-// On the fast path the four reads of the planning phase run as local
-// activities and no write does: the claim, the grants, the credential, the
-// write-back, the notifications and the audit export stay regular
-// activities, whose execution the server records.
-func TestFastPathRunsOnlyReadsAsLocalActivities(t *testing.T) {
+// On the fast path (level 2, localsteps.go) every step of a happy joiner
+// runs as a local activity — the four planning reads, the decision reads
+// and the writes — and none as a regular one; the steps run in the same
+// order as before.
+func TestFastPathRunsEveryStepAsLocalActivity(t *testing.T) {
 	f := newFixture(t)
 	f.happy()
 	f.provisioning()
+	local, regular := f.countActivities()
+	f.signalAt(provisionDelay()+time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
+	res, err := f.run()
+	require.NoError(t, err)
+	require.Equal(t, OutcomeCompleted, res.Outcome)
+	for _, name := range []string{"CheckEligible", "FetchJoiner", "PlanJoiner", "SnapshotHRIS", "TrustedDecisionKeys",
+		"SearchPseudonyms", "CheckApprovers", "ClaimAccount", "GrantGroup", "IssueCredential", "WriteBack", "Notify", "ExportAudit"} {
+		require.NotZero(t, local[name], "%s must run as a local activity", name)
+	}
+	require.Equal(t, 2, local["GrantGroup"])
+	require.Empty(t, regular, "no step of a happy joiner runs as a regular activity")
+	require.Equal(t, []string{"claim", "grant:all-staff", "grant:engineering", "credential", "writeback"}, f.calls)
+}
+
+// countActivities counts, by name, the local and the regular activities the
+// joiner starts (every attempt).
+func (f *fixture) countActivities() (local, regular map[string]int) {
 	var mu sync.Mutex
-	local, regular := map[string]int{}, map[string]int{}
+	local, regular = map[string]int{}, map[string]int{}
 	f.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -46,18 +63,7 @@ func TestFastPathRunsOnlyReadsAsLocalActivities(t *testing.T) {
 		defer mu.Unlock()
 		regular[info.ActivityType.Name]++
 	})
-	f.signalAt(provisionDelay()+time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
-	res, err := f.run()
-	require.NoError(t, err)
-	require.Equal(t, OutcomeCompleted, res.Outcome)
-	require.Equal(t, map[string]int{"CheckEligible": 1, "FetchJoiner": 1, "PlanJoiner": 1, "SnapshotHRIS": 1}, local)
-	for _, read := range []string{"CheckEligible", "FetchJoiner", "PlanJoiner", "SnapshotHRIS"} {
-		require.Zero(t, regular[read], "%s ran as a regular activity too", read)
-	}
-	for _, write := range []string{"ClaimAccount", "GrantGroup", "IssueCredential", "WriteBack", "Notify", "ExportAudit"} {
-		require.NotZero(t, regular[write], "%s must stay a regular activity", write)
-	}
-	require.Equal(t, []string{"claim", "grant:all-staff", "grant:engineering", "credential", "writeback"}, f.calls)
+	return local, regular
 }
 
 // A read that fails on the fast path fails the joiner before anything is
@@ -111,6 +117,10 @@ func TestLocalActivityInfoNamesTheCallingWorkflow(t *testing.T) {
 var fastPathHistories = map[string]string{
 	"before-fast-path-completed.json": "joiner-4282",
 	"fast-path-completed.json":        "joiner-6034",
+	// Level 2 (localsteps.go), recorded by the bench on the dev stack:
+	// one version marker, every step a local-activity marker, two
+	// workflow tasks in all.
+	"local-steps-completed.json": "joiner-9535",
 }
 
 func TestReplayFastPathHistories(t *testing.T) {

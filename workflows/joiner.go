@@ -154,8 +154,12 @@ type joiner struct {
 	// cont: continue-as-new in the approval wait and in a rollback or
 	// revocation (continued.go).
 	cont continuation
-	// fast is the "joiner-fast-path" version gate (fastpath.go).
-	fast bool
+	// fast is the "joiner-fast-path" version gate (fastpath.go); local is
+	// its level 2 (localsteps.go): every step a local activity first.
+	fast, local bool
+	// stageDue: a stage set on the local path that no upsert has carried
+	// to the search attributes yet (localsteps.go, flushStage).
+	stageDue bool
 }
 
 func (j *joiner) setup(ctx workflow.Context) error {
@@ -191,7 +195,10 @@ func (j *joiner) setup(ctx workflow.Context) error {
 	// recording them, and runs its HR reads as local activities
 	// (fastpath.go). Joiners started before keep
 	// calling each GetVersion, as their histories recorded.
-	j.fast = workflow.GetVersion(ctx, versionFastPath, workflow.DefaultVersion, 1) >= 1
+	// Level 2 (fastLocalSteps, localsteps.go) also runs every step as a
+	// local activity first and takes the last three gates unrecorded.
+	level := workflow.GetVersion(ctx, versionFastPath, workflow.DefaultVersion, fastLocalSteps)
+	j.fast, j.local = level >= 1, level >= fastLocalSteps
 	if j.fast {
 		j.signed, j.hardened, j.siteTime, j.moveLimits, j.canContinue, j.cont.more = true, true, true, true, true, true
 	} else {
@@ -784,10 +791,10 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 		return workflow.ExecuteActivity(ctx, a.DeleteAccount, activities.AccountRef{HRISID: j.in.HRISID, DN: j.result.DN, NonHuman: nonHuman}).Get(ctx, nil)
 	})
 	var claim activities.ClaimResult
-	if err := workflow.ExecuteActivity(withOptions(ctx, optsDirectory), a.ClaimAccount, activities.ClaimInput{
+	if err := j.step(ctx, "ClaimAccount", a.ClaimAccount, optsDirectory, activities.ClaimInput{
 		HRISID: j.in.HRISID, Candidates: plan.Candidates, NonHuman: nonHuman, Worker: j.worker, Attributes: plan.Attributes,
 		Request: j.in.Request, Approvals: j.proofs,
-	}).Get(ctx, &claim); err != nil {
+	}, &claim); err != nil {
 		var ae *temporal.ApplicationError
 		if errors.As(err, &ae) && (ae.Type() == activities.ErrTypeNeedsOperator || ae.Type() == activities.ErrTypeAlreadyProvisioned) {
 			// The person already has an entry, and it is not this joiner's:
@@ -823,11 +830,11 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 		j.register(ctx, "delete AppRole and policy", "vault-approle", "joinery-"+j.in.HRISID, func(ctx workflow.Context) error {
 			return workflow.ExecuteActivity(ctx, a.RevokeWorkload, activities.RevokeWorkloadInput{Key: j.in.HRISID, Accessor: wl.WrapAccessor}).Get(ctx, nil)
 		})
-		if err := workflow.ExecuteActivity(withOptions(ctx, optsCredential), a.IssueWorkloadCredential, activities.WorkloadInput{
+		if err := j.step(ctx, "IssueWorkloadCredential", a.IssueWorkloadCredential, optsCredential, activities.WorkloadInput{
 			Key: j.in.HRISID, Kind: plan.Kind, Username: claim.Username, Recipient: plan.Owner, Workload: *plan.Workload, Request: j.in.Request,
 			Comment: fmt.Sprintf("Joinery workload %s (%s, %s), owner %s, until %s; policy %s", claim.Username, plan.Kind,
 				j.worker.Environment, plan.Owner, plan.EndDate, plan.PolicyVersion),
-		}).Get(ctx, &wl); err != nil {
+		}, &wl); err != nil {
 			return fmt.Errorf("issue the workload's AppRole: %w", err)
 		}
 		ref := wl
@@ -841,9 +848,9 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 			return workflow.ExecuteActivity(ctx, a.RevokeCredential, activities.RevokeInput{
 				HRISID: j.in.HRISID, Path: cred.Path, Accessor: cred.WrapAccessor}).Get(ctx, nil)
 		})
-		if err := workflow.ExecuteActivity(withOptions(ctx, optsCredential), a.IssueCredential, activities.CredentialInput{
+		if err := j.step(ctx, "IssueCredential", a.IssueCredential, optsCredential, activities.CredentialInput{
 			HRISID: j.in.HRISID, Username: claim.Username, DN: claim.DN, Recipient: plan.Approval.Approver, WrapTTL: plan.CredentialTTL,
-		}).Get(ctx, &cred); err != nil {
+		}, &cred); err != nil {
 			return fmt.Errorf("issue the initial credential: %w", err)
 		}
 		j.status.Resources[len(j.status.Resources)-1].ID = fmt.Sprintf("%s (v%d)", cred.Path, cred.Version)
@@ -863,9 +870,9 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 				HRISID: j.in.HRISID, Want: pick(snapshot, want), Expected: want}).Get(ctx, nil)
 		})
 		var wb activities.WriteBackOutput
-		if err := workflow.ExecuteActivity(withOptions(ctx, optsHRISWrite), a.WriteBack, activities.WriteBackInput{
+		if err := j.step(ctx, "WriteBack", a.WriteBack, optsHRISWrite, activities.WriteBackInput{
 			HRISID: j.in.HRISID, Want: want, Expected: pick(snapshot, want),
-		}).Get(ctx, &wb); err != nil {
+		}, &wb); err != nil {
 			return fmt.Errorf("write back to the HRIS: %w", err)
 		}
 		st := &WriteBackState{Written: wb.Written, AlreadySet: wb.AlreadySet}
@@ -947,10 +954,14 @@ func (j *joiner) finish() {
 
 func (j *joiner) setStage(ctx workflow.Context, s Stage) {
 	j.status.Stage = s
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SAStage.ValueSet(string(s))); err != nil {
-		workflow.GetLogger(ctx).Warn("search attribute upsert failed", "error", err)
+	if j.local {
+		j.setStageLocal(ctx, s) // localsteps.go: one upsert, or none yet
+	} else {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, SAStage.ValueSet(string(s))); err != nil {
+			workflow.GetLogger(ctx).Warn("search attribute upsert failed", "error", err)
+		}
+		j.publishDeciders(ctx)
 	}
-	j.publishDeciders(ctx)
 	workflow.SetCurrentDetails(ctx, j.details())
 }
 
@@ -999,8 +1010,8 @@ func (j *joiner) notify(ctx workflow.Context, to, kind, msg string) {
 	if to == "" {
 		return
 	}
-	err := workflow.ExecuteActivity(withOptions(ctx, optsNotify), a.Notify,
-		activities.Notification{To: to, HRISID: j.in.HRISID, Kind: kind, Message: msg}).Get(ctx, nil)
+	err := j.step(ctx, "Notify", a.Notify, optsNotify,
+		activities.Notification{To: to, HRISID: j.in.HRISID, Kind: kind, Message: msg}, nil)
 	if err != nil {
 		j.event(ctx, fmt.Sprintf("could not notify %s (%s): %v", to, kind, rootMessage(err)))
 	}

@@ -157,6 +157,9 @@ func (j *joiner) holdUntilStart(ctx workflow.Context) (bool, JoinerResult, error
 		if wait <= 0 {
 			return false, JoinerResult{}, nil
 		}
+		// The hold waits: the Provisioned stage must be searchable now
+		// (on the local path it may not have been upserted yet).
+		j.flushStage(ctx)
 		moves, asked := j.moves, j.moveAsked
 		if j.continueDue(ctx) && j.quietForContinue(ctx, func() bool { return j.rescind == nil && j.moveAsked == asked }) {
 			return true, JoinerResult{}, j.continueAsNew(ctx)

@@ -163,7 +163,7 @@ func (j *joiner) grantGroups(ctx workflow.Context, plan policy.Plan, dn string, 
 		j.register(ctx, "remove from "+g.Group, "group-membership", g.Group, func(ctx workflow.Context) error {
 			return workflow.ExecuteActivity(ctx, a.RevokeGroup, in).Get(ctx, nil)
 		})
-		if err := workflow.ExecuteActivity(withOptions(ctx, optsDirectory), a.GrantGroup, in).Get(ctx, nil); err != nil {
+		if err := j.step(ctx, "GrantGroup", a.GrantGroup, optsDirectory, in, nil); err != nil {
 			return fmt.Errorf("grant %s: %w", g.Group, err)
 		}
 		j.result.Groups = append(j.result.Groups, g.Group)
