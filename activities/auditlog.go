@@ -60,8 +60,14 @@ const (
 
 // AuditEntry is one event or outcome of a joiner. Seq numbers a joiner's
 // entries (assigned by the workflow, so deterministic): workflow ID + Seq is
-// the entry's key, and an entry whose key is already in the file is not
-// written again (a retried activity does not duplicate).
+// the entry's key, and an entry whose key is already in the file with the
+// same content is not written again (a retried activity does not
+// duplicate). The same key with other content is a re-run: the export ran
+// as a local activity in a workflow task that was then lost, and the
+// re-run of that task, having seen more (a rescind, a cancel), exported
+// something else under the same numbers (workflows/localsteps.go). Both
+// are kept — what the lost run exported did happen — the re-run's under
+// the key <key>/rerun-<digest of the entry>.
 type AuditEntry struct {
 	Seq int       `json:"seq"`
 	At  time.Time `json:"at"`
@@ -93,12 +99,30 @@ type ExportAuditInput struct {
 	Entries []AuditEntry `json:"entries"`
 }
 
-// ExportAuditResult says how many entries were appended and how many were
+// ExportAuditResult says how many entries were appended, how many of them
+// were re-runs (a key already written with other content), how many were
 // already in the file (a retry), and the head of the chain after them.
 type ExportAuditResult struct {
 	Appended int    `json:"appended"`
+	Reruns   int    `json:"reruns,omitempty"`
 	Present  int    `json:"present"`
 	Head     string `json:"head"`
+}
+
+// rerunSep joins an entry key and the digest of a re-run's entry
+// (AuditEntry). Keys are "<workflow ID>#<seq>"; Joinery's workflow IDs
+// never hold a "/".
+const rerunSep = "/rerun-"
+
+// entryDigest is a short digest of an entry as written (sanitised): equal
+// entries, equal digests.
+func entryDigest(e AuditEntry) (string, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8]), nil
 }
 
 // ExportAudit appends the joiner's entries to the audit file (AuditLog; an
@@ -176,7 +200,9 @@ type auditWriter struct {
 	// found. Reading only the tail would miss a retry that arrives after
 	// other joiners' lines; a separate index file could drift from the
 	// file it indexes.
-	keys   map[string]bool
+	// keys maps each entry key (without a re-run suffix) to the digests
+	// of the entries written under it: one, or more after re-runs.
+	keys   map[string][]string
 	offset int64
 	last   string
 }
@@ -195,7 +221,7 @@ func auditWriterFor(path string) (*auditWriter, error) {
 	defer auditWritersMu.Unlock()
 	w := auditWriters[abs]
 	if w == nil {
-		w = &auditWriter{path: abs, keys: map[string]bool{}}
+		w = &auditWriter{path: abs, keys: map[string][]string{}}
 		auditWriters[abs] = w
 	}
 	return w, nil
@@ -236,13 +262,34 @@ func (w *auditWriter) append(workflow, run string, entries []AuditEntry) (Export
 		buf.WriteByte('\n')
 		last = lineHash(b)
 	}
+	type addedKey struct{ base, digest, key string }
+	var adds []addedKey
+	seen := func(base, digest string) (present, conflict bool) {
+		ds := w.keys[base]
+		for _, a := range adds {
+			if a.base == base {
+				ds = append(ds, a.digest)
+			}
+		}
+		return slicesContains(ds, digest), len(ds) > 0
+	}
 	for _, e := range entries {
-		key := fmt.Sprintf("%s#%d", workflow, e.Seq)
-		if w.keys[key] || slicesContains(added, key) {
+		e = sanitizeEntry(e)
+		base := fmt.Sprintf("%s#%d", workflow, e.Seq)
+		digest, err := entryDigest(e)
+		if err != nil {
+			return res, err
+		}
+		present, conflict := seen(base, digest)
+		if present {
 			res.Present++
 			continue
 		}
-		e = sanitizeEntry(e)
+		key := base
+		if conflict {
+			key = base + rerunSep + digest
+			res.Reruns++
+		}
 		b, err := auditLine{Prev: last, Key: key, Workflow: workflow, Run: run, Entry: &e}.encode()
 		if err != nil {
 			return res, err
@@ -250,6 +297,7 @@ func (w *auditWriter) append(workflow, run string, entries []AuditEntry) (Export
 		buf.Write(b)
 		buf.WriteByte('\n')
 		last = lineHash(b)
+		adds = append(adds, addedKey{base, digest, key})
 		added = append(added, key)
 	}
 	if buf.Len() > 0 {
@@ -266,8 +314,8 @@ func (w *auditWriter) append(workflow, run string, entries []AuditEntry) (Export
 		}
 		w.offset += int64(buf.Len())
 		w.last = last
-		for _, k := range added {
-			w.keys[k] = true
+		for _, a := range adds {
+			w.keys[a.base] = append(w.keys[a.base], a.digest)
 		}
 	}
 	res.Appended = len(added)
@@ -306,8 +354,13 @@ func (w *auditWriter) catchUp(f *os.File) error {
 		if err := json.Unmarshal(line, &l); err != nil {
 			return fmt.Errorf("line at byte %d is not JSON: %w", w.offset-int64(len(line))-1, err)
 		}
-		if l.Key != "" {
-			w.keys[l.Key] = true
+		if l.Key != "" && l.Entry != nil {
+			base, _, _ := strings.Cut(l.Key, rerunSep)
+			d, err := entryDigest(*l.Entry)
+			if err != nil {
+				return err
+			}
+			w.keys[base] = append(w.keys[base], d)
 		}
 		w.last = lineHash(line)
 	}

@@ -177,6 +177,53 @@ func TestAuditRetryDoesNotDuplicate(t *testing.T) {
 	require.Equal(t, 1+3+2+1, n)
 }
 
+// A re-run of a lost workflow task exports other content under numbers the
+// lost run already used (workflows/localsteps.go): both are kept, the
+// re-run's under a key of its own, and a retry of either is still found —
+// by this writer and by a new process reading the file.
+func TestAuditRerunKeepsBothRuns(t *testing.T) {
+	path := auditFile(t)
+	a := &Activities{AuditLog: path}
+	at := time.Date(2027, 1, 10, 9, 0, 0, 0, time.UTC)
+	lost := ExportAuditInput{Key: "200", Entries: []AuditEntry{
+		{Seq: 1, At: at, Kind: "decision", Actor: "ada.lovelace"},
+		{Seq: 2, At: at, Kind: "outcome", Outcome: "completed", Stage: "Completed"}}}
+	rerun := ExportAuditInput{Key: "200", Entries: []AuditEntry{
+		{Seq: 1, At: at, Kind: "decision", Actor: "ada.lovelace"},
+		{Seq: 2, At: at, Kind: "event", Text: "offer rescinded by hr.partner"},
+		{Seq: 3, At: at, Kind: "outcome", Outcome: "rescinded", Stage: "Rescinded"}}}
+	_, err := a.ExportAudit(context.Background(), lost)
+	require.NoError(t, err)
+	res, err := a.ExportAudit(context.Background(), rerun)
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Appended, "#2 (other content) and #3")
+	require.Equal(t, 1, res.Reruns)
+	require.Equal(t, 1, res.Present, "#1 is the same decision")
+	for _, fresh := range []bool{false, true} {
+		if fresh {
+			auditWritersMu.Lock()
+			delete(auditWriters, path)
+			auditWritersMu.Unlock()
+		}
+		for _, in := range []ExportAuditInput{lost, rerun} {
+			res, err := a.ExportAudit(context.Background(), in)
+			require.NoError(t, err)
+			require.Zero(t, res.Appended, "a retry of either run adds nothing (fresh process: %v)", fresh)
+		}
+	}
+	require.NoError(t, VerifyAuditLog(path))
+	var keys []string
+	for _, l := range readLines(t, path)[1:] {
+		var line auditLine
+		require.NoError(t, json.Unmarshal(bytes.TrimSpace(l), &line))
+		keys = append(keys, line.Key)
+	}
+	require.Len(t, keys, 4)
+	require.Equal(t, []string{"joiner-200#1", "joiner-200#2"}, keys[:2])
+	require.True(t, strings.HasPrefix(keys[2], "joiner-200#2/rerun-"), keys[2])
+	require.Equal(t, "joiner-200#3", keys[3])
+}
+
 // Free text cannot forge a line, hide behind control characters, grow
 // without bound or carry a token.
 func TestAuditSanitisesFreeText(t *testing.T) {

@@ -397,21 +397,27 @@ type GroupInput struct {
 // member must be this joiner's own entry (its marker is checked), so a grant
 // can never land on someone who was in the directory before; the directory
 // itself only lets the service account change the groups the policy lists.
-func (a *Activities) GrantGroup(ctx context.Context, in GroupInput) error {
+// It returns the grant it carried out: a local activity's history marker
+// holds its result but not its input, and the audit record
+// (internal/audit) reads the group from there.
+func (a *Activities) GrantGroup(ctx context.Context, in GroupInput) (GroupInput, error) {
 	if err := a.fault(StepGrant+":"+in.Group, in.HRISID); err != nil {
-		return err
+		return GroupInput{}, err
 	}
 	if err := a.fault(StepGrant, in.HRISID); err != nil {
-		return err
+		return GroupInput{}, err
 	}
 	o, err := a.admit(ctx, StepGrant, in.HRISID, fmt.Sprintf("grant %s to %s", in.Group, in.MemberDN))
 	if err != nil {
-		return err
+		return GroupInput{}, err
 	}
 	if _, _, err := a.verify(ctx, o, nil, "", checkGroup(in.Group)); err != nil {
-		return err
+		return GroupInput{}, err
 	}
-	return classify(a.Directory.AddMember(ctx, a.Directory.GroupDN(in.Group), in.MemberDN, joinerOf(ctx, in.HRISID).ID))
+	if err := classify(a.Directory.AddMember(ctx, a.Directory.GroupDN(in.Group), in.MemberDN, joinerOf(ctx, in.HRISID).ID)); err != nil {
+		return GroupInput{}, err
+	}
+	return in, nil
 }
 
 // RevokeGroup removes the member; not a member counts as success. The member

@@ -206,7 +206,7 @@ func TestContinueAsNewWhileCompensationStuckRetriesWhatIsLeft(t *testing.T) {
 	f.signalAt(provisionDelay()+time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
 	e := f.env
 	e.OnActivity(f.acts.ClaimAccount, mock.Anything, mock.Anything).Return(activities.ClaimResult{Username: "u", DN: "uid=u,ou=people,dc=joinery,dc=test"}, nil)
-	e.OnActivity(f.acts.GrantGroup, mock.Anything, mock.Anything).Run(f.record("grant")).Return(nil)
+	e.OnActivity(f.acts.GrantGroup, mock.Anything, mock.Anything).Run(f.record("grant")).Return(activities.GroupInput{}, nil)
 	e.OnActivity(f.acts.IssueCredential, mock.Anything, mock.Anything).Return(activities.CredentialResult{},
 		temporal.NewNonRetryableApplicationError("vault sealed for good", "VaultPermanent", nil))
 	e.OnActivity(f.acts.RevokeCredential, mock.Anything, mock.Anything).Run(f.record("undo:credential")).Return(nil)

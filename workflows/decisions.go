@@ -250,6 +250,14 @@ func (j *joiner) refuse(ctx workflow.Context, rec Decision, err error) {
 // an active person; "" means yes.
 func (j *joiner) liveStanding(ctx workflow.Context, approver string) string {
 	var st []activities.ApproverStanding
+	if j.local {
+		// Part of acting on a decision: a cancel already there when a
+		// re-run of a lost task acts on it must not refuse the decision
+		// the lost run provisioned on (localsteps.go).
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		ctx = dctx
+	}
 	if err := j.readAs(ctx, j.local, "CheckApprovers", a.CheckApprovers, optsHRIS, optsHRISLocal,
 		activities.ApproversInput{Key: j.in.HRISID, Usernames: []string{approver}}, &st); err != nil {
 		return "could not check the approver's standing: " + rootMessage(err)

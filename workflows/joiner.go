@@ -773,7 +773,18 @@ func (j *joiner) allowedApprovers() []string {
 // provision runs the side effects. It returns errRescinded if the offer is
 // withdrawn between steps.
 func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) error {
+	// check acts on a rescind between two steps. On the local path it
+	// does not: every step runs, registering its compensation, and the
+	// rescind is acted on after the last one (done), so that a re-run of a
+	// lost workflow task — which sees the rescind from its start — undoes
+	// everything the lost run did (localsteps.go).
 	check := func() error {
+		if j.rescind != nil && !j.local {
+			return errRescinded
+		}
+		return nil
+	}
+	done := func() error {
 		if j.rescind != nil {
 			return errRescinded
 		}
@@ -782,7 +793,7 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 	plan := j.plan
 	nonHuman := !policy.IsHumanKind(plan.Kind)
 	if j.rehire != nil {
-		return j.provisionRehire(ctx, snapshot, check)
+		return j.provisionRehire(ctx, snapshot, check, done)
 	}
 
 	// Claim the username and create the entry (one LDAP add per candidate).
@@ -882,7 +893,7 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 		}
 		j.result.WriteBack = st
 	}
-	return check()
+	return done()
 }
 
 // register records a resource and its compensation before the step runs.

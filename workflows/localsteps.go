@@ -39,31 +39,55 @@ import (
 //     the crash lost is the sweeper's (connectors/secrets/sweep.go), as
 //     before. The reliability suite kills the worker after each of these
 //     writes (internal/reliability).
-//   - Retries. The local attempts are few and short (localFirst): three
-//     tries within 15 s, each at most 10 s. A step still failing then on an
-//     error that may pass runs again as a regular activity under the step's
-//     full options (options.go: half an hour for the directory and Vault, two
+//   - The re-run sees more than the lost run did. A task is also lost when
+//     the server refuses its completion (a signal came while a task that
+//     closes the joiner ran: UnhandledCommand), and the re-run then starts
+//     with the new signals, a cancel or a rescind already in hand, where the
+//     lost run had none. Were it to act on them between steps, it would stop
+//     early and undo only what it had re-registered, leaving what the lost
+//     run made beyond that (an adversary review reproduced exactly that on a
+//     real server). So on this path nothing stops the steps once an approval
+//     has counted: provision does not look at a rescind between steps, only
+//     after the last one (joiner.go, check and done), and each step's local
+//     attempts run on a disconnected context, so a cancel does not cut the
+//     chain. Every step runs and registers its compensation, then the
+//     rescind rolls all of it back; a cancel is acted on where the joiner
+//     next waits (the Provisioned hold: the hire keeps the access it was
+//     approved for, as for a cancel that comes just after provisioning). The
+//     audit file keeps both runs' exports (activities/auditlog.go: a key
+//     re-sent with other content is appended as a re-run, not dropped).
+//   - Retries. The local attempts are few: three tries of the step's own
+//     attempt timeout within that timeout and 5 s, so an attempt that times
+//     out is not tried again locally. A step still failing then on an error
+//     that may pass runs again as a regular activity under the step's full
+//     options (options.go: half an hour for the directory and Vault, two
 //     hours for the write-back), so an outage is ridden out as before —
 //     recorded by the server, visible as a pending activity, its stage
-//     searchable. A permanent error (non-retryable, or of a type the step's
-//     policy never retries) ends the step at once, as it would have.
-//   - Signals. A signal that comes while the steps run is delivered with the
-//     next workflow task, so a rescind during provisioning is acted on when
-//     the steps finish (about a second), not between two of them; the
-//     Provisioned hold then rolls everything back, as for a rescind that
-//     comes just after.
+//     searchable, and cancellable. A permanent error (non-retryable, or of a
+//     type the step's policy never retries) ends the step at once, as it
+//     would have.
 //   - Compensations stay regular activities: a rollback is the slow path, and
 //     each undo is recorded by the server as it happens.
 //   - Order checks. activity.GetInfo in a local activity gives the calling
 //     workflow's ID, run, type and queue, as for a regular one. A local
 //     activity can only be run by workflow code running in this worker, so
 //     admitRun need not ask Temporal which queue the caller runs on.
+//
+// What it costs (README "Benchmark"): a terminate, a reset or a workflow
+// task timeout does not stop a chain already running in a worker (about a
+// second of steps), and those steps are in no history; a terminate never
+// compensates anyway, and the reconciler finds the entries it leaves. A
+// re-run also reads the approvers' standing again: an approver who left in
+// the second between the lost run and its re-run makes the re-run refuse the
+// decision, and the lost run's account is the reconciler's to find.
 const fastLocalSteps = 2
 
-// Budget of a step's local attempts before it runs as a regular activity.
+// Budget of a step's local attempts before it runs as a regular activity:
+// localAttempt when the step's options set no attempt timeout, and
+// localSlack beyond one attempt for the quick retries.
 const (
 	localAttempt = 10 * time.Second
-	localBudget  = 15 * time.Second
+	localSlack   = 5 * time.Second
 )
 
 // laterVersion is workflow.GetVersion for a change made before level 2 of
@@ -98,7 +122,11 @@ func (j *joiner) readAs(ctx workflow.Context, local bool, name string, act any, 
 // histories recorded.
 func (j *joiner) step(ctx workflow.Context, name string, act any, o workflow.ActivityOptions, arg any, out any) error {
 	if j.local {
-		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localFirst(o)), name, arg).Get(ctx, out)
+		// Disconnected: a cancel must not cut the chain part-way (see the
+		// top of this file); the regular activity below is cancellable.
+		lctx, cancel := workflow.NewDisconnectedContext(ctx)
+		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(lctx, localFirst(o)), name, arg).Get(lctx, out)
+		cancel()
 		if err == nil || !worthRegular(err, o) {
 			return err
 		}
@@ -111,19 +139,20 @@ func (j *joiner) step(ctx workflow.Context, name string, act any, o workflow.Act
 }
 
 // localFirst is the local-activity form of o: the same non-retryable
-// types, and a budget short enough that an outage moves the step to a
-// regular activity within seconds.
+// types and attempt timeout (a slow but working server is not given a
+// second, overlapping attempt), and a budget that lets quick failures be
+// retried twice but moves an outage to the regular activity within seconds.
 func localFirst(o workflow.ActivityOptions) workflow.LocalActivityOptions {
 	rp := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2,
 		MaximumInterval: 2 * time.Second, MaximumAttempts: 3}
 	if o.RetryPolicy != nil {
 		rp.NonRetryableErrorTypes = o.RetryPolicy.NonRetryableErrorTypes
 	}
-	attempt := localAttempt
-	if o.StartToCloseTimeout > 0 && o.StartToCloseTimeout < attempt {
-		attempt = o.StartToCloseTimeout
+	attempt := o.StartToCloseTimeout
+	if attempt <= 0 {
+		attempt = localAttempt
 	}
-	return workflow.LocalActivityOptions{StartToCloseTimeout: attempt, ScheduleToCloseTimeout: localBudget, RetryPolicy: rp}
+	return workflow.LocalActivityOptions{StartToCloseTimeout: attempt, ScheduleToCloseTimeout: attempt + localSlack, RetryPolicy: rp}
 }
 
 // worthRegular says whether a step whose local attempts failed with err
@@ -148,12 +177,15 @@ func worthRegular(err error, o workflow.ActivityOptions) bool {
 }
 
 // deferredStages are the stages a joiner on the local path passes through
-// inside one workflow task (the provisioning steps, and the Provisioned
-// hold when the start date has already come): upserting each would cost an
-// event that the next one overwrites before anyone could search for it.
-// They are upserted when the joiner waits in one (flushStage): a step gone
-// to its regular activity, or the hold waiting for the start date.
-var deferredStages = []Stage{StageClaimingUsername, StageGrantingGroups, StageIssuingSecret, StageWritingBack, StageProvisioned}
+// inside one workflow task (the provisioning steps after the claim, and the
+// Provisioned hold when the start date has already come): upserting each
+// would cost an event that the next one overwrites before anyone could
+// search for it. They are upserted when the joiner waits in one
+// (flushStage): a step gone to its regular activity, or the hold waiting
+// for the start date. ClaimingUsername, the first, is upserted as it is
+// set, so a joiner whose chain is slow is found as provisioning, not as
+// still awaiting approval.
+var deferredStages = []Stage{StageGrantingGroups, StageIssuingSecret, StageWritingBack, StageProvisioned}
 
 // setStageLocal is setStage on the local path: the stage and any change of
 // the deciders in one upsert, or, for a deferred stage, none yet. A rehire

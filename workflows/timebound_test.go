@@ -55,7 +55,7 @@ func (f *fixture) nhiMocks() {
 		require.True(f.t, a.Get(1).(activities.ClaimInput).NonHuman, "non-human entries go to their own OU")
 		f.calls = append(f.calls, "claim")
 	}).Return(activities.ClaimResult{Username: "ci-deploybot", DN: "uid=ci-deploybot,ou=service-accounts,dc=joinery,dc=test"}, nil).Maybe()
-	e.OnActivity(f.acts.GrantGroup, mock.Anything, mock.Anything).Run(f.record("grant")).Return(nil).Maybe()
+	e.OnActivity(f.acts.GrantGroup, mock.Anything, mock.Anything).Run(f.record("grant")).Return(activities.GroupInput{}, nil).Maybe()
 	e.OnActivity(f.acts.IssueWorkloadCredential, mock.Anything, mock.Anything).Run(f.record("approle")).
 		Return(activities.WorkloadResult{RoleName: "joinery-nhi-deploy-bot-production", RoleID: "role-1", PolicyName: "joinery-nhi-nhi-deploy-bot-production",
 			WrapAccessor: "acc", DeliveredTo: "ada.lovelace"}, nil).Maybe()

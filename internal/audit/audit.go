@@ -235,8 +235,11 @@ func (r *Record) activityCompleted(at time.Time, s *historypb.ActivityTaskSchedu
 				suffix(" (existing entry of this joiner)", c.Existing)))
 		}
 	case "GrantGroup":
+		// A regular activity's input names the grant; a local one's marker
+		// has only its result, which since level 2 of the fast path is the
+		// grant carried out.
 		var in activities.GroupInput
-		if decode(s.GetInput(), &in) {
+		if decode(s.GetInput(), &in) || (decode(result, &in) && in.Group != "") {
 			r.add(at, "created", "member of "+in.Group, in.MemberDN)
 		}
 	case "IssueCredential":

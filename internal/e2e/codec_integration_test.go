@@ -240,17 +240,21 @@ func TestIntegrationFailureMessagesAreEncrypted(t *testing.T) {
 	rawHistory := historyJSON(t, raw, wfID)
 	requireNoPersonalData(t, rawHistory, p.first, p.last, p.title)
 	require.NotContains(t, rawHistory, "injected failure", "failure messages are sealed")
-	var rawFailures, clearFailures []string
-	for _, ev := range events(t, raw, wfID) {
-		if a := ev.GetActivityTaskFailedEventAttributes(); a != nil {
-			rawFailures = append(rawFailures, a.GetFailure().GetMessage())
+	// A step's failure is in its activity's failed event or, for a step run
+	// as a local activity (workflows/localsteps.go), in its marker.
+	failures := func(c client.Client) []string {
+		var out []string
+		for _, ev := range events(t, c, wfID) {
+			if a := ev.GetActivityTaskFailedEventAttributes(); a != nil {
+				out = append(out, a.GetFailure().GetMessage())
+			}
+			if f := ev.GetMarkerRecordedEventAttributes().GetFailure(); f != nil {
+				out = append(out, f.GetMessage())
+			}
 		}
+		return out
 	}
-	for _, ev := range events(t, h.C, wfID) {
-		if a := ev.GetActivityTaskFailedEventAttributes(); a != nil {
-			clearFailures = append(clearFailures, a.GetFailure().GetMessage())
-		}
-	}
+	rawFailures, clearFailures := failures(raw), failures(h.C)
 	require.NotEmpty(t, rawFailures)
 	for _, m := range rawFailures {
 		require.Equal(t, "Encoded failure", m)

@@ -118,6 +118,26 @@ func TestWorkerMetricsAfterARealJoiner(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, workflows.OutcomeCompleted, result.Outcome, result.Error)
 
+	// A joiner's steps run as local activities (workflows/localsteps.go);
+	// its compensations are regular ones. A second joiner, held until a
+	// start date three days out and then rescinded, rolls back through
+	// them, so the SDK's regular-activity metrics (which an alert and a
+	// panel use) are exported too.
+	held := h.HireOn(first, last+"b", time.Now().AddDate(0, 0, 3).Format(time.DateOnly))
+	resHeld, err := run.StartJoiner(context.Background(), h.C, cfg, workflows.JoinerInput{HRISID: held, Source: "test"})
+	require.NoError(t, err)
+	require.Equal(t, run.Started, resHeld.Outcome)
+	h.ApproveWhenAsked(held)
+	require.Eventually(t, func() bool {
+		st, _, _, err := run.Status(context.Background(), h.C, held)
+		return err == nil && st.Stage == workflows.StageProvisioned
+	}, time.Minute, 200*time.Millisecond, "the second joiner is provisioned and held")
+	require.NoError(t, h.C.SignalWorkflow(context.Background(), workflows.JoinerWorkflowID(held), "", workflows.SignalRescind,
+		workflows.RescindSignal{By: "hr.partner", Reason: "metrics test"}))
+	resultHeld, err := h.Result(held)
+	require.NoError(t, err)
+	require.Equal(t, workflows.OutcomeRescinded, resultHeld.Outcome, resultHeld.Error)
+
 	// Visibility is eventually consistent and the collector reads it every
 	// second: wait for the closed joiner to be counted.
 	var fams map[string]*dto.MetricFamily
@@ -132,8 +152,13 @@ func TestWorkerMetricsAfterARealJoiner(t *testing.T) {
 	wc := value(fams["temporal_workflow_completed_total"], map[string]string{"workflow_type": "Joiner", "task_queue": cfg.TaskQueue})
 	require.NotNil(t, wc, "temporal_workflow_completed_total for the joiner")
 	require.GreaterOrEqual(t, wc.GetCounter().GetValue(), 1.0)
-	al := value(fams["temporal_activity_execution_latency_seconds"], map[string]string{"activity_type": "ClaimAccount"})
-	require.NotNil(t, al, "temporal_activity_execution_latency_seconds for ClaimAccount")
+	// The claim runs as a local activity on the fast path
+	// (workflows/localsteps.go), as a regular one after quick failures.
+	al := value(fams["temporal_local_activity_execution_latency_seconds"], map[string]string{"activity_type": "ClaimAccount"})
+	if al == nil {
+		al = value(fams["temporal_activity_execution_latency_seconds"], map[string]string{"activity_type": "ClaimAccount"})
+	}
+	require.NotNil(t, al, "temporal_(local_)activity_execution_latency_seconds for ClaimAccount:\n%s", body)
 	require.GreaterOrEqual(t, al.GetHistogram().GetSampleCount(), uint64(1))
 	require.Positive(t, al.GetHistogram().GetSampleSum())
 	require.NotNil(t, fams["temporal_workflow_task_schedule_to_start_latency_seconds"], "schedule-to-start latency (an alert uses it)")
@@ -165,7 +190,7 @@ func TestWorkerMetricsAfterARealJoiner(t *testing.T) {
 	rf := value(fams[metrics.ReconcilerFindings], map[string]string{"kind": "total"})
 	require.NotNil(t, rf)
 
-	// A second joiner left waiting for its manager: the approval gauges
+	// A third joiner left waiting for its manager: the approval gauges
 	// see it, aged from when it was asked, not overdue.
 	id2 := h.Hire("Emmy", last)
 	res, err = run.StartJoiner(context.Background(), h.C, cfg, workflows.JoinerInput{HRISID: id2, Source: "test"})
