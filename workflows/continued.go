@@ -581,6 +581,21 @@ func (j *joiner) awaitDecision(ctx workflow.Context, since time.Time, pending []
 			return len(j.inbox) > seen || j.rescind != nil || (updatesWake && j.decided != nil) || j.approvalContinueDue(ctx)
 		})
 		if err != nil {
+			if j.local {
+				// A decision already in hand is acted on before the
+				// cancel: a re-run of a lost task sees the cancel that
+				// the lost run, which provisioned on this decision, did
+				// not (localsteps.go); the cancel is acted on where the
+				// joiner next waits. The signal goroutine may not have
+				// taken a delivered decision yet.
+				dctx, cancel := workflow.NewDisconnectedContext(ctx)
+				j.settleSignals(dctx)
+				j.drainInbox(dctx)
+				cancel()
+				if j.decided != nil {
+					break
+				}
+			}
 			return true, JoinerResult{}, err
 		}
 		if got {

@@ -250,14 +250,8 @@ func (j *joiner) refuse(ctx workflow.Context, rec Decision, err error) {
 // an active person; "" means yes.
 func (j *joiner) liveStanding(ctx workflow.Context, approver string) string {
 	var st []activities.ApproverStanding
-	if j.local {
-		// Part of acting on a decision: a cancel already there when a
-		// re-run of a lost task acts on it must not refuse the decision
-		// the lost run provisioned on (localsteps.go).
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		ctx = dctx
-	}
+	ctx, cancel := j.uncut(ctx)
+	defer cancel()
 	if err := j.readAs(ctx, j.local, "CheckApprovers", a.CheckApprovers, optsHRIS, optsHRISLocal,
 		activities.ApproversInput{Key: j.in.HRISID, Usernames: []string{approver}}, &st); err != nil {
 		return "could not check the approver's standing: " + rootMessage(err)
@@ -285,7 +279,9 @@ func (j *joiner) refreshApprovers(ctx workflow.Context) map[string]string {
 		}
 	}
 	var st []activities.ApproverStanding
-	if err := j.readAs(ctx, j.local, "CheckApprovers", a.CheckApprovers, optsHRIS, optsHRISLocal,
+	sctx, cancel := j.uncut(ctx)
+	defer cancel()
+	if err := j.readAs(sctx, j.local, "CheckApprovers", a.CheckApprovers, optsHRIS, optsHRISLocal,
 		activities.ApproversInput{Key: j.in.HRISID, Usernames: names}, &st); err != nil {
 		j.event(ctx, "could not check the approvers' standing; each decision is checked when it comes: "+rootMessage(err))
 		return nil

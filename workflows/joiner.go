@@ -551,6 +551,12 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 				(early && (len(j.inbox) != seen || (j.decided != nil && !j.decided.Approved))) || j.continueDue(ctx)
 		})
 		if err != nil {
+			if j.local && !workflow.Now(ctx).Before(at) {
+				// The date has come with the cancel: go on to the
+				// approval, where a decision already in hand is acted on
+				// before the cancel (awaitDecision, localsteps.go).
+				return false, JoinerResult{}, nil
+			}
 			return true, JoinerResult{}, err
 		}
 		if j.moveAsked != asked {

@@ -100,6 +100,32 @@ func (j *joiner) laterVersion(ctx workflow.Context, changeID string) workflow.Ve
 	return workflow.GetVersion(ctx, changeID, workflow.DefaultVersion, 1)
 }
 
+// uncut is ctx, disconnected on the local path: for the approvers'
+// standing checks, which decide whether an approval counts. A re-run of a
+// lost task that sees a cancel the lost run did not must reach the same
+// decision as the lost run, which provisioned on it (see the top of this
+// file). The cancel func must be called.
+func (j *joiner) uncut(ctx workflow.Context) (workflow.Context, func()) {
+	if !j.local {
+		return ctx, func() {}
+	}
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	return dctx, func() { cancel() }
+}
+
+// settleSignals waits until the signal goroutine (setupHandlers) has taken
+// every signal already delivered: after a cancel, the decisions in hand
+// must be seen before the cancel is acted on. ctx must not be the cancelled
+// one (it would not wait): a disconnected context.
+func (j *joiner) settleSignals(ctx workflow.Context) {
+	// Yield once: the signal goroutine, woken by the delivery, runs before
+	// this one resumes (a selector blocked in Select holds a delivered
+	// value, so HasPending does not show it).
+	yielded := false
+	workflow.Go(ctx, func(workflow.Context) { yielded = true })
+	_ = workflow.Await(ctx, func() bool { return yielded && (j.sel == nil || !j.sel.HasPending()) })
+}
+
 // readAs runs a read that changes nothing: a local activity under lo when
 // local (by its registered name, so the worker's instance runs it), else a
 // regular activity under o. arg nil means the activity takes no argument.
