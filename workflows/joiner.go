@@ -160,6 +160,9 @@ type joiner struct {
 	// stageDue: a stage set on the local path that no upsert has carried
 	// to the search attributes yet (localsteps.go, flushStage).
 	stageDue bool
+	// updateTask is the history length of the workflow task in which a
+	// decision by update last counted (localsteps.go, settleUpdate).
+	updateTask int
 }
 
 func (j *joiner) setup(ctx workflow.Context) error {
@@ -460,6 +463,7 @@ func (j *joiner) afterPlanning(ctx workflow.Context, snapshot map[string]string)
 // awaiting approval comes here once decided) and goes on to the time-bound
 // watch or the Provisioned hold.
 func (j *joiner) provisionApproved(ctx workflow.Context, snapshot map[string]string) (JoinerResult, error) {
+	j.settleUpdate(ctx)       // localsteps.go: a decision by update is in history before any step
 	j.exportAudit(ctx, false) // the decisions that counted, before anything is created
 
 	// 4. Provision under a saga: each step registers its (idempotent)
@@ -744,6 +748,11 @@ func (j *joiner) validateDecide(ctx workflow.Context, s ApprovalSignal) error {
 // decideUpdate is the synchronous approval: the caller learns at once
 // whether the decision counted. A refused sender is recorded in history.
 func (j *joiner) decideUpdate(ctx workflow.Context, s ApprovalSignal) (string, error) {
+	// On the local path a decision is applied even when a cancel came with
+	// it (localsteps.go: a re-run of a lost task sees the cancel the lost
+	// run, which provisioned on this decision, did not).
+	ctx, cancel := j.uncut(ctx)
+	defer cancel()
 	if err := workflow.Await(ctx, func() bool { return j.planned || j.decided != nil }); err != nil {
 		return "", err
 	}
@@ -754,6 +763,11 @@ func (j *joiner) decideUpdate(ctx workflow.Context, s ApprovalSignal) (string, e
 		out, err := j.applySigned(ctx, queued{s: s, via: "update", updateID: workflow.GetCurrentUpdateInfo(ctx).ID})
 		if err != nil {
 			return "", temporal.NewApplicationError("refused: "+err.Error(), "DecisionRefused")
+		}
+		if j.local {
+			// Counted (alone, or as one of two approvals): the steps wait
+			// until its acceptance is in history (localsteps.go).
+			j.updateTask = workflow.GetInfo(ctx).GetCurrentHistoryLength()
 		}
 		return out, nil
 	}

@@ -114,8 +114,9 @@ func (j *joiner) uncut(ctx workflow.Context) (workflow.Context, func()) {
 }
 
 // settleSignals waits until the signal goroutine (setupHandlers) has taken
-// every signal already delivered: after a cancel, the decisions in hand
-// must be seen before the cancel is acted on. ctx must not be the cancelled
+// every signal already delivered and the update handlers have finished
+// (a decision by update is applied there): after a cancel, the decisions in
+// hand must be seen before the cancel is acted on. ctx must not be the cancelled
 // one (it would not wait): a disconnected context.
 func (j *joiner) settleSignals(ctx workflow.Context) {
 	// Yield once: the signal goroutine, woken by the delivery, runs before
@@ -123,7 +124,30 @@ func (j *joiner) settleSignals(ctx workflow.Context) {
 	// value, so HasPending does not show it).
 	yielded := false
 	workflow.Go(ctx, func(workflow.Context) { yielded = true })
-	_ = workflow.Await(ctx, func() bool { return yielded && (j.sel == nil || !j.sel.HasPending()) })
+	_ = workflow.Await(ctx, func() bool {
+		return yielded && (j.sel == nil || !j.sel.HasPending()) && !j.applying && workflow.AllHandlersFinished(ctx)
+	})
+}
+
+// settleUpdate ends the workflow task before the first step when a
+// decision by update counted in it. A signal is in history before the task
+// that reads it, so a re-run of a lost task still has the decision; an
+// update is accepted by the completion of the task that applied it, and a
+// task that is lost (a crash, or a completion refused because a signal or
+// a cancel came meanwhile) loses the update with it — the approval inbox's
+// decision would be gone while the steps it allowed had run (the dev
+// stack's Temporal drops it: TestIntegrationSignalDuringLocalSteps). A
+// one-millisecond timer on a disconnected context (a cancel must not skip
+// it) ends the task, which records the update's acceptance, and the steps
+// run in the next. It costs a decision by update five history events and a
+// round trip; a decision by signal, none.
+func (j *joiner) settleUpdate(ctx workflow.Context) {
+	if !j.local || j.updateTask == 0 || workflow.GetInfo(ctx).GetCurrentHistoryLength() != j.updateTask {
+		return
+	}
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	_ = workflow.Sleep(dctx, time.Millisecond)
 }
 
 // readAs runs a read that changes nothing: a local activity under lo when

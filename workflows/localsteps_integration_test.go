@@ -122,10 +122,20 @@ func TestIntegrationSignalDuringLocalSteps(t *testing.T) {
 	c, err := client.Dial(client.Options{HostPort: addr})
 	require.NoError(t, err, "this test needs the dev stack's Temporal (make stack)")
 	defer c.Close()
-	for _, tc := range []struct{ second, hire string }{
-		{"rescind", "today"}, {"rescind", "tomorrow"}, {"cancel", "today"}, {"cancel", "tomorrow"},
+	for _, tc := range []struct {
+		second, hire string
+		byUpdate     bool
+	}{
+		{"rescind", "today", false}, {"rescind", "tomorrow", false}, {"cancel", "today", false}, {"cancel", "tomorrow", false},
+		// The approval inbox decides by update: a cancel must not make the
+		// re-run drop that decision either.
+		{"cancel", "today", true}, {"rescind", "today", true},
 	} {
-		t.Run(tc.second+" "+tc.hire, func(t *testing.T) {
+		name := tc.second + " " + tc.hire
+		if tc.byUpdate {
+			name += " (decision by update)"
+		}
+		t.Run(name, func(t *testing.T) {
 			hire := time.Now().UTC()
 			if tc.hire == "tomorrow" {
 				hire = hire.AddDate(0, 0, 1)
@@ -162,7 +172,17 @@ func TestIntegrationSignalDuringLocalSteps(t *testing.T) {
 			s, err := signer.Sign(ctx, decision.Decision{WorkflowID: wfID, RunID: run.GetRunID(), PlanHash: h,
 				PolicyVersion: f.plan.PolicyVersion, Approver: "ada.lovelace", Action: decision.ActionApprove, IssuedAt: time.Now(), Nonce: nonce()})
 			require.NoError(t, err)
-			require.NoError(t, c.SignalWorkflow(ctx, wfID, run.GetRunID(), SignalApprove, ApprovalSignal{Signed: &s}))
+			if tc.byUpdate {
+				go func() {
+					h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: wfID, RunID: run.GetRunID(),
+						UpdateName: UpdateDecide, Args: []any{ApprovalSignal{Signed: &s}}, WaitForStage: client.WorkflowUpdateStageAccepted})
+					if err == nil {
+						_ = h.Get(ctx, nil)
+					}
+				}()
+			} else {
+				require.NoError(t, c.SignalWorkflow(ctx, wfID, run.GetRunID(), SignalApprove, ApprovalSignal{Signed: &s}))
+			}
 			select {
 			case <-f.running:
 			case <-time.After(30 * time.Second):
