@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/joinery/joinery/internal/config"
@@ -264,7 +266,7 @@ func measureLoad(ctx context.Context, o options, b backendSpec, c client.Client,
 			go func() {
 				defer wg.Done()
 				t0 := time.Now()
-				if errs[i] = wl.approve(ctx, it); errs[i] != nil {
+				if errs[i] = approveRetrying(ctx, wl, it); errs[i] != nil {
 					return
 				}
 				errs[i] = wl.wait(ctx, it)
@@ -491,4 +493,23 @@ func memTotal() string {
 		}
 	}
 	return "? RAM"
+}
+
+// approveRetrying sends an approval, again when the server did not answer in
+// time: a thousand signals at once can outlast the client's per-call
+// deadline on a small cluster. A signal that did land twice is harmless —
+// the joiner refuses the second (a replayed nonce) and the bare workflow
+// reads one — and the latency still counts from the first send.
+func approveRetrying(ctx context.Context, wl workload, it item) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = wl.approve(ctx, it); err == nil || ctx.Err() != nil {
+			return err
+		}
+		var dl *serviceerror.DeadlineExceeded
+		if !errors.As(err, &dl) && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
+	return err
 }
