@@ -318,3 +318,39 @@ func TestIntegrationRollbackAfterALostIssueResultEndsTheToken(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, found)
 }
+
+// A re-run of a lost workflow task (workflows/localsteps.go) after a policy
+// change: the re-plan no longer plans the username this run already
+// claimed, so it refuses the order — yet the run holds that entry, and
+// refusing would roll it back without it (and without what was made for
+// it). The claim answers with this run's own entry and creates nothing;
+// once the run holds no entry, the same refused order is refused and
+// creates nothing.
+func TestIntegrationClaimRefusedByAChangedPlanKeepsThisRunsEntry(t *testing.T) {
+	dir, _ := privateDirectory(t)
+	id := fmt.Sprint(900000 + time.Now().UnixNano()%100000)
+	wfID := JoinerWorkflowID(id)
+	planned := []string{"replan.claim" + id}
+	a := accountActivities(dir, id, "Replan", "Claim", planned)
+	in := ClaimInput{HRISID: id, Candidates: planned,
+		Worker:    policy.Worker{HRISID: id, FirstName: "Replan", LastName: "Claim"},
+		Approvals: approvedBy(t, a, wfID, "ada.lovelace")}
+	var first ClaimResult
+	require.NoError(t, runSteps(t, a, wfID, []step{{"claim", a.ClaimAccount, in}}, []any{&first}))
+
+	// The policy changed: it now plans other names.
+	changed := accountActivities(dir, id, "Replan", "Claim", []string{"other.name" + id})
+	changed.DecisionKeys = a.DecisionKeys
+	var again ClaimResult
+	require.NoError(t, runSteps(t, changed, wfID, []step{{"claim", changed.ClaimAccount, in}}, []any{&again}))
+	require.Equal(t, first.DN, again.DN, "this run's own entry")
+	require.True(t, again.Existing)
+
+	// Without an entry of this run's, the refusal stands.
+	require.NoError(t, dir.Delete(context.Background(), first.DN, wfID))
+	err := runSteps(t, changed, wfID, []step{{"claim", changed.ClaimAccount, in}}, []any{&ClaimResult{}})
+	require.ErrorContains(t, err, "(type: "+ErrTypeOrderRefused+", retryable: false)")
+	e, ferr := dir.FindByOwner(context.Background(), wfID)
+	require.NoError(t, ferr)
+	require.Nil(t, e, "nothing was created")
+}

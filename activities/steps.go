@@ -230,7 +230,21 @@ func (a *Activities) ClaimAccount(ctx context.Context, in ClaimInput) (ClaimResu
 		return approvalProven(a.DecisionKeys, o.c.id, o.c.run, in.Approvals, p.plan)
 	})
 	if err != nil {
-		return ClaimResult{}, err
+		own, ferr := a.thisRunsEntry(ctx, o, in.HRISID, err)
+		if ferr != nil || own == nil {
+			return ClaimResult{}, err
+		}
+		// The re-plan refuses, but this very run already holds an entry:
+		// a re-run of a lost workflow task (workflows/localsteps.go) after
+		// a policy or HR change. Refusing would roll the run back without
+		// the entry, and without the groups, credential and write-back
+		// made for it; so the claim goes on with that entry's username
+		// alone (the cross-container check still runs). Only this run's
+		// own marker counts: nothing another run could not do.
+		a.log().Warn("re-plan refuses the claim, but this run already holds an entry: answering with it", "hrisId", in.HRISID,
+			"joiner", o.c.id, "dn", own.DN)
+		in.Candidates = []string{own.Username}
+		verified = false
 	}
 	if verified {
 		// The entry's names come from the authoritative record, not from
@@ -290,6 +304,20 @@ func (a *Activities) ClaimAccount(ctx context.Context, in ClaimInput) (ClaimResu
 	}
 	a.log().Info("username claimed", "hrisId", in.HRISID, "joiner", j.ID, "username", acct.Username, "dn", acct.DN, "existing", acct.Existing)
 	return ClaimResult{Username: acct.Username, DN: acct.DN, Existing: acct.Existing}, nil
+}
+
+// thisRunsEntry is the entry this very run created, when the order was
+// refused (refusal) and the caller is a workflow run: nil otherwise.
+func (a *Activities) thisRunsEntry(ctx context.Context, o order, hrisID string, refusal error) (*directory.Entry, error) {
+	var ae *temporal.ApplicationError
+	if !o.c.inActivity || o.c.run == "" || !errors.As(refusal, &ae) || ae.Type() != ErrTypeOrderRefused {
+		return nil, nil
+	}
+	e, err := a.Directory.FindByOwner(ctx, joinerOf(ctx, hrisID).ID)
+	if err != nil || e == nil || e.OwnerRun != o.c.run {
+		return nil, err
+	}
+	return e, nil
 }
 
 // AccountRef names a joiner's directory entry.

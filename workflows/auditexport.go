@@ -46,10 +46,17 @@ func (j *joiner) exportAudit(ctx workflow.Context, final bool) {
 	// A disconnected context: a cancelled joiner's record is exported too.
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
+	regular := !final && j.decidedByUpdateNow(ctx) // localsteps.go
 	for len(es) > 0 {
 		n := min(len(es), auditBatch)
-		if err := j.step(dctx, "ExportAudit", a.ExportAudit, optsAudit,
-			activities.ExportAuditInput{Key: j.in.HRISID, Entries: es[:n]}, nil); err != nil {
+		in := activities.ExportAuditInput{Key: j.in.HRISID, Entries: es[:n]}
+		var err error
+		if regular {
+			err = workflow.ExecuteActivity(withOptions(dctx, optsAudit), a.ExportAudit, in).Get(dctx, nil)
+		} else {
+			err = j.step(dctx, "ExportAudit", a.ExportAudit, optsAudit, in, nil)
+		}
+		if err != nil {
 			j.event(ctx, "could not export the audit record (retried with the next export): "+rootMessage(err))
 			return
 		}

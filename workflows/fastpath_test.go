@@ -121,7 +121,7 @@ var fastPathHistories = map[string]string{
 	// Level 2 (localsteps.go), recorded by the bench on the dev stack:
 	// one version marker, every step a local-activity marker, two
 	// workflow tasks in all.
-	"local-steps-completed.json": "joiner-9839",
+	"local-steps-completed.json": "joiner-14165",
 }
 
 func TestReplayFastPathHistories(t *testing.T) {

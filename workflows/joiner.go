@@ -161,8 +161,14 @@ type joiner struct {
 	// to the search attributes yet (localsteps.go, flushStage).
 	stageDue bool
 	// updateTask is the history length of the workflow task in which a
-	// decision by update last counted (localsteps.go, settleUpdate).
+	// decision by update last counted (localsteps.go, decidedByUpdateNow).
 	updateTask int
+	// rescindTask is the history length of the workflow task in which the
+	// rescind (or a revoke before activation) came (localsteps.go: check).
+	rescindTask int
+	// pendingSA are search attribute updates for the next upsert
+	// (localsteps.go, setStageLocal).
+	pendingSA []temporal.SearchAttributeUpdate
 }
 
 func (j *joiner) setup(ctx workflow.Context) error {
@@ -304,6 +310,7 @@ func (j *joiner) setupHandlers(ctx workflow.Context) error {
 						s.By, s.Reason, s.Via = clip(s.By), clip(s.Reason), clip(s.Via)
 					}
 					j.rescind = &s
+					j.rescindTask = workflow.GetInfo(ctx).GetCurrentHistoryLength()
 					j.event(ctx, fmt.Sprintf("offer rescinded by %s: %s", orUnknown(s.By), s.Reason))
 				}
 			})
@@ -355,6 +362,7 @@ func (j *joiner) setupHandlers(ctx workflow.Context) error {
 				// rescind (joiners started since signed decisions).
 				if j.hardened && j.rescind == nil && j.status.Stage != StageActive && j.status.Stage != StageRevoking {
 					j.rescind = &s
+					j.rescindTask = workflow.GetInfo(ctx).GetCurrentHistoryLength()
 				}
 			})
 		}
@@ -427,7 +435,12 @@ func (j *joiner) run(ctx workflow.Context) (JoinerResult, error) {
 	j.result.PolicyVersion = plan.PolicyVersion
 	j.status.Approvers = j.allowedApprovers()
 	j.status.SecondApprover = plan.Approval.SecondApprover
-	_ = workflow.UpsertTypedSearchAttributes(ctx, j.plannedSearchAttributes(ctx, w)...)
+	if j.local {
+		// Upserted with the next stage, in this task (localsteps.go).
+		j.pendingSA = append(j.pendingSA, j.plannedSearchAttributes(ctx, w)...)
+	} else {
+		_ = workflow.UpsertTypedSearchAttributes(ctx, j.plannedSearchAttributes(ctx, w)...)
+	}
 	logger.Info("joiner planned", "hrisId", j.in.HRISID, "policy", plan.PolicyVersion, "candidates", len(plan.Candidates))
 
 	j.result.Owner, j.result.EndDate = plan.Owner, plan.EndDate
@@ -463,7 +476,6 @@ func (j *joiner) afterPlanning(ctx workflow.Context, snapshot map[string]string)
 // awaiting approval comes here once decided) and goes on to the time-bound
 // watch or the Provisioned hold.
 func (j *joiner) provisionApproved(ctx workflow.Context, snapshot map[string]string) (JoinerResult, error) {
-	j.settleUpdate(ctx)       // localsteps.go: a decision by update is in history before any step
 	j.exportAudit(ctx, false) // the decisions that counted, before anything is created
 
 	// 4. Provision under a saga: each step registers its (idempotent)
@@ -554,14 +566,19 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 			return j.rescind != nil || j.moves != moves || j.moveAsked != asked ||
 				(early && (len(j.inbox) != seen || (j.decided != nil && !j.decided.Approved))) || j.continueDue(ctx)
 		})
+		cancelled := false
 		if err != nil {
-			if j.local && !workflow.Now(ctx).Before(at) {
-				// The date has come with the cancel: go on to the
-				// approval, where a decision already in hand is acted on
-				// before the cancel (awaitDecision, localsteps.go).
-				return false, JoinerResult{}, nil
+			if !j.local || workflow.Now(ctx).Before(at) {
+				return true, JoinerResult{}, err
 			}
-			return true, JoinerResult{}, err
+			// The date came with the cancel: go on as if the timer had
+			// fired (a rescind or a rejection in hand is acted on below),
+			// to the approval, where a decision in hand is acted on before
+			// the cancel (awaitDecision, localsteps.go).
+			cancelled, woke = true, false
+			dctx, cancel := workflow.NewDisconnectedContext(ctx)
+			j.settleSignals(dctx)
+			cancel()
 		}
 		if j.moveAsked != asked {
 			j.checkHireDate(ctx)
@@ -573,14 +590,16 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 		// Decisions may come early: a rejection ends the joiner now, an
 		// approval is kept for when the date comes.
 		if early {
-			j.drainInbox(ctx)
+			dctx, cancel := j.uncut(ctx) // applied even with a cancel (above)
+			j.drainInbox(dctx)
+			cancel()
 		}
 		if j.decided != nil && !j.decided.Approved {
 			res, err := j.rollback(ctx, StageRejected, OutcomeRejected,
 				fmt.Sprintf("rejected by %s (%s) before the provisioning date", j.decided.Approver, j.decided.Via))
 			return true, res, err
 		}
-		if !woke {
+		if !woke || cancelled {
 			return false, JoinerResult{}, nil // the provisioning date came
 		}
 		if j.continueDue(ctx) && j.quietForContinue(ctx, func() bool {
@@ -794,15 +813,17 @@ func (j *joiner) allowedApprovers() []string {
 // withdrawn between steps.
 func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) error {
 	// check acts on a rescind between two steps. On the local path it
-	// does not: every step runs, registering its compensation, and the
-	// rescind is acted on after the last one (done), so that a re-run of a
-	// lost workflow task — which sees the rescind from its start — undoes
-	// everything the lost run did (localsteps.go).
+	// does not act on one that came in the current workflow task: every
+	// step runs, registering its compensation, and that rescind is acted on
+	// after the last one (done), so that a re-run of a lost task — which
+	// sees the rescind from its start — undoes everything the lost run did
+	// (localsteps.go). A rescind from an earlier task (while a step ran as
+	// a regular activity) the lost run saw too: it stops the steps.
 	check := func() error {
-		if j.rescind != nil && !j.local {
-			return errRescinded
+		if j.rescind == nil || (j.local && j.rescindTask >= workflow.GetInfo(ctx).GetCurrentHistoryLength()) {
+			return nil
 		}
-		return nil
+		return errRescinded
 	}
 	done := func() error {
 		if j.rescind != nil {
@@ -816,6 +837,13 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 		return j.provisionRehire(ctx, snapshot, check, done)
 	}
 
+	if j.local {
+		// A rescind from an earlier task (with the decision) stops before
+		// anything is made (check, localsteps.go).
+		if err := check(); err != nil {
+			return err
+		}
+	}
 	// Claim the username and create the entry (one LDAP add per candidate).
 	j.setStage(ctx, StageClaimingUsername)
 	j.register(ctx, "delete directory entry", "ldap-entry", "employeeNumber="+j.in.HRISID, func(ctx workflow.Context) error {
@@ -847,6 +875,9 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 	if err := check(); err != nil {
 		return err
 	}
+	// Every undo the plan may need, before the steps that need them
+	// (localsteps.go, registerAhead).
+	j.registerAhead(ctx, plan, snapshot, false)
 
 	// Birthright groups.
 	if err := j.grantGroups(ctx, plan, claim.DN, check); err != nil {
@@ -858,7 +889,7 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 		// A workload gets an AppRole whose token policy is generated from its
 		// grants; the SecretID goes to the sponsor wrapped.
 		var wl activities.WorkloadResult
-		j.register(ctx, "delete AppRole and policy", "vault-approle", "joinery-"+j.in.HRISID, func(ctx workflow.Context) error {
+		res := j.register(ctx, "delete AppRole and policy", "vault-approle", "joinery-"+j.in.HRISID, func(ctx workflow.Context) error {
 			return workflow.ExecuteActivity(ctx, a.RevokeWorkload, activities.RevokeWorkloadInput{Key: j.in.HRISID, Accessor: wl.WrapAccessor}).Get(ctx, nil)
 		})
 		if err := j.step(ctx, "IssueWorkloadCredential", a.IssueWorkloadCredential, optsCredential, activities.WorkloadInput{
@@ -870,12 +901,12 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 		}
 		ref := wl
 		j.result.Workload, j.status.Workload = &ref, &ref
-		j.status.Resources[len(j.status.Resources)-1].ID = wl.RoleName + " (policy " + wl.PolicyName + ")"
+		j.status.Resources[res].ID = wl.RoleName + " (policy " + wl.PolicyName + ")"
 	} else if policy.IsHumanKind(plan.Kind) {
 		// Initial credential: generated, set, stored and wrapped inside one
 		// activity; history only ever sees the path and the accessor.
 		var cred activities.CredentialResult
-		j.register(ctx, "destroy initial credential", "vault-secret", "initial-credential", func(ctx workflow.Context) error {
+		res := j.register(ctx, "destroy initial credential", "vault-secret", "initial-credential", func(ctx workflow.Context) error {
 			return workflow.ExecuteActivity(ctx, a.RevokeCredential, activities.RevokeInput{
 				HRISID: j.in.HRISID, Path: cred.Path, Accessor: cred.WrapAccessor}).Get(ctx, nil)
 		})
@@ -884,7 +915,7 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 		}, &cred); err != nil {
 			return fmt.Errorf("issue the initial credential: %w", err)
 		}
-		j.status.Resources[len(j.status.Resources)-1].ID = fmt.Sprintf("%s (v%d)", cred.Path, cred.Version)
+		j.status.Resources[res].ID = fmt.Sprintf("%s (v%d)", cred.Path, cred.Version)
 		j.result.Credential = &CredentialRef{Path: cred.Path, Version: cred.Version, WrapAccessor: cred.WrapAccessor,
 			ExpiresAt: cred.ExpiresAt, DeliveredTo: cred.DeliveredTo}
 	}
@@ -917,9 +948,13 @@ func (j *joiner) provision(ctx workflow.Context, snapshot map[string]string) err
 }
 
 // register records a resource and its compensation before the step runs.
-func (j *joiner) register(ctx workflow.Context, name, kind, id string, run func(ctx workflow.Context) error) {
+func (j *joiner) register(ctx workflow.Context, name, kind, id string, run func(ctx workflow.Context) error) int {
+	if r, ok := j.claimAhead(ctx, name, id); ok {
+		return r // registered ahead on the local path (localsteps.go)
+	}
 	j.status.Resources = append(j.status.Resources, Resource{Kind: kind, ID: id, CreatedAt: workflow.Now(ctx)})
 	j.comps = append(j.comps, compensation{name: name, resource: len(j.status.Resources) - 1, run: run})
+	return len(j.status.Resources) - 1
 }
 
 // rollback runs the compensations in reverse on a disconnected context (so a

@@ -334,19 +334,25 @@ func TestJoinerRescindAfterAccountsExistRollsBack(t *testing.T) {
 	}
 }
 
-// A failure injected after each side effect undoes exactly what came before,
-// in reverse order (the failing step's own compensation runs too: it is
-// registered first and is idempotent).
+// A failure injected after each side effect undoes what came before, in
+// reverse order (the failing step's own compensation runs too: it is
+// registered first and is idempotent); on the local path, after the claim,
+// the undos of the steps not yet run too (registered ahead).
 func TestJoinerFailureAfterEachStepCompensatesInReverse(t *testing.T) {
 	boom := temporal.NewNonRetryableApplicationError("injected", activities.ErrTypeInjectedFault, nil)
 	cases := []struct {
 		step string
 		want []string
 	}{
+		// Once the claim succeeded, every undo the plan may need is
+		// registered ahead (localsteps.go, registerAhead): a failure undoes
+		// all of it, in reverse order; undoing what was never made changes
+		// nothing.
 		{"claim", []string{"claim", "undo:account"}},
-		{"grant", []string{"claim", "grant:all-staff", "undo:group:all-staff", "undo:account"}},
+		{"grant", []string{"claim", "grant:all-staff",
+			"undo:writeback", "undo:credential", "undo:group:engineering", "undo:group:all-staff", "undo:account"}},
 		{"credential", []string{"claim", "grant:all-staff", "grant:engineering", "credential",
-			"undo:credential", "undo:group:engineering", "undo:group:all-staff", "undo:account"}},
+			"undo:writeback", "undo:credential", "undo:group:engineering", "undo:group:all-staff", "undo:account"}},
 		{"writeback", []string{"claim", "grant:all-staff", "grant:engineering", "credential", "writeback",
 			"undo:writeback", "undo:credential", "undo:group:engineering", "undo:group:all-staff", "undo:account"}},
 	}
@@ -405,6 +411,9 @@ func TestJoinerCompensationThatKeepsFailingIsRetriedUntilItSucceeds(t *testing.T
 	e.OnActivity(f.acts.GrantGroup, mock.Anything, mock.Anything).Return(activities.GroupInput{},
 		temporal.NewNonRetryableApplicationError("schema", "DirectorySchemaViolation", nil))
 	e.OnActivity(f.acts.RevokeGroup, mock.Anything, mock.Anything).Return(nil)
+	// Registered ahead on the local path (localsteps.go): nothing to undo.
+	e.OnActivity(f.acts.RevokeCredential, mock.Anything, mock.Anything).Return(nil)
+	e.OnActivity(f.acts.UndoWriteBack, mock.Anything, mock.Anything).Return(nil)
 	ldapBack := false
 	deletes := 0
 	e.OnActivity(f.acts.DeleteAccount, mock.Anything, mock.Anything).Return(func(context.Context, activities.AccountRef) error {

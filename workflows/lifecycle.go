@@ -168,6 +168,17 @@ func (j *joiner) holdUntilStart(ctx workflow.Context) (bool, JoinerResult, error
 			return j.rescind != nil || j.moves != moves || j.moveAsked != asked || j.continueDue(ctx)
 		})
 		if err != nil {
+			if j.local {
+				// A rescind that came with the cancel is acted on first:
+				// the signal goroutine may not have taken it yet.
+				dctx, cancel := workflow.NewDisconnectedContext(ctx)
+				j.settleSignals(dctx)
+				cancel()
+				if j.rescind != nil {
+					res, err := j.rollback(ctx, StageRescinded, OutcomeRescinded, "rescinded before the start date: everything provisioned was rolled back")
+					return true, res, err
+				}
+			}
 			// Cancelled while waiting for the start: the hire keeps the
 			// access it was approved for; the joiner completes early.
 			return false, JoinerResult{}, nil

@@ -4,10 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/joinery/joinery/activities"
+	"github.com/joinery/joinery/internal/policy"
 )
 
 // fastLocalSteps is level 2 of versionFastPath (issue 12): a joiner started
@@ -100,19 +104,6 @@ func (j *joiner) laterVersion(ctx workflow.Context, changeID string) workflow.Ve
 	return workflow.GetVersion(ctx, changeID, workflow.DefaultVersion, 1)
 }
 
-// uncut is ctx, disconnected on the local path: for the approvers'
-// standing checks, which decide whether an approval counts. A re-run of a
-// lost task that sees a cancel the lost run did not must reach the same
-// decision as the lost run, which provisioned on it (see the top of this
-// file). The cancel func must be called.
-func (j *joiner) uncut(ctx workflow.Context) (workflow.Context, func()) {
-	if !j.local {
-		return ctx, func() {}
-	}
-	dctx, cancel := workflow.NewDisconnectedContext(ctx)
-	return dctx, func() { cancel() }
-}
-
 // settleSignals waits until the signal goroutine (setupHandlers) has taken
 // every signal already delivered and the update handlers have finished
 // (a decision by update is applied there): after a cancel, the decisions in
@@ -129,25 +120,34 @@ func (j *joiner) settleSignals(ctx workflow.Context) {
 	})
 }
 
-// settleUpdate ends the workflow task before the first step when a
-// decision by update counted in it. A signal is in history before the task
-// that reads it, so a re-run of a lost task still has the decision; an
-// update is accepted by the completion of the task that applied it, and a
-// task that is lost (a crash, or a completion refused because a signal or
-// a cancel came meanwhile) loses the update with it — the approval inbox's
-// decision would be gone while the steps it allowed had run (the dev
-// stack's Temporal drops it: TestIntegrationSignalDuringLocalSteps). A
-// one-millisecond timer on a disconnected context (a cancel must not skip
-// it) ends the task, which records the update's acceptance, and the steps
-// run in the next. It costs a decision by update five history events and a
-// round trip; a decision by signal, none.
-func (j *joiner) settleUpdate(ctx workflow.Context) {
-	if !j.local || j.updateTask == 0 || workflow.GetInfo(ctx).GetCurrentHistoryLength() != j.updateTask {
-		return
+// uncut is ctx, disconnected on the local path: for applying a decision
+// and the approvers' standing checks, which decide whether an approval
+// counts. A re-run of a lost task that sees a cancel the lost run did not
+// must reach the same decision as the lost run, which provisioned on it
+// (see the top of this file). The cancel func must be called.
+func (j *joiner) uncut(ctx workflow.Context) (workflow.Context, func()) {
+	if !j.local {
+		return ctx, func() {}
 	}
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
-	defer cancel()
-	_ = workflow.Sleep(dctx, time.Millisecond)
+	return dctx, func() { cancel() }
+}
+
+// decidedByUpdateNow says whether a decision by update counted in the
+// current workflow task. A signal is in history before the task that reads
+// it, so a re-run of a lost task still has the decision; an update is
+// accepted by the completion of the task that applied it, and a lost task
+// (a crash, or a completion the server refused because a signal or a
+// cancel came meanwhile) loses the update with it — the approval inbox's
+// decision would be gone while the steps it allowed had run (the dev
+// stack's Temporal drops it: TestIntegrationSignalDuringLocalSteps). So the
+// first step after such a decision, the audit export of the decisions, runs
+// as a regular activity: scheduling it ends the task, which records the
+// update's acceptance, and the steps run in the next task. It costs a
+// decision by update five history events and one round trip (about 100 ms
+// on the dev server); a decision by signal, nothing.
+func (j *joiner) decidedByUpdateNow(ctx workflow.Context) bool {
+	return j.local && j.updateTask != 0 && workflow.GetInfo(ctx).GetCurrentHistoryLength() == j.updateTask
 }
 
 // readAs runs a read that changes nothing: a local activity under lo when
@@ -248,7 +248,8 @@ func (j *joiner) setStageLocal(ctx workflow.Context, s Stage) {
 		return
 	}
 	j.stageDue = false
-	ups := []temporal.SearchAttributeUpdate{SAStage.ValueSet(string(s))}
+	ups := append(j.pendingSA, SAStage.ValueSet(string(s)))
+	j.pendingSA = nil
 	if deciders {
 		ups = append(ups, d)
 	}
@@ -257,14 +258,91 @@ func (j *joiner) setStageLocal(ctx workflow.Context, s Stage) {
 	}
 }
 
-// flushStage upserts a deferred stage (setStageLocal) before the joiner
-// waits in it.
+// flushStage upserts a deferred stage (setStageLocal), and the search
+// attributes planning left for the next upsert, before the joiner waits.
 func (j *joiner) flushStage(ctx workflow.Context) {
-	if !j.stageDue {
+	if !j.stageDue && len(j.pendingSA) == 0 {
 		return
 	}
+	ups := j.pendingSA
+	j.pendingSA = nil
+	if j.stageDue {
+		ups = append(ups, SAStage.ValueSet(string(j.status.Stage)))
+	}
 	j.stageDue = false
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SAStage.ValueSet(string(j.status.Stage))); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, ups...); err != nil {
 		workflow.GetLogger(ctx).Warn("search attribute upsert failed", "error", err)
 	}
+}
+
+// registerAhead registers, right after the claim, the undo of every step
+// the plan may take after it — each group's removal, the credential's or
+// the workload's revocation, the write-back's restore — before those steps
+// run (rehire: the groups only; its credential and write-back are regular
+// activities). A re-run of a lost task re-checks each order against a fresh
+// re-plan, and a worker that restarted meanwhile (or another worker) holds
+// no memory of the lost run's plan: after a policy or HR change it may
+// refuse a step the lost run made, and a joiner that registered each undo
+// only as its step ran would roll back without it (adversary review). Each
+// undo resolves what it acts on when it runs (the entry's DN and username
+// from the claim, the credential's path and accessor if issued, else the
+// joiner's own path and ledger) and succeeds when there is nothing to
+// undo. The steps then take their resource over (claimAhead).
+func (j *joiner) registerAhead(ctx workflow.Context, plan policy.Plan, snapshot map[string]string, groupsOnly bool) {
+	if !j.local {
+		return
+	}
+	ahead := func(name, kind, id string, run func(workflow.Context) error) {
+		j.status.Resources = append(j.status.Resources, Resource{Kind: kind, ID: id, CreatedAt: workflow.Now(ctx), Ahead: true})
+		j.comps = append(j.comps, compensation{name: name, resource: len(j.status.Resources) - 1, run: run})
+	}
+	key := j.in.HRISID
+	for _, g := range plan.Groups {
+		group := g.Group
+		ahead("remove from "+group, "group-membership", group, func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(ctx, a.RevokeGroup, activities.GroupInput{HRISID: key, Group: group, MemberDN: j.result.DN}).Get(ctx, nil)
+		})
+	}
+	if groupsOnly {
+		return
+	}
+	if plan.Workload != nil {
+		ahead("delete AppRole and policy", "vault-approle", "joinery-"+key, func(ctx workflow.Context) error {
+			acc := ""
+			if wl := j.result.Workload; wl != nil {
+				acc = wl.WrapAccessor
+			}
+			return workflow.ExecuteActivity(ctx, a.RevokeWorkload, activities.RevokeWorkloadInput{Key: key, Accessor: acc}).Get(ctx, nil)
+		})
+	} else if policy.IsHumanKind(plan.Kind) {
+		ahead("destroy initial credential", "vault-secret", "initial-credential", func(ctx workflow.Context) error {
+			in := activities.RevokeInput{HRISID: key}
+			if c := j.result.Credential; c != nil {
+				in.Path, in.Accessor = c.Path, c.WrapAccessor
+			}
+			return workflow.ExecuteActivity(ctx, a.RevokeCredential, in).Get(ctx, nil)
+		})
+	}
+	if want := plan.WriteBackFor(j.result.Username); len(want) > 0 && j.hasHRRecord() {
+		ahead("restore HR fields", "hris-field", strings.Join(sortedKeys(want), ","), func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(ctx, a.UndoWriteBack, activities.WriteBackInput{
+				HRISID: key, Want: pick(snapshot, want), Expected: want}).Get(ctx, nil)
+		})
+	}
+}
+
+// claimAhead hands a step the resource registerAhead registered for it
+// (same compensation name): its undo is already in place, so the step
+// records what it made there instead of registering it again.
+func (j *joiner) claimAhead(ctx workflow.Context, name, id string) (int, bool) {
+	if !j.local {
+		return 0, false
+	}
+	for _, c := range j.comps {
+		if r := &j.status.Resources[c.resource]; c.name == name && r.Ahead {
+			r.ID, r.CreatedAt, r.Ahead = id, workflow.Now(ctx), false
+			return c.resource, true
+		}
+	}
+	return 0, false
 }

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/joinery/joinery/activities"
@@ -32,6 +34,10 @@ type stepFakes struct {
 	plan    policy.Plan
 	w       policy.Worker
 	trust   activities.DecisionTrust
+	// refuseRerun: the second grant of engineering (a re-run's) is
+	// refused, as a re-plan changed since the lost run would.
+	refuseRerun bool
+	grants      int
 }
 
 func (f *stepFakes) note(s string) {
@@ -85,6 +91,16 @@ func (f *stepFakes) register(w worker.Worker) {
 		return activities.ClaimResult{Username: "jose.nunez", DN: "uid=jose.nunez,ou=people,dc=joinery,dc=test"}, nil
 	})
 	reg("GrantGroup", func(_ context.Context, in activities.GroupInput) (activities.GroupInput, error) {
+		f.mu.Lock()
+		if in.Group == "engineering" {
+			f.grants++
+		}
+		refuse := f.refuseRerun && in.Group == "engineering" && f.grants > 1
+		f.mu.Unlock()
+		if refuse {
+			f.note("refused grant " + in.Group)
+			return activities.GroupInput{}, temporal.NewNonRetryableApplicationError("order refused: the plan changed", activities.ErrTypeOrderRefused, nil)
+		}
 		f.note("grant " + in.Group)
 		time.Sleep(slow)
 		return in, nil
@@ -125,15 +141,24 @@ func TestIntegrationSignalDuringLocalSteps(t *testing.T) {
 	for _, tc := range []struct {
 		second, hire string
 		byUpdate     bool
+		refuseRerun  bool
 	}{
-		{"rescind", "today", false}, {"rescind", "tomorrow", false}, {"cancel", "today", false}, {"cancel", "tomorrow", false},
+		// The re-run's re-plan refuses a grant the lost run made (a policy
+		// or HR change between them): the rollback still undoes the lost
+		// run's credential and write-back, registered ahead.
+		{"rescind", "today", false, true},
+		{"rescind", "today", false, false}, {"rescind", "tomorrow", false, false},
+		{"cancel", "today", false, false}, {"cancel", "tomorrow", false, false},
 		// The approval inbox decides by update: a cancel must not make the
 		// re-run drop that decision either.
-		{"cancel", "today", true}, {"rescind", "today", true},
+		{"cancel", "today", true, false}, {"rescind", "today", true, false},
 	} {
 		name := tc.second + " " + tc.hire
 		if tc.byUpdate {
 			name += " (decision by update)"
+		}
+		if tc.refuseRerun {
+			name += " (re-run refused)"
 		}
 		t.Run(name, func(t *testing.T) {
 			hire := time.Now().UTC()
@@ -141,7 +166,7 @@ func TestIntegrationSignalDuringLocalSteps(t *testing.T) {
 				hire = hire.AddDate(0, 0, 1)
 			}
 			signer := testSigner(t)
-			f := &stepFakes{running: make(chan struct{})}
+			f := &stepFakes{running: make(chan struct{}), refuseRerun: tc.refuseRerun}
 			f.w = policy.Worker{HRISID: "200", FirstName: "Jose", LastName: "Nunez", Department: "Engineering",
 				Location: "DE-Berlin", ManagerUsername: "ada.lovelace", HireDate: hire.Format(time.DateOnly), Kind: policy.KindEmployee}
 			f.plan = policy.Plan{PolicyVersion: "test@sha256:abc", Kind: policy.KindEmployee, HireDate: f.w.HireDate,
@@ -195,6 +220,10 @@ func TestIntegrationSignalDuringLocalSteps(t *testing.T) {
 			}
 			var res JoinerResult
 			werr := run.Get(ctx, &res)
+			var ae *temporal.ApplicationError
+			if errors.As(werr, &ae) && ae.HasDetails() {
+				require.NoError(t, ae.Details(&res)) // a failed joiner's result
+			}
 			lost := false
 			it := c.GetWorkflowHistory(ctx, wfID, run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 			for it.HasNext() {
@@ -211,12 +240,17 @@ func TestIntegrationSignalDuringLocalSteps(t *testing.T) {
 			require.Positive(t, f.count("claim"))
 			switch tc.second {
 			case "rescind":
-				require.NoError(t, werr)
-				require.Equal(t, OutcomeRescinded, res.Outcome)
+				if tc.refuseRerun {
+					require.Error(t, werr, "the refused step fails the joiner")
+					require.Equal(t, OutcomeFailed, res.Outcome)
+				} else {
+					require.NoError(t, werr)
+					require.Equal(t, OutcomeRescinded, res.Outcome)
+				}
 				for _, undo := range []string{"undo writeback", "undo credential", "undo group engineering", "undo group all-staff", "undo account"} {
 					require.Positive(t, f.count(undo), "%s: everything any run made is undone", undo)
 				}
-				require.Len(t, res.Undone, 5)
+				require.Len(t, res.Undone, 5, "%v", res.Undone)
 			case "cancel":
 				require.NoError(t, werr, "the cancel is acted on in the hold, which completes early")
 				require.Equal(t, OutcomeCompleted, res.Outcome)

@@ -75,10 +75,12 @@ func TestLocalPathRescindWithTheApprovalUndoesEverything(t *testing.T) {
 	}
 }
 
-// A cancel that is already there when the approval is acted on does not
-// cut the chain either: every step runs and is recorded with its undo, and
-// the cancel is acted on where the joiner next waits (the Provisioned hold
-// completes early, keeping the access it was approved for).
+// A cancel that is already there when the approval is acted on — what a
+// re-run of a lost task sees when the cancel came while the lost run
+// provisioned — does not cut the chain: every step runs and is recorded
+// with its undo, and the cancel is acted on where the joiner next waits
+// (the Provisioned hold completes early, keeping the access it was
+// approved for).
 func TestLocalPathCancelWithTheApprovalLeavesNothingUnrecorded(t *testing.T) {
 	f := newFixture(t)
 	f.happy()
@@ -93,6 +95,40 @@ func TestLocalPathCancelWithTheApprovalLeavesNothingUnrecorded(t *testing.T) {
 		"the chain ran to its end")
 	require.Equal(t, OutcomeCompleted, res.Outcome, "the hold, cancelled, completes early")
 	require.Len(t, res.Resources, 5, "every step's resource is recorded, with its undo")
+}
+
+// A rescind from an earlier task — here while the credential ran as a
+// regular activity after its quick attempts failed — stops the steps at
+// the next check: the write-back does not run, and everything made is
+// undone. (A rescind from the current task waits for the last step:
+// TestLocalPathRescindWithTheApprovalUndoesEverything.)
+func TestLocalPathRescindFromAnEarlierTaskStopsTheSteps(t *testing.T) {
+	f := newFixture(t)
+	f.happy()
+	sealed := temporal.NewApplicationError("sealed", "VaultSealed")
+	f.env.OnActivity(f.acts.IssueCredential, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, _ activities.CredentialInput) (activities.CredentialResult, error) {
+			if activity.GetInfo(ctx).IsLocalActivity {
+				return activities.CredentialResult{}, sealed
+			}
+			f.calls = append(f.calls, "credential")
+			return activities.CredentialResult{Path: "joinery/joiners/200/initial-credential", Version: 1}, nil
+		}).After(10 * time.Minute)
+	f.provisioning()
+	f.signalAt(provisionDelay()+time.Hour, SignalApprove, ApprovalSignal{Approver: "ada.lovelace"})
+	// The test environment keeps no history: its length (which tells
+	// tasks apart) is set as a server's would grow.
+	f.env.RegisterDelayedCallback(func() {
+		f.env.SetCurrentHistoryLength(40)
+		f.signal(SignalRescind, RescindSignal{By: "hr.partner"})
+	}, provisionDelay()+time.Hour+5*time.Minute)
+	f.env.RegisterDelayedCallback(func() { f.env.SetCurrentHistoryLength(45) }, provisionDelay()+time.Hour+6*time.Minute)
+	res, err := f.run()
+	require.NoError(t, err)
+	require.Equal(t, OutcomeRescinded, res.Outcome)
+	require.NotContains(t, f.calls, "writeback", "the rescind stopped the steps")
+	require.Contains(t, f.calls, "undo:credential")
+	require.Contains(t, f.calls, "undo:account")
 }
 
 // A permanent error ends the step at once: neither more local attempts
@@ -117,7 +153,8 @@ func TestLocalStepPermanentErrorDoesNotFallBack(t *testing.T) {
 			require.Equal(t, OutcomeFailed, res.Outcome)
 			require.Equal(t, 1, local["GrantGroup"], "no second attempt")
 			require.Zero(t, regular["GrantGroup"], "no regular activity")
-			require.Equal(t, []string{"claim", "grant:all-staff", "undo:group:all-staff", "undo:account"}, f.calls)
+			require.Equal(t, []string{"claim", "grant:all-staff",
+				"undo:writeback", "undo:credential", "undo:group:engineering", "undo:group:all-staff", "undo:account"}, f.calls)
 		})
 	}
 }

@@ -108,13 +108,16 @@ func (j *joiner) provisionRehire(ctx workflow.Context, snapshot map[string]strin
 		return err
 	}
 
+	// The grants run as local activities: their undos first
+	// (localsteps.go, registerAhead).
+	j.registerAhead(ctx, plan, snapshot, true)
 	if err := j.grantGroups(ctx, plan, claim.DN, check); err != nil {
 		return err
 	}
 
 	j.setStage(ctx, StageIssuingSecret)
 	var cred activities.CredentialResult
-	j.register(ctx, "destroy initial credential", "vault-secret", "initial-credential", func(ctx workflow.Context) error {
+	res := j.register(ctx, "destroy initial credential", "vault-secret", "initial-credential", func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, a.RevokeCredential, activities.RevokeInput{
 			HRISID: j.in.HRISID, Path: cred.Path, Accessor: cred.WrapAccessor}).Get(ctx, nil)
 	})
@@ -123,7 +126,7 @@ func (j *joiner) provisionRehire(ctx workflow.Context, snapshot map[string]strin
 	}).Get(ctx, &cred); err != nil {
 		return fmt.Errorf("issue the initial credential: %w", err)
 	}
-	j.status.Resources[len(j.status.Resources)-1].ID = fmt.Sprintf("%s (v%d)", cred.Path, cred.Version)
+	j.status.Resources[res].ID = fmt.Sprintf("%s (v%d)", cred.Path, cred.Version)
 	j.result.Credential = &CredentialRef{Path: cred.Path, Version: cred.Version, WrapAccessor: cred.WrapAccessor,
 		ExpiresAt: cred.ExpiresAt, DeliveredTo: cred.DeliveredTo}
 	if err := check(); err != nil {

@@ -230,6 +230,11 @@ type Resource struct {
 	CreatedAt time.Time  `json:"createdAt"`
 	UndoneAt  *time.Time `json:"undoneAt,omitempty"`
 	UndoError string     `json:"undoError,omitempty"`
+	// Ahead: registered before its step ran (the local path,
+	// workflows/localsteps.go), and that step has not run in this run. Its
+	// undo still runs on a rollback, in case a lost run of the task made
+	// it; undoing what was never made changes nothing.
+	Ahead bool `json:"ahead,omitempty"`
 }
 
 // Event is one line of the joiner's own narrative (reminders, escalations,
