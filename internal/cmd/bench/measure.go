@@ -506,6 +506,9 @@ func approveRetrying(ctx context.Context, wl workload, it item) error {
 		if err = wl.approve(ctx, it); err == nil || ctx.Err() != nil {
 			return err
 		}
+		if attempt > 0 && errors.Is(err, run.ErrNoRunningJoiner) {
+			return nil // the earlier send landed, and the joiner has closed
+		}
 		var dl *serviceerror.DeadlineExceeded
 		if !errors.As(err, &dl) && !errors.Is(err, context.DeadlineExceeded) {
 			return err
