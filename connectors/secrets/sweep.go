@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -197,17 +198,40 @@ func (c *Client) WrappingTokens(ctx context.Context, max int, fn func(WrapToken)
 	if n > 1 {
 		start = rand.IntN(n)
 	}
+	// Vault answers 403, not 400, for an accessor whose token it no longer
+	// holds while its accessor entry is still listed (revoked or expired
+	// between the list and the lookup, its clean-up pending): one such
+	// token must not stop every sweep. It is skipped — it cannot be judged,
+	// so it is not revoked — once this identity's own token is known to
+	// work (lookup-self), and a walk in which every lookup was refused is
+	// an identity without the lookup permission: an error.
+	selfChecked, readable := false, 0
+	var denied error
 	for i := range n {
 		if i == max {
-			return true, nil
+			return true, deniedOnly(denied, readable)
 		}
 		if err := ctx.Err(); err != nil {
 			return true, classify(op, "auth/token/lookup-accessor", err)
 		}
 		wt, ok, err := c.lookupWrapToken(ctx, accessors[(start+i)%n])
+		var ce *connectors.Error
+		if err != nil && errors.As(err, &ce) && ce.Type == TypePermissionDenied {
+			if !selfChecked {
+				if serr := c.lookupSelf(ctx); serr != nil {
+					return true, err
+				}
+				selfChecked = true
+			}
+			if denied == nil {
+				denied = err
+			}
+			continue
+		}
 		if err != nil {
 			return true, err
 		}
+		readable++
 		if !ok {
 			continue
 		}
@@ -215,7 +239,24 @@ func (c *Client) WrappingTokens(ctx context.Context, max int, fn func(WrapToken)
 			return i+1 < n, err
 		}
 	}
-	return false, nil
+	return false, deniedOnly(denied, readable)
+}
+
+// deniedOnly is denied when no lookup of the walk was answered (readable
+// 0): the identity cannot look tokens up at all.
+func deniedOnly(denied error, readable int) error {
+	if denied != nil && readable == 0 {
+		return denied
+	}
+	return nil
+}
+
+// lookupSelf checks this client's own token (auth/token/lookup-self).
+func (c *Client) lookupSelf(ctx context.Context) error {
+	return c.call(ctx, "wrap-sweep", "auth/token/lookup-self", func(ctx context.Context, vc *vault.Client) error {
+		_, err := vc.Auth().Token().LookupSelfWithContext(ctx)
+		return err
+	})
 }
 
 // LookupWrapToken re-reads one accessor, right before a revoke: ok = false

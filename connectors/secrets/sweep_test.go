@@ -3,6 +3,8 @@ package secrets
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -316,4 +318,70 @@ func TestSweepRefusesBadInputBeforeVault(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, TypeUnavailable, ce.Type)
 	require.True(t, ce.Retryable)
+}
+
+// fakeTokenVault answers the sweep's three calls: the accessor list,
+// lookup-accessor (403 for the accessors in gone, a plain token's metadata
+// otherwise) and lookup-self (403 when selfDenied).
+func fakeTokenVault(t *testing.T, accessors []string, gone map[string]bool, selfDenied bool) *Client {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		denied := func() {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"errors":["permission denied"]}`))
+		}
+		switch r.URL.Path {
+		case "/v1/auth/token/accessors":
+			b, _ := json.Marshal(map[string]any{"data": map[string]any{"keys": accessors}})
+			_, _ = w.Write(b)
+		case "/v1/auth/token/lookup-accessor":
+			var in struct{ Accessor string }
+			_ = json.NewDecoder(r.Body).Decode(&in)
+			if gone[in.Accessor] {
+				denied()
+				return
+			}
+			b, _ := json.Marshal(map[string]any{"data": map[string]any{"accessor": in.Accessor, "policies": []string{"default"}}})
+			_, _ = w.Write(b)
+		case "/v1/auth/token/lookup-self":
+			if selfDenied {
+				denied()
+				return
+			}
+			_, _ = w.Write([]byte(`{"data":{"policies":["joinery-sweeper"]}}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(context.Background(), Config{Addr: srv.URL, Token: "sweeper"})
+	require.NoError(t, err)
+	return c
+}
+
+// Vault answers 403 for an accessor whose token is gone while its accessor
+// is still listed (seen in the reliability suite): the walk skips that one
+// token and goes on, provided the sweeper's own token works. A walk whose
+// every lookup is refused, or whose own token is refused, is an identity
+// that cannot sweep: a permanent error, never an empty sweep.
+func TestWrappingTokensSkipsAGoneTokenButNotABrokenIdentity(t *testing.T) {
+	ctx := context.Background()
+	accs := []string{"4KsHfS5lX0Ulc3ULoPYZgFJ1", "4KsHfS5lX0Ulc3ULoPYZgFJ2", "4KsHfS5lX0Ulc3ULoPYZgFJ3"}
+	seen := 0
+	more, err := fakeTokenVault(t, accs, map[string]bool{accs[1]: true}, false).WrappingTokens(ctx, 0, func(WrapToken) error { seen++; return nil })
+	require.NoError(t, err, "one gone token does not stop the walk")
+	require.False(t, more)
+	require.Zero(t, seen, "plain tokens are not wrapping tokens")
+
+	all := map[string]bool{accs[0]: true, accs[1]: true, accs[2]: true}
+	_, err = fakeTokenVault(t, accs, all, false).WrappingTokens(ctx, 0, func(WrapToken) error { return nil })
+	var ce *connectors.Error
+	require.ErrorAs(t, err, &ce, "every lookup refused")
+	require.Equal(t, TypePermissionDenied, ce.Type)
+	require.False(t, ce.Retryable)
+
+	_, err = fakeTokenVault(t, accs, map[string]bool{accs[1]: true}, true).WrappingTokens(ctx, 0, func(WrapToken) error { return nil })
+	require.ErrorAs(t, err, &ce, "the sweeper's own token refused")
+	require.Equal(t, TypePermissionDenied, ce.Type)
 }
