@@ -46,20 +46,32 @@ import (
 //   - The re-run sees more than the lost run did. A task is also lost when
 //     the server refuses its completion (a signal came while a task that
 //     closes the joiner ran: UnhandledCommand), and the re-run then starts
-//     with the new signals, a cancel or a rescind already in hand, where the
-//     lost run had none. Were it to act on them between steps, it would stop
-//     early and undo only what it had re-registered, leaving what the lost
-//     run made beyond that (an adversary review reproduced exactly that on a
-//     real server). So on this path nothing stops the steps once an approval
-//     has counted: provision does not look at a rescind between steps, only
-//     after the last one (joiner.go, check and done), and each step's local
-//     attempts run on a disconnected context, so a cancel does not cut the
-//     chain. Every step runs and registers its compensation, then the
-//     rescind rolls all of it back; a cancel is acted on where the joiner
-//     next waits (the Provisioned hold: the hire keeps the access it was
-//     approved for, as for a cancel that comes just after provisioning). The
-//     audit file keeps both runs' exports (activities/auditlog.go: a key
-//     re-sent with other content is appended as a re-run, not dropped).
+//     with a rescind, a cancel or a changed re-plan in hand that the lost
+//     run did not have. Two adversary reviews reproduced on a real server
+//     what that did: a partial rollback, a cancelled joiner with nothing
+//     recorded, a decision by update gone with the task, and a step the
+//     re-run's re-plan refused leaving the lost run's later steps without an
+//     undo. So, on this path:
+//   - right after the claim every undo the plan may need is registered
+//     (registerAhead; undoing what was never made changes nothing), and
+//     a refused claim answers with this run's own entry
+//     (activities.ClaimAccount);
+//   - a rescind that came in the current task is acted on after the
+//     last step (joiner.go, check and done), one from an earlier task —
+//     which the lost run saw too — stops the steps;
+//   - each step's local attempts run on a disconnected context, and a
+//     decision in hand is applied before a cancel (awaitDecision,
+//     waitForProvisioningDate, decideUpdate, the standing checks: uncut,
+//     settleSignals), which is then acted on where the joiner next waits
+//     (the Provisioned hold: the hire keeps the access it was approved
+//     for, as for a cancel just after provisioning; a rescind that came
+//     with the cancel rolls back);
+//   - a decision by update ends its task before the first step
+//     (decidedByUpdateNow);
+//   - the audit file keeps both runs' exports (activities/auditlog.go: a
+//     key re-sent with other content is appended as a re-run).
+//     TestIntegrationSignalDuringLocalSteps lands a rescind and a cancel
+//     during the steps on the dev stack's Temporal.
 //   - Retries. The local attempts are few: three tries of the step's own
 //     attempt timeout within that timeout and 5 s, so an attempt that times
 //     out is not tried again locally. A step still failing then on an error
