@@ -43,7 +43,11 @@ func TestIntegrationLocalStepsJoinerIsFullyAudited(t *testing.T) {
 			}
 		}
 	}
-	require.Equal(t, 2, tasks, "planning up to the approval wait, then everything after the approval")
+	// Two: planning up to the approval wait, then everything after the
+	// approval. On a loaded machine the SDK may keep a slow task alive by
+	// completing it early (a heartbeat), which adds one.
+	require.GreaterOrEqual(t, tasks, 2)
+	require.LessOrEqual(t, tasks, 3, "planning up to the approval wait, then everything after the approval")
 	require.GreaterOrEqual(t, locals, 8+len(res.Groups))
 
 	rec, err := audit.Build(context.Background(), h.C, wfID)
