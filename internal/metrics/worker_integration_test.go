@@ -145,8 +145,11 @@ func TestWorkerMetricsAfterARealJoiner(t *testing.T) {
 	require.Eventually(t, func() bool {
 		fams, body = scrape(t, cfg.WorkerMetricsAddr)
 		m := value(fams[metrics.JoinersClosed], map[string]string{"stage": string(workflows.StageCompleted)})
-		return m != nil && m.GetGauge().GetValue() == 1
-	}, 45*time.Second, 500*time.Millisecond, "joinery_joiners_closed{stage=Completed} never reached 1")
+		r := value(fams[metrics.JoinersClosed], map[string]string{"stage": string(workflows.StageRescinded)})
+		rb := value(fams[metrics.JoinersRunning], map[string]string{"stage": string(workflows.StageRollingBack)})
+		return m != nil && m.GetGauge().GetValue() == 1 && r != nil && r.GetGauge().GetValue() == 1 &&
+			(rb == nil || rb.GetGauge().GetValue() == 0)
+	}, 45*time.Second, 500*time.Millisecond, "joinery_joiners_closed{stage=Completed} and {stage=Rescinded} never reached 1 (the held joiner's rollback)")
 
 	// The Temporal SDK's own metrics, from this worker's client.
 	wc := value(fams["temporal_workflow_completed_total"], map[string]string{"workflow_type": "Joiner", "task_queue": cfg.TaskQueue})
