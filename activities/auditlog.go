@@ -248,7 +248,6 @@ func (w *auditWriter) append(workflow, run string, entries []AuditEntry) (Export
 	var buf bytes.Buffer
 	last := w.last
 	var res ExportAuditResult
-	var added []string
 	if w.offset == 0 {
 		id := make([]byte, 16)
 		if _, err := rand.Read(id); err != nil {
@@ -262,7 +261,7 @@ func (w *auditWriter) append(workflow, run string, entries []AuditEntry) (Export
 		buf.WriteByte('\n')
 		last = lineHash(b)
 	}
-	type addedKey struct{ base, digest, key string }
+	type addedKey struct{ base, digest string }
 	var adds []addedKey
 	seen := func(base, digest string) (present, conflict bool) {
 		ds := w.keys[base]
@@ -297,8 +296,7 @@ func (w *auditWriter) append(workflow, run string, entries []AuditEntry) (Export
 		buf.Write(b)
 		buf.WriteByte('\n')
 		last = lineHash(b)
-		adds = append(adds, addedKey{base, digest, key})
-		added = append(added, key)
+		adds = append(adds, addedKey{base, digest})
 	}
 	if buf.Len() > 0 {
 		// One write of whole lines with O_APPEND: a crash leaves at most
@@ -318,7 +316,7 @@ func (w *auditWriter) append(workflow, run string, entries []AuditEntry) (Export
 			w.keys[a.base] = append(w.keys[a.base], a.digest)
 		}
 	}
-	res.Appended = len(added)
+	res.Appended = len(adds)
 	res.Head = w.last
 	return res, nil
 }

@@ -588,8 +588,8 @@ func (j *joiner) awaitDecision(ctx workflow.Context, since time.Time, pending []
 				// not (localsteps.go); the cancel is acted on where the
 				// joiner next waits. The signal goroutine may not have
 				// taken a delivered decision yet.
-				dctx, cancel := workflow.NewDisconnectedContext(ctx)
-				j.settleSignals(dctx)
+				j.settleSignals(ctx)
+				dctx, cancel := j.uncut(ctx)
 				j.drainInbox(dctx)
 				cancel()
 				if j.decided != nil {

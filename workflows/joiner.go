@@ -576,9 +576,7 @@ func (j *joiner) waitForProvisioningDate(ctx workflow.Context) (bool, JoinerResu
 			// to the approval, where a decision in hand is acted on before
 			// the cancel (awaitDecision, localsteps.go).
 			cancelled, woke = true, false
-			dctx, cancel := workflow.NewDisconnectedContext(ctx)
-			j.settleSignals(dctx)
-			cancel()
+			j.settleSignals(ctx)
 		}
 		if j.moveAsked != asked {
 			j.checkHireDate(ctx)

@@ -171,9 +171,7 @@ func (j *joiner) holdUntilStart(ctx workflow.Context) (bool, JoinerResult, error
 			if j.local {
 				// A rescind that came with the cancel is acted on first:
 				// the signal goroutine may not have taken it yet.
-				dctx, cancel := workflow.NewDisconnectedContext(ctx)
-				j.settleSignals(dctx)
-				cancel()
+				j.settleSignals(ctx)
 				if j.rescind != nil {
 					res, err := j.rollback(ctx, StageRescinded, OutcomeRescinded, "rescinded before the start date: everything provisioned was rolled back")
 					return true, res, err

@@ -119,9 +119,11 @@ func (j *joiner) laterVersion(ctx workflow.Context, changeID string) workflow.Ve
 // settleSignals waits until the signal goroutine (setupHandlers) has taken
 // every signal already delivered and the update handlers have finished
 // (a decision by update is applied there): after a cancel, the decisions in
-// hand must be seen before the cancel is acted on. ctx must not be the cancelled
-// one (it would not wait): a disconnected context.
+// hand must be seen before the cancel is acted on. It waits on a context
+// disconnected from ctx: the cancelled one would not wait.
 func (j *joiner) settleSignals(ctx workflow.Context) {
+	ctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
 	// Yield once: the signal goroutine, woken by the delivery, runs before
 	// this one resumes (a selector blocked in Select holds a delivered
 	// value, so HasPending does not show it).
@@ -142,7 +144,7 @@ func (j *joiner) uncut(ctx workflow.Context) (workflow.Context, func()) {
 		return ctx, func() {}
 	}
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
-	return dctx, func() { cancel() }
+	return dctx, cancel
 }
 
 // decidedByUpdateNow says whether a decision by update counted in the
@@ -186,7 +188,7 @@ func (j *joiner) step(ctx workflow.Context, name string, act any, o workflow.Act
 	if j.local {
 		// Disconnected: a cancel must not cut the chain part-way (see the
 		// top of this file); the regular activity below is cancellable.
-		lctx, cancel := workflow.NewDisconnectedContext(ctx)
+		lctx, cancel := j.uncut(ctx)
 		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(lctx, localFirst(o)), name, arg).Get(lctx, out)
 		cancel()
 		if err == nil || !worthRegular(err, o) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"github.com/joinery/joinery/activities"
 	"github.com/joinery/joinery/internal/decision"
 	"github.com/joinery/joinery/internal/policy"
+	"github.com/joinery/joinery/internal/stack/stacktest"
 )
 
 // stepFakes stand in for the connectors: each step is slow enough for a
@@ -131,12 +131,11 @@ func (f *stepFakes) register(w worker.Worker) {
 // stopped at the rescind after the claim and undid only the entry, and a
 // cancel ended the joiner with nothing recorded (localsteps.go).
 func TestIntegrationSignalDuringLocalSteps(t *testing.T) {
-	addr := os.Getenv("JOINERY_TEMPORAL_ADDRESS")
-	if addr == "" {
-		addr = "127.0.0.1:7233"
-	}
-	c, err := client.Dial(client.Options{HostPort: addr})
-	require.NoError(t, err, "this test needs the dev stack's Temporal (make stack)")
+	// The dev stack, started if it is not running (as the connector tests
+	// do), fails the test with the reason when it cannot be.
+	ep := stacktest.Ensure(t)
+	c, err := client.Dial(client.Options{HostPort: ep.TemporalAddress, Namespace: ep.TemporalNamespace})
+	require.NoError(t, err)
 	defer c.Close()
 	for _, tc := range []struct {
 		second, hire string
